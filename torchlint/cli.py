@@ -1,0 +1,114 @@
+"""The command line: ``torchlint check``, ``torchlint rules``, ``torchlint rule CODE``.
+
+Exit status, as ruff's: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from torchlint import __version__, config
+from torchlint.config import ConfigError
+from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _code_list(value: str) -> list[str]:
+    try:
+        return [config.validate_code(c, "--select/--ignore") for c in value.split(",") if c.strip()]
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="torchlint", description="Find the PyTorch bugs that do not crash.")
+    parser.add_argument("--version", action="version", version=f"torchlint {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="check files and directories (default: .)")
+    check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
+    check.add_argument("--output-format", choices=["text", "json"], default="text")
+    check.add_argument("--select", type=_code_list, help="comma-separated codes or prefixes to enable (replaces the configured set)")
+    check.add_argument("--ignore", type=_code_list, default=[], help="codes or prefixes to disable")
+    check.add_argument("--extend-select", type=_code_list, default=[], help="codes or prefixes to enable in addition")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
+    check.add_argument("--config", type=Path, help="the pyproject.toml to read (default: the nearest one with [tool.torchlint])")
+    check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+
+    sub.add_parser("rules", help="list every rule")
+    rule = sub.add_parser("rule", help="print a rule's documentation page")
+    rule.add_argument("code")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return _check(args)
+        if args.command == "rules":
+            return _rules()
+        return _rule(args.code)
+    except ConfigError as e:
+        print(f"torchlint: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except FileNotFoundError as e:
+        print(f"torchlint: error: no such file or directory: {e.args[0]}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_ERROR
+    except Exception as e:  # an internal error must still be one line and exit 2
+        print(f"torchlint: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _check(args: argparse.Namespace) -> int:
+    from torchlint import engine
+    from torchlint.report import FORMATS, text
+
+    if args.isolated:
+        pyproject = None
+    elif args.config:
+        if not args.config.is_file():
+            raise ConfigError(f"--config: no such file: {args.config}")
+        pyproject = args.config
+    else:
+        pyproject = config.find_pyproject(Path(args.paths[0]))
+    settings = config.load(pyproject)
+    selection = config.selection(settings, args.select, args.ignore, args.extend_select)
+    findings = engine.check_paths(args.paths, selection)
+    out = text.render_statistics(findings) if args.statistics else FORMATS[args.output_format](findings)
+    sys.stdout.write(out)
+    return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+def _rules() -> int:
+    print(f"{PARSE_ERROR_CODE}  {PARSE_ERROR_NAME:<34} on   a file that cannot be decoded or parsed")
+    for code, rule in ALL_RULES.items():
+        state = "on " if rule.default_enabled else "off"
+        print(f"{code}  {rule.name:<34} {state}  {rule.summary}")
+    return EXIT_CLEAN
+
+
+def rule_doc(code: str) -> Path | None:
+    """The Markdown page of a rule: in the installed package, or in the source tree's rules/."""
+    here = Path(__file__).parent
+    for directory in (here / "rule_docs", here.parent / "rules"):
+        pages = sorted(directory.glob(f"{code}-*.md"))
+        if pages:
+            return pages[0]
+    return None
+
+
+def _rule(code: str) -> int:
+    code = code.upper()
+    page = rule_doc(code)
+    if page is None:
+        raise ConfigError(f"unknown rule code {code!r} (see `torchlint rules`)")
+    sys.stdout.write(page.read_text(encoding="utf-8"))
+    return EXIT_CLEAN

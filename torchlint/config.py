@@ -1,0 +1,120 @@
+"""``[tool.torchlint]`` from the nearest pyproject.toml, and rule selection as ruff does it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from torchlint.engine import Selection
+from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
+
+KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude"}
+
+
+class ConfigError(Exception):
+    """A configuration or command-line value that cannot be used (exit 2)."""
+
+
+@dataclass
+class Settings:
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    extend_select: list[str] = field(default_factory=list)
+    per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    root: Path = field(default_factory=Path.cwd)
+    source: Path | None = None  # the pyproject.toml read, if any
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml with a [tool.torchlint] table, from ``start`` upwards."""
+    start = start.resolve()
+    for directory in [start, *start.parents] if start.is_dir() else start.parents:
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"{candidate}: {e}") from None
+            if "torchlint" in data.get("tool", {}):
+                return candidate
+    return None
+
+
+def load(path: Path | None) -> Settings:
+    if path is None:
+        return Settings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from None
+    table = data.get("tool", {}).get("torchlint", {})
+    unknown = sorted(set(table) - KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key in [tool.torchlint]: {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
+    settings = Settings(root=path.parent, source=path)
+    if "select" in table:
+        settings.select = _codes(table["select"], f"{path}: select")
+    settings.ignore = _codes(table.get("ignore", []), f"{path}: ignore")
+    settings.extend_select = _codes(table.get("extend-select", []), f"{path}: extend-select")
+    pfi = table.get("per-file-ignores", {})
+    if not isinstance(pfi, dict):
+        raise ConfigError(f"{path}: per-file-ignores must be a table of glob = [codes]")
+    settings.per_file_ignores = {glob: _codes(codes, f"{path}: per-file-ignores {glob!r}") for glob, codes in pfi.items()}
+    settings.exclude = _strings(table.get("exclude", []), f"{path}: exclude") + _strings(
+        table.get("extend-exclude", []), f"{path}: extend-exclude"
+    )
+    return settings
+
+
+def _strings(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return value
+
+
+def _codes(value, where: str) -> list[str]:
+    return [validate_code(c, where) for c in _strings(value, where)]
+
+
+def validate_code(code: str, where: str) -> str:
+    """A rule code or prefix (``TL201``, ``TL2``, ``TL``, ``ALL``); anything else is an error."""
+    code = code.strip().upper()
+    if code == "ALL" or any(c.startswith(code) for c in [*ALL_RULES, PARSE_ERROR_CODE]):
+        return code
+    raise ConfigError(f"{where}: unknown rule code or prefix {code!r} (see `torchlint rules`)")
+
+
+def _expand(prefixes: Iterable[str]) -> set[str]:
+    every = [*ALL_RULES, PARSE_ERROR_CODE]
+    return {c for p in prefixes for c in every if p == "ALL" or c.startswith(p)}
+
+
+def selection(
+    settings: Settings,
+    select: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
+    extend_select: Sequence[str] = (),
+) -> Selection:
+    """Resolve the enabled codes: command-line select replaces the configured one; ignores and
+    extend-selects from both add up. TL000 (unreadable file) is always on unless ignored."""
+    chosen = select if select is not None else settings.select
+    if chosen is None:
+        codes = {c for c, r in ALL_RULES.items() if r.default_enabled} | {PARSE_ERROR_CODE}
+    else:
+        codes = _expand(chosen) | {PARSE_ERROR_CODE}
+    codes |= _expand([*settings.extend_select, *extend_select])
+    codes -= _expand([*settings.ignore, *ignore])
+    return Selection(
+        codes=frozenset(codes),
+        per_file_ignores={g: tuple(c) for g, c in settings.per_file_ignores.items()},
+        exclude=tuple(settings.exclude),
+        root=settings.root,
+    )

@@ -1,0 +1,742 @@
+"""ModuleFacts: the shared semantic model of one file, built in one walk of its LibCST tree.
+
+Rules read these facts instead of walking the tree again. The walk records:
+
+- every scope (module, class, function, lambda) with the names it binds and the imports it holds,
+  so any ``Name``/``Attribute`` chain resolves to a qualified name (``F.dropout`` ->
+  ``torch.nn.functional.dropout``) or to ``None`` when a local name shadows the import;
+- every class with its bases, methods and ``self.<attr> = value`` assignments, and whether it is
+  an ``nn.Module`` (directly, through a base in this file, through a known third-party base, or,
+  when a base cannot be resolved, through evidence in its own body);
+- every call, with the function and class it sits in and the ``if`` tests that guard it;
+- per function, the values assigned to each local name and every place a name is read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+# --- what counts as an nn.Module base -----------------------------------------------------
+
+_NOT_MODULES_IN_TORCH_NN = {
+    "Parameter",
+    "Buffer",
+    "UninitializedParameter",
+    "UninitializedBuffer",
+    "UninitializedTensorMixin",
+}
+_TORCH_MODULE_EXTRA = {
+    "torch.jit.ScriptModule",
+    "torch.jit.RecursiveScriptModule",
+    "torch.fx.GraphModule",
+}
+_LIGHTNING_ROOTS = ("pytorch_lightning", "lightning", "lightning.pytorch")
+_HF_MODEL_RE = re.compile(r"(PreTrainedModel|PretrainedModel|Model|For[A-Z]\w*)$")
+_STDLIB_ROOTS = {
+    "abc", "argparse", "collections", "contextlib", "dataclasses", "enum", "functools", "io",
+    "json", "logging", "multiprocessing", "os", "pathlib", "queue", "threading", "typing",
+    "typing_extensions", "unittest", "numbers", "builtins", "types", "weakref", "pickle",
+}
+
+
+def is_module_base(qualname: str) -> bool | None:
+    """Whether a qualified base-class name is an nn.Module: True, False, or None (unknown)."""
+    parts = qualname.split(".")
+    leaf = parts[-1]
+    if qualname in _TORCH_MODULE_EXTRA:
+        return True
+    if parts[0] == "torch":
+        if len(parts) >= 3 and parts[1] == "nn" and leaf[:1].isupper():
+            if leaf in _NOT_MODULES_IN_TORCH_NN or "utils" in parts or "PackedSequence" == leaf:
+                return False
+            return True
+        if parts[:3] == ["torch", "ao", "nn"] and leaf[:1].isupper():
+            return True
+        return False
+    if leaf == "LightningModule" and qualname.startswith(_LIGHTNING_ROOTS):
+        return True
+    if parts[0] == "transformers" and _HF_MODEL_RE.search(leaf):
+        return not leaf.endswith(("Config", "Tokenizer", "Output"))
+    if parts[0] in _STDLIB_ROOTS or parts[0] in {"object", "Exception"}:
+        return False
+    return None
+
+
+# --- the records ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Scope:
+    """A namespace: the module, a class body, a function or a lambda."""
+
+    kind: str  # "module" | "class" | "function"
+    node: cst.CSTNode
+    parent: Scope | None
+    imports: dict[str, str] = field(default_factory=dict)
+    bound: set[str] = field(default_factory=set)  # names bound by anything but an import
+    shadowing: set[str] = field(default_factory=set)  # names bound by def/class/assignment
+    star_imports: list[str] = field(default_factory=list)
+    declared_global: set[str] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class Guard:
+    """An enclosing condition: ``test`` held (``positive``) or failed on the way to a node."""
+
+    test: cst.BaseExpression
+    positive: bool
+
+
+@dataclass(eq=False)
+class AttrAssign:
+    """``self.<name> = value`` (or ``+=``, ``setattr``) inside a method."""
+
+    name: str
+    value: cst.BaseExpression | None
+    node: cst.CSTNode  # the statement (Assign/AnnAssign/AugAssign) or the setattr call
+    method: FunctionInfo
+
+
+@dataclass(eq=False)
+class CallInfo:
+    node: cst.Call
+    function: FunctionInfo | None
+    guards: tuple[Guard, ...]
+
+    @property
+    def cls(self) -> ClassInfo | None:
+        return self.function.cls if self.function else None
+
+
+@dataclass(eq=False)
+class FunctionInfo:
+    node: cst.FunctionDef | cst.Lambda
+    name: str
+    scope: Scope
+    cls: ClassInfo | None  # the class this function is a method of (directly or nested inside one)
+    is_method: bool  # defined directly in the class body
+    params: list[str]
+    assignments: dict[str, list[tuple[cst.CSTNode, cst.BaseExpression | None]]] = field(
+        default_factory=dict
+    )
+    reads: dict[str, list[cst.Name]] = field(default_factory=dict)  # includes nested scopes
+    calls: list[CallInfo] = field(default_factory=list)
+    method: FunctionInfo | None = None  # the method this function is, or is nested in
+
+    @property
+    def instance(self) -> str | None:
+        """The name of the instance (``self``) visible in this function, if it is in a method."""
+        return self.method.self_name if self.method else None
+
+    @property
+    def self_name(self) -> str | None:
+        """The name of the instance parameter of a method (usually ``self``)."""
+        if not self.is_method or not self.params or not isinstance(self.node, cst.FunctionDef):
+            return None
+        for dec in self.node.decorators:
+            d = dec.decorator
+            if isinstance(d, cst.Name) and d.value in ("staticmethod", "classmethod"):
+                return None
+        return self.params[0]
+
+
+@dataclass(eq=False)
+class ClassInfo:
+    node: cst.ClassDef
+    name: str
+    scope: Scope  # the scope the class statement sits in
+    body_scope: Scope
+    bases: list[cst.BaseExpression]
+    methods: dict[str, FunctionInfo] = field(default_factory=dict)
+    attr_assigns: list[AttrAssign] = field(default_factory=list)
+    self_calls: list[CallInfo] = field(default_factory=list)  # self.<method>(...) calls
+    module_status: bool | None = None  # filled after the walk
+    module_evidence: str = ""
+
+    @property
+    def is_module(self) -> bool:
+        return bool(self.module_status)
+
+    @property
+    def docstring(self) -> str:
+        return self.node.get_docstring() or ""
+
+    def assigns(self, name: str) -> list[AttrAssign]:
+        return [a for a in self.attr_assigns if a.name == name]
+
+
+# --- the walk ------------------------------------------------------------------------------
+
+
+def _dotted(expr: cst.BaseExpression) -> str | None:
+    if isinstance(expr, cst.Name):
+        return expr.value
+    if isinstance(expr, cst.Attribute):
+        base = _dotted(expr.value)
+        return f"{base}.{expr.attr.value}" if base else None
+    return None
+
+
+def _target_names(target: cst.BaseExpression) -> Iterator[cst.Name]:
+    if isinstance(target, cst.Name):
+        yield target
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            yield from _target_names(el.value)
+    elif isinstance(target, cst.StarredElement):
+        yield from _target_names(target.value)
+
+
+def self_attr(expr: cst.BaseExpression, self_name: str | None) -> str | None:
+    """``self.x`` -> ``"x"`` (only one level, and only on the instance name)."""
+    if (
+        self_name
+        and isinstance(expr, cst.Attribute)
+        and isinstance(expr.value, cst.Name)
+        and expr.value.value == self_name
+    ):
+        return expr.attr.value
+    return None
+
+
+class _Collector(cst.CSTVisitor):
+    """The one walk. Visits each expression once, in evaluation order, so that every ``Name``
+    read is recorded in the function it occurs in (and its enclosing functions), and binding
+    positions (targets, parameters, imports, keywords, attribute members) are not reads."""
+
+    def __init__(self, facts: ModuleFacts) -> None:
+        self.facts = facts
+        self.scope = facts.module_scope
+        self.functions: list[FunctionInfo] = []
+        self.classes: list[ClassInfo] = []
+        self.guards: list[Guard] = []
+        self.guard_marks: list[int] = []  # guard-stack heights at each function boundary
+
+    # scopes and bindings
+
+    def _bind(self, name: str, shadow: bool = True) -> None:
+        scope = self.scope
+        if name in scope.declared_global:
+            scope = self.facts.module_scope
+        scope.bound.add(name)
+        if shadow:
+            scope.shadowing.add(name)
+
+    def _record_assignment(self, name: str, stmt: cst.CSTNode, value) -> None:
+        if self.functions and self.scope is self.functions[-1].scope:
+            self.functions[-1].assignments.setdefault(name, []).append((stmt, value))
+
+    def _bind_target(self, target: cst.BaseExpression, stmt: cst.CSTNode, value) -> None:
+        """Bind the names of an assignment target and visit its read parts (``a[i]``, ``self``)."""
+        if isinstance(target, cst.Name):
+            shadow = not (isinstance(value, cst.Name) and value.value == "None")
+            self._bind(target.value, shadow)
+            self._record_assignment(target.value, stmt, value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for el in target.elements:
+                self._bind_target(el.value, stmt, None)
+        elif isinstance(target, cst.StarredElement):
+            self._bind_target(target.value, stmt, None)
+        else:
+            target.visit(self)
+
+    def _record_read(self, node: cst.Name) -> None:
+        for fn in self.functions:
+            fn.reads.setdefault(node.value, []).append(node)
+
+    def _record_attr_assign(self, target, value, stmt) -> None:
+        fn = self.functions[-1] if self.functions else None
+        if not fn or not fn.cls:
+            return
+        self_name = _method_self(self.functions)
+        targets = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
+        for t in targets:
+            name = self_attr(t, self_name)
+            if name:
+                method = _method_of(self.functions)
+                fn.cls.attr_assigns.append(AttrAssign(name, value if t is target else None, stmt, method))
+
+    def _enter_function(self, node, name: str) -> None:
+        parent_fn = self.functions[-1] if self.functions else None
+        in_class_body = self.scope.kind == "class"
+        cls = self.classes[-1] if in_class_body else (parent_fn.cls if parent_fn else None)
+        scope = Scope("function", node, self.scope)
+        params = [p.name.value for p in _all_params(node.params)]
+        info = FunctionInfo(node, name, scope, cls, in_class_body, params)
+        info.method = info if in_class_body else (parent_fn.method if parent_fn else None)
+        scope.bound.update(params)
+        scope.shadowing.update(params)
+        self.facts.functions.append(info)
+        if in_class_body and isinstance(node, cst.FunctionDef):
+            self.classes[-1].methods.setdefault(name, info)
+        self.functions.append(info)
+        self.scope = scope
+        self.guard_marks.append(len(self.guards))
+
+    def _leave_function(self) -> None:
+        self.scope = self.scope.parent
+        self.functions.pop()
+        del self.guards[self.guard_marks.pop() :]
+
+    # imports
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        for alias in node.names:
+            dotted = _dotted(alias.name)
+            if not dotted:
+                continue
+            if alias.asname and isinstance(alias.asname.name, cst.Name):
+                self.scope.imports[alias.asname.name.value] = dotted
+            else:
+                root = dotted.split(".")[0]
+                self.scope.imports[root] = root
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        module = _dotted(node.module) if node.module else ""
+        if node.relative:
+            module = self.facts.resolve_relative("." * len(node.relative), module or "")
+        if module is None:
+            return False
+        if isinstance(node.names, cst.ImportStar):
+            self.scope.star_imports.append(module)
+            return False
+        for alias in node.names:
+            if not isinstance(alias.name, cst.Name):
+                continue
+            local = alias.name.value
+            if alias.asname and isinstance(alias.asname.name, cst.Name):
+                local = alias.asname.name.value
+            self.scope.imports[local] = f"{module}.{alias.name.value}" if module else alias.name.value
+        return False
+
+    def visit_Global(self, node: cst.Global) -> bool:
+        self.scope.declared_global.update(n.name.value for n in node.names)
+        return False
+
+    # definitions
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        for d in node.decorators:
+            d.visit(self)
+        for b in (*node.bases, *node.keywords):
+            b.visit(self)
+        self._bind(node.name.value)
+        info = ClassInfo(
+            node=node,
+            name=node.name.value,
+            scope=self.scope,
+            body_scope=Scope("class", node, self.scope),
+            bases=[a.value for a in node.bases if a.keyword is None],
+        )
+        self.facts.classes.append(info)
+        self.classes.append(info)
+        self.scope = info.body_scope
+        node.body.visit(self)
+        self.scope = self.scope.parent
+        self.classes.pop()
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        for d in node.decorators:
+            d.visit(self)
+        node.params.visit(self)
+        if node.returns:
+            node.returns.visit(self)
+        self._bind(node.name.value)
+        self._enter_function(node, node.name.value)
+        node.body.visit(self)
+        self._leave_function()
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        node.params.visit(self)
+        self._enter_function(node, "<lambda>")
+        node.body.visit(self)
+        self._leave_function()
+        return False
+
+    def visit_Param(self, node: cst.Param) -> bool:
+        if node.default:
+            node.default.visit(self)
+        if node.annotation:
+            node.annotation.visit(self)
+        return False
+
+    # assignments
+
+    def visit_Assign(self, node: cst.Assign) -> bool:
+        node.value.visit(self)
+        for t in node.targets:
+            self._bind_target(t.target, node, node.value)
+            self._record_attr_assign(t.target, node.value, node)
+        return False
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
+        if node.value:
+            node.value.visit(self)
+        node.annotation.visit(self)
+        self._bind_target(node.target, node, node.value)
+        self._record_attr_assign(node.target, node.value, node)
+        return False
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> bool:
+        node.value.visit(self)
+        if isinstance(node.target, cst.Name):
+            self._record_read(node.target)
+            self._bind(node.target.value)
+            self._record_assignment(node.target.value, node, None)
+        else:
+            node.target.visit(self)
+        self._record_attr_assign(node.target, None, node)
+        return False
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
+        node.value.visit(self)
+        self._bind_target(node.target, node, node.value)
+        return False
+
+    def visit_For(self, node: cst.For) -> bool:
+        node.iter.visit(self)
+        self._bind_target(node.target, node, None)
+        node.body.visit(self)
+        if node.orelse:
+            node.orelse.visit(self)
+        return False
+
+    def visit_CompFor(self, node: cst.CompFor) -> bool:
+        node.iter.visit(self)
+        for name in _target_names(node.target):
+            self._bind(name.value, shadow=False)
+        for cond in node.ifs:
+            cond.visit(self)
+        if node.inner_for_in:
+            node.inner_for_in.visit(self)
+        return False
+
+    def _visit_comprehension(self, node, elements: Sequence[cst.BaseExpression]) -> bool:
+        # the for clause binds its target before the element expression is evaluated
+        node.for_in.visit(self)
+        for el in elements:
+            el.visit(self)
+        return False
+
+    def visit_ListComp(self, node: cst.ListComp) -> bool:
+        return self._visit_comprehension(node, [node.elt])
+
+    def visit_SetComp(self, node: cst.SetComp) -> bool:
+        return self._visit_comprehension(node, [node.elt])
+
+    def visit_GeneratorExp(self, node: cst.GeneratorExp) -> bool:
+        return self._visit_comprehension(node, [node.elt])
+
+    def visit_DictComp(self, node: cst.DictComp) -> bool:
+        return self._visit_comprehension(node, [node.key, node.value])
+
+    def visit_WithItem(self, node: cst.WithItem) -> bool:
+        node.item.visit(self)
+        if node.asname:
+            self._bind_target(node.asname.name, node, None)
+        return False
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> bool:
+        if node.type:
+            node.type.visit(self)
+        if node.name and isinstance(node.name.name, cst.Name):
+            self._bind(node.name.name.value)
+        node.body.visit(self)
+        return False
+
+    def visit_MatchAs(self, node: cst.MatchAs) -> bool:
+        if node.pattern:
+            node.pattern.visit(self)
+        if node.name:
+            self._bind(node.name.value)
+        return False
+
+    def visit_MatchStar(self, node: cst.MatchStar) -> bool:
+        if node.name:
+            self._bind(node.name.value)
+        return False
+
+    def visit_Del(self, node: cst.Del) -> bool:
+        return False
+
+    # reads
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._record_read(node)
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        node.value.visit(self)
+        return False
+
+    def visit_Arg(self, node: cst.Arg) -> bool:
+        node.value.visit(self)
+        return False
+
+    # calls and guards
+
+    def visit_Call(self, node: cst.Call) -> None:
+        fn = self.functions[-1] if self.functions else None
+        call = CallInfo(node, fn, tuple(self.guards))
+        self.facts.calls.append(call)
+        if not fn:
+            return
+        fn.calls.append(call)
+        self_name = _method_self(self.functions)
+        if not (fn.cls and self_name):
+            return
+        if self_attr(node.func, self_name):
+            fn.cls.self_calls.append(call)
+        elif isinstance(node.func, cst.Name) and node.func.value == "setattr" and len(node.args) >= 3:
+            obj, key = node.args[0].value, node.args[1].value
+            if isinstance(obj, cst.Name) and obj.value == self_name and isinstance(key, cst.SimpleString):
+                method = _method_of(self.functions)
+                fn.cls.attr_assigns.append(AttrAssign(key.evaluated_value, node.args[2].value, node, method))
+
+    def _visit_branches(self, test, body, orelse, loop: bool = False) -> bool:
+        test.visit(self)
+        self.guards.append(Guard(test, True))
+        body.visit(self)
+        self.guards.pop()
+        if orelse is not None:
+            if not loop:
+                self.guards.append(Guard(test, False))
+            orelse.visit(self)
+            if not loop:
+                self.guards.pop()
+        return False
+
+    def visit_If(self, node: cst.If) -> bool:
+        return self._visit_branches(node.test, node.body, node.orelse)
+
+    def visit_IfExp(self, node: cst.IfExp) -> bool:
+        return self._visit_branches(node.test, node.body, node.orelse)
+
+    def visit_While(self, node: cst.While) -> bool:
+        return self._visit_branches(node.test, node.body, node.orelse, loop=True)
+
+
+def _all_params(params: cst.Parameters) -> list[cst.Param]:
+    out = list(params.posonly_params) + list(params.params)
+    if isinstance(params.star_arg, cst.Param):
+        out.append(params.star_arg)
+    out += list(params.kwonly_params)
+    if params.star_kwarg:
+        out.append(params.star_kwarg)
+    return out
+
+
+def _method_of(stack: Sequence[FunctionInfo]) -> FunctionInfo:
+    for fn in reversed(stack):
+        if fn.is_method:
+            return fn
+    return stack[-1]
+
+
+def _method_self(stack: Sequence[FunctionInfo]) -> str | None:
+    """The instance name visible at the innermost function (closures see the method's self)."""
+    for i in range(len(stack) - 1, -1, -1):
+        fn = stack[i]
+        if fn.is_method:
+            name = fn.self_name
+            if name and any(name in inner.scope.bound for inner in stack[i + 1 :]):
+                return None  # a nested function rebinds the name
+            return name
+    return None
+
+
+# --- the facts -----------------------------------------------------------------------------
+
+
+class ModuleFacts:
+    """Everything the rules know about one parsed file."""
+
+    def __init__(self, module: cst.Module, module_name: str | None = None) -> None:
+        self.module = module
+        self.module_name = module_name  # dotted, when the file sits in a package
+        self.module_scope = Scope("module", module, None)
+        self.classes: list[ClassInfo] = []
+        self.functions: list[FunctionInfo] = []
+        self.calls: list[CallInfo] = []
+        self._qualname_cache: dict[int, str | None] = {}
+        module.visit(_Collector(self))
+        self._classes_by_name = {c.name: c for c in self.classes if c.scope is self.module_scope}
+        for cls in self.classes:
+            self._resolve_module_status(cls, set())
+
+    # names
+
+    def resolve_relative(self, dots: str, module: str) -> str | None:
+        """Turn ``from ..a import b`` into an absolute module name when the package is known."""
+        if not self.module_name:
+            return dots + module
+        parts = self.module_name.split(".")
+        up = len(dots)
+        if up > len(parts):
+            return None
+        base = parts[: len(parts) - up]
+        return ".".join([*base, module] if module else base) or None
+
+    def qualname(self, expr: cst.BaseExpression, scope: Scope | None = None) -> str | None:
+        """The fully qualified name an expression refers to, through imports; None if local."""
+        if isinstance(expr, cst.Attribute):
+            base = self.qualname(expr.value, scope)
+            return f"{base}.{expr.attr.value}" if base else None
+        if isinstance(expr, cst.Name):
+            return self.resolve_name(expr.value, scope or self.module_scope)
+        return None
+
+    def call_qualname(self, call: CallInfo) -> str | None:
+        key = id(call.node)
+        if key not in self._qualname_cache:
+            scope = call.function.scope if call.function else self.module_scope
+            self._qualname_cache[key] = self.qualname(call.node.func, scope)
+        return self._qualname_cache[key]
+
+    def resolve_name(self, name: str, scope: Scope) -> str | None:
+        s: Scope | None = scope
+        first = True
+        while s is not None:
+            if s.kind == "class" and not first:
+                s = s.parent
+                continue
+            if name in s.imports and name not in s.shadowing:
+                return s.imports[name]
+            if name in s.bound:
+                if s.kind == "module" and name in self._classes_by_name_safe():
+                    return f"{self.module_name}.{name}" if self.module_name else None
+                return None
+            if s.kind == "module":
+                for star in s.star_imports:
+                    if star.startswith("torch"):
+                        return f"{star}.{name}"
+            first = False
+            s = s.parent
+        return None
+
+    def _classes_by_name_safe(self) -> dict[str, ClassInfo]:
+        return getattr(self, "_classes_by_name", {})
+
+    def calls_to(self, *qualnames: str) -> Iterator[tuple[CallInfo, str]]:
+        """Calls whose callee resolves to one of the given qualified names (or prefixes ending in '.')."""
+        exact = {q for q in qualnames if not q.endswith(".")}
+        prefixes = tuple(q for q in qualnames if q.endswith("."))
+        for call in self.calls:
+            q = self.call_qualname(call)
+            if q and (q in exact or (prefixes and q.startswith(prefixes))):
+                yield call, q
+
+    # classes
+
+    def local_class(self, expr: cst.BaseExpression) -> ClassInfo | None:
+        """The class defined at this file's top level that ``expr`` names, if any."""
+        if isinstance(expr, cst.Name) and expr.value not in self.module_scope.imports:
+            return self._classes_by_name.get(expr.value)
+        return None
+
+    def is_module_class_expr(self, expr: cst.BaseExpression, scope: Scope | None = None) -> bool:
+        """Whether an expression (a callee) names an nn.Module class: torch's, known, or local."""
+        local = self.local_class(expr)
+        if local is not None:
+            return local.is_module
+        q = self.qualname(expr, scope)
+        return bool(q and is_module_base(q))
+
+    def _resolve_module_status(self, cls: ClassInfo, seen: set[int]) -> bool | None:
+        if cls.module_evidence or id(cls) in seen:
+            return cls.module_status
+        seen.add(id(cls))
+        status: bool | None = False
+        evidence = ""
+        for base in cls.bases:
+            local = self.local_class(base)
+            if local is not None:
+                b = self._resolve_module_status(local, seen)
+                if b:
+                    status, evidence = True, f"subclass of {local.name}"
+                    break
+                if b is None:
+                    status = None
+                continue
+            q = self.qualname(base, cls.scope)
+            b = is_module_base(q) if q else None
+            if b:
+                status, evidence = True, f"subclass of {q}"
+                break
+            if b is None and not (isinstance(base, cst.Name) and base.value == "object"):
+                status = None
+        if status is None:
+            found = self._module_evidence_in_body(cls)
+            if found:
+                status, evidence = True, found
+        cls.module_status = status
+        cls.module_evidence = evidence or "not a module"
+        return status
+
+    def _module_evidence_in_body(self, cls: ClassInfo) -> str:
+        if "forward" in cls.methods:
+            return "defines forward()"
+        for a in cls.attr_assigns:
+            if isinstance(a.value, cst.Call) and self.is_module_class_expr(a.value.func, a.method.scope):
+                return f"assigns a layer to self.{a.name}"
+        for call in cls.self_calls:
+            func = call.node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in (
+                "register_buffer",
+                "register_parameter",
+                "add_module",
+            ):
+                return f"calls self.{func.attr.value}()"
+        return ""
+
+    def module_classes(self) -> Iterator[ClassInfo]:
+        return (c for c in self.classes if c.is_module)
+
+
+def references_attr(expr: cst.CSTNode, owner: str, attr: str) -> bool:
+    """Whether ``owner.attr`` (e.g. ``self.training``) appears anywhere inside ``expr``."""
+    finder = _AttrFinder(owner, attr)
+    expr.visit(finder)
+    return finder.found
+
+
+class _AttrFinder(cst.CSTVisitor):
+    def __init__(self, owner: str, attr: str) -> None:
+        self.owner, self.attr, self.found = owner, attr, False
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if node.attr.value == self.attr and isinstance(node.value, cst.Name) and node.value.value == self.owner:
+            self.found = True
+        return not self.found
+
+
+def find_arg(
+    call: cst.Call, keyword: str, position: int | None = None
+) -> tuple[cst.Arg | None, bool]:
+    """The argument bound to a parameter, by keyword or position.
+
+    Returns ``(arg, maybe)``: ``arg`` when it is given; ``maybe`` is True when it is not
+    given explicitly but a ``*args``/``**kwargs`` could carry it.
+    """
+    maybe = False
+    positional = 0
+    for arg in call.args:
+        if arg.keyword is not None:
+            if arg.keyword.value == keyword:
+                return arg, False
+            continue
+        if arg.star == "**":
+            maybe = True
+        elif arg.star == "*":
+            maybe = True
+        else:
+            if position is not None and positional == position and not maybe:
+                return arg, False
+            positional += 1
+    return None, maybe

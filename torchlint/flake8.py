@@ -1,0 +1,36 @@
+"""The flake8 plugin: an adapter over the engine. flake8 owns selection and ``# noqa``.
+
+Importing this module is cheap (no LibCST): the engine is imported only for files whose text
+could hold a finding, so flake8 pays nothing on files that do not mention torch.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from torchlint import __version__
+
+
+class Plugin:
+    name = "torchlint"
+    version = __version__
+
+    def __init__(self, tree: ast.AST, lines: Sequence[str], filename: str = "stdin") -> None:
+        self.lines = lines
+        self.filename = filename
+
+    def run(self) -> Iterator[tuple[int, int, str, type]]:
+        text = "".join(self.lines)
+        if "torch" not in text and "nn." not in text:
+            return
+        from torchlint import engine
+        from torchlint.rules import ALL_RULES
+
+        path = Path(self.filename)
+        module_name = engine.module_name_for(path) if path.is_file() else None
+        codes = [c for c, r in ALL_RULES.items() if r.default_enabled]
+        for f in engine.check_source(text, self.filename, codes, module_name, apply_noqa=False):
+            # flake8 adds one to the column a plugin yields
+            yield f.line, f.column - 1, f"{f.code} {f.message}", type(self)

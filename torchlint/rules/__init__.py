@@ -1,0 +1,61 @@
+"""The rules: one module per rule, each defining one ``Rule`` subclass; found by discovery."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+import libcst as cst
+
+from torchlint.facts import ModuleFacts
+
+DOCS_URL = "https://github.com/torchlint/torchlint/blob/main/rules/{code}-{name}.md"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a rule reports: the node the finding is located at, and the message."""
+
+    node: cst.CSTNode
+    message: str
+
+
+class Rule:
+    """A check over the facts of one file.
+
+    ``needles``: the rule can only fire on a file whose text contains one of these strings; the
+    engine skips the rule (and the parse, when no rule is left) otherwise.
+    """
+
+    code: ClassVar[str]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    needles: ClassVar[tuple[str, ...]] = ("torch",)
+    default_enabled: ClassVar[bool] = True
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        raise NotImplementedError
+
+    @classmethod
+    def url(cls) -> str:
+        return DOCS_URL.format(code=cls.code, name=cls.name)
+
+
+def _discover() -> dict[str, type[Rule]]:
+    found: dict[str, type[Rule]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Rule) and obj is not Rule and obj.__module__ == module.__name__:
+                found[obj.code] = obj
+    return dict(sorted(found.items()))
+
+
+ALL_RULES: dict[str, type[Rule]] = _discover()
+
+# Not a rule: reported by the engine for a file it cannot read or parse.
+PARSE_ERROR_CODE = "TL000"
+PARSE_ERROR_NAME = "parse-error"

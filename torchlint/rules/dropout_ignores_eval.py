@@ -1,0 +1,104 @@
+"""TL201 dropout-ignores-eval: functional dropout that stays on after ``model.eval()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, find_arg, references_attr
+from torchlint.rules import Hit, Rule
+
+# name -> position of the ``training`` parameter
+DROPOUTS = {
+    "torch.nn.functional.dropout": 2,
+    "torch.nn.functional.dropout1d": 2,
+    "torch.nn.functional.dropout2d": 2,
+    "torch.nn.functional.dropout3d": 2,
+    "torch.nn.functional.alpha_dropout": 2,
+    "torch.nn.functional.feature_alpha_dropout": 2,
+}
+
+
+class DropoutIgnoresEval(Rule):
+    code = "TL201"
+    name = "dropout-ignores-eval"
+    summary = "F.dropout in an nn.Module without training=self.training: dropout stays on in eval()"
+    needles = ("dropout",)
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        for call, qualname in facts.calls_to(*DROPOUTS):
+            fn = call.function
+            if not fn or not fn.cls or not fn.cls.is_module:
+                continue
+            instance = fn.instance
+            if not instance:
+                continue
+            training, maybe = find_arg(call.node, "training", DROPOUTS[qualname])
+            if maybe:
+                continue
+            short = qualname.rsplit(".", 1)[1]
+            if training is not None and not _is_true(training.value):
+                continue
+            if gated_on_training(call, fn, instance, ("p", 1)):
+                continue
+            if training is None:
+                yield Hit(
+                    call.node,
+                    f"F.{short}() without training=: it defaults to True, so dropout stays on "
+                    f"after model.eval(); pass training={instance}.training",
+                )
+            else:
+                yield Hit(
+                    call.node,
+                    f"F.{short}(training=True) is always on, also in eval(); pass "
+                    f"training={instance}.training (or add '# noqa: {self.code}' for Monte-Carlo dropout)",
+                )
+
+
+def _is_true(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def _is_zero(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, (cst.Integer, cst.Float)) and float(expr.value) == 0.0
+
+
+def gated_on_training(call: CallInfo, fn: FunctionInfo, instance: str, rate: tuple[str, int]) -> bool:
+    """Whether the call only runs in training, or its rate is zero outside training.
+
+    Quiet cases: under ``if self.training`` (or any test that reads it); after an early ``if not
+    self.training: return``; a rate that is literally zero, reads ``self.training``, or is a
+    local name whose assignments read it.
+    """
+    if any(references_attr(g.test, instance, "training") for g in call.guards):
+        return True
+    if _returns_early_unless_training(fn, instance):
+        return True
+    arg, maybe = find_arg(call.node, *rate)
+    if maybe:
+        return True
+    if arg is None:
+        return False
+    value = arg.value
+    if _is_zero(value) or references_attr(value, instance, "training"):
+        return True
+    if isinstance(value, cst.Name):
+        for _, assigned in fn.assignments.get(value.value, []):
+            if assigned is not None and references_attr(assigned, instance, "training"):
+                return True
+    return False
+
+
+def _returns_early_unless_training(fn: FunctionInfo, instance: str) -> bool:
+    body = fn.node.body
+    if not isinstance(body, cst.IndentedBlock):
+        return False
+    for stmt in body.body:
+        if isinstance(stmt, cst.If) and references_attr(stmt.test, instance, "training"):
+            inner = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else [stmt.body]
+            for s in inner:
+                small = s.body if isinstance(s, cst.SimpleStatementLine) else [s]
+                if any(isinstance(x, (cst.Return, cst.Raise)) for x in small):
+                    return True
+    return False
