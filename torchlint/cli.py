@@ -6,26 +6,34 @@ Exit status, as ruff's: 0 no findings, 1 findings, 2 usage, configuration or int
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from torchlint import __version__, config
+from torchlint import __version__, config, engine, index
 from torchlint.config import ConfigError
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: ``torchlint: error: ...``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_ERROR, f"torchlint: error: {message}\n")
+
+
 def _code_list(value: str) -> list[str]:
     try:
-        return [config.validate_code(c, "--select/--ignore") for c in value.split(",") if c.strip()]
+        return [config.validate_code(c) for c in value.split(",") if c.strip()]
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="torchlint", description="Find the PyTorch bugs that do not crash.")
+    parser = _Parser(prog="torchlint", description="Find the PyTorch bugs that do not crash.")
     parser.add_argument("--version", action="version", version=f"torchlint {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -39,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
     check.add_argument("--config", type=Path, help="the pyproject.toml to read (default: the nearest one with [tool.torchlint])")
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
 
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="print a rule's documentation page")
@@ -50,17 +59,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check":
-            return _check(args)
-        if args.command == "rules":
-            return _rules()
-        return _rule(args.code)
+            status = _check(args)
+        elif args.command == "rules":
+            status = _rules()
+        else:
+            status = _rule(args.code)
+        sys.stdout.flush()
+        return status
     except ConfigError as e:
         print(f"torchlint: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except FileNotFoundError as e:
         print(f"torchlint: error: no such file or directory: {e.args[0]}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as the docs advise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except KeyboardInterrupt:
+        return EXIT_ERROR
+    except engine.InternalError as e:
+        print(f"torchlint: internal error {e}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as e:  # an internal error must still be one line and exit 2
         print(f"torchlint: internal error: {type(e).__name__}: {e}", file=sys.stderr)
@@ -68,7 +86,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from torchlint import engine
     from torchlint.report import FORMATS, text
 
     if args.isolated:
@@ -81,14 +98,26 @@ def _check(args: argparse.Namespace) -> int:
         pyproject = config.find_pyproject(Path(args.paths[0]))
     settings = config.load(pyproject)
     selection = config.selection(settings, args.select, args.ignore, args.extend_select)
-    findings = engine.check_paths(args.paths, selection)
+    project = None
+    if settings.project_index and not args.no_project:
+        project = index.loader(index.find_root(Path(args.paths[0])))
+    findings = engine.check_paths(args.paths, selection, project)
     out = text.render_statistics(findings) if args.statistics else FORMATS[args.output_format](findings)
     sys.stdout.write(out)
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 
 
+PARSE_ERROR_SUMMARY = "a file that cannot be read, decoded or parsed"
+PARSE_ERROR_PAGE = f"""# {PARSE_ERROR_CODE} {PARSE_ERROR_NAME}
+
+Reported at the error's line for {PARSE_ERROR_SUMMARY}: a syntax error,
+bytes that are not UTF-8 (or not the encoding its PEP 263 cookie names), a null byte, a file that
+cannot be opened. No other rule checks that file; the other files of the run are still checked.
+"""
+
+
 def _rules() -> int:
-    print(f"{PARSE_ERROR_CODE}  {PARSE_ERROR_NAME:<34} on   a file that cannot be decoded or parsed")
+    print(f"{PARSE_ERROR_CODE}  {PARSE_ERROR_NAME:<34} on   {PARSE_ERROR_SUMMARY}")
     for code, rule in ALL_RULES.items():
         state = "on " if rule.default_enabled else "off"
         print(f"{code}  {rule.name:<34} {state}  {rule.summary}")
@@ -107,6 +136,9 @@ def rule_doc(code: str) -> Path | None:
 
 def _rule(code: str) -> int:
     code = code.upper()
+    if code == PARSE_ERROR_CODE:
+        sys.stdout.write(PARSE_ERROR_PAGE)
+        return EXIT_CLEAN
     page = rule_doc(code)
     if page is None:
         raise ConfigError(f"unknown rule code {code!r} (see `torchlint rules`)")

@@ -15,7 +15,7 @@ else:  # pragma: no cover
 from torchlint.engine import Selection
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
-KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude"}
+KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index"}
 
 
 class ConfigError(Exception):
@@ -29,6 +29,7 @@ class Settings:
     extend_select: list[str] = field(default_factory=list)
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
+    project_index: bool = True  # resolve names across the project's files
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -60,6 +61,9 @@ def load(path: Path | None) -> Settings:
     if unknown:
         raise ConfigError(f"{path}: unknown key in [tool.torchlint]: {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
     settings = Settings(root=path.parent, source=path)
+    settings.project_index = table.get("project-index", True)
+    if not isinstance(settings.project_index, bool):
+        raise ConfigError(f"{path}: project-index must be true or false")
     if "select" in table:
         settings.select = _codes(table["select"], f"{path}: select")
     settings.ignore = _codes(table.get("ignore", []), f"{path}: ignore")
@@ -84,12 +88,13 @@ def _codes(value, where: str) -> list[str]:
     return [validate_code(c, where) for c in _strings(value, where)]
 
 
-def validate_code(code: str, where: str) -> str:
+def validate_code(code: str, where: str = "") -> str:
     """A rule code or prefix (``TL201``, ``TL2``, ``TL``, ``ALL``); anything else is an error."""
     code = code.strip().upper()
     if code == "ALL" or any(c.startswith(code) for c in [*ALL_RULES, PARSE_ERROR_CODE]):
         return code
-    raise ConfigError(f"{where}: unknown rule code or prefix {code!r} (see `torchlint rules`)")
+    where = f"{where}: " if where else ""
+    raise ConfigError(f"{where}unknown rule code or prefix {code!r} (see `torchlint rules`)")
 
 
 def _expand(prefixes: Iterable[str]) -> set[str]:

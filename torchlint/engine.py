@@ -7,15 +7,21 @@ Every adapter (CLI, flake8, language server) calls ``check_source`` or ``check_p
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import io
 import os
 import re
 import tokenize
-from collections.abc import Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import libcst as cst
+from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+
+from torchlint.facts import ModuleFacts
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, Rule
 
 # Directories never descended into, as ruff's defaults.
@@ -73,28 +79,36 @@ def _glob_match(path: str, glob: str, root: Path) -> bool:
 # --- discovery -------------------------------------------------------------------------------
 
 
-def discover(paths: Sequence[str], selection: Selection) -> Iterator[Path]:
-    """Python files under the given paths. A file named explicitly is always checked."""
+def discover(paths: Sequence[str], selection: Selection) -> list[Path]:
+    """Python files under the given paths, each once. A file named explicitly is always checked.
+    A path that does not exist raises ``FileNotFoundError`` before any file is read."""
     for raw in paths:
-        path = Path(raw)
-        if path.is_file():
-            yield path
-            continue
-        if not path.is_dir():
+        if not os.path.exists(raw):
             raise FileNotFoundError(raw)
-        for dirpath, dirnames, filenames in os.walk(path):
-            here = Path(dirpath)
-            dirnames[:] = sorted(
-                d for d in dirnames
-                if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-                and not (here / d / "pyvenv.cfg").exists() and not selection.excluded(here / d)
-            )
-            for name in sorted(filenames):
-                if name.endswith(PYTHON_SUFFIXES) and not selection.excluded(here / name):
-                    yield here / name
+    return list(dict.fromkeys(path for raw in paths for path in _walk(Path(raw), selection)))
+
+
+def _walk(path: Path, selection: Selection) -> Iterator[Path]:
+    if not path.is_dir():
+        yield path
+        return
+    for dirpath, dirnames, filenames in os.walk(path):
+        here = Path(dirpath)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
+            and not (here / d / "pyvenv.cfg").exists() and not selection.excluded(here / d)
+        )
+        for name in sorted(filenames):
+            if name.endswith(PYTHON_SUFFIXES) and not selection.excluded(here / name):
+                yield here / name
 
 
 # --- one file --------------------------------------------------------------------------------
+
+
+class InternalError(Exception):
+    """A bug in torchlint met while checking a file (the CLI exits 2 with this one line)."""
 
 
 class SourceError(Exception):
@@ -146,53 +160,87 @@ def check_source(
     codes: Iterable[str] | None = None,
     module_name: str | None = None,
     apply_noqa: bool = True,
+    project: Callable[[], object] | None = None,
 ) -> list[Finding]:
-    """All findings in one source text, sorted."""
-    import libcst as cst
-
-    from torchlint.facts import ModuleFacts
-
-    codes = frozenset(ALL_RULES) if codes is None else frozenset(codes)
+    """The findings of the given codes (default: every rule, and TL000) in one source text, sorted."""
+    codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
+    report_errors = PARSE_ERROR_CODE in codes
     rules = rules_for(text, codes)
-    if not rules and PARSE_ERROR_CODE not in codes:
-        return []
+    if not rules and (not report_errors or _cpython_parses(text)):
+        return []  # no rule can fire; CPython's parser is the cheaper syntax check
     try:
         module = cst.parse_module(text)
     except cst.ParserSyntaxError as e:
-        message = str(e.message).removeprefix("parser error: ")
-        return [_parse_error(path, f"cannot parse: {message}", e.raw_line, e.raw_column + 1)]
+        return [_parse_error(path, *_syntax_error(text, e))] if report_errors else []
     except (RecursionError, MemoryError) as e:
-        return [_parse_error(path, f"cannot parse: {type(e).__name__}", 1, 1)]
+        return [_parse_error(path, f"cannot parse: {type(e).__name__}", 1, 1)] if report_errors else []
     if not rules:
         return []
-    facts = ModuleFacts(module, module_name)
-    hits = [(rule, hit) for rule in rules for hit in rule.check(facts)]
-    if not hits:
-        return []
-    findings = _locate(module, path, hits)
+    try:
+        facts = ModuleFacts(module, module_name, project)
+        hits = [(rule, hit) for rule in rules for hit in rule.check(facts)]
+        if not hits:
+            return []
+        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    except RecursionError:
+        return [_parse_error(path, "cannot check: nested too deeply", 1, 1)] if report_errors else []
+    findings = [_finding(path, rule, hit.message, positions[hit.node]) for rule, hit in hits]
     if apply_noqa:
-        findings = _without_noqa(findings, text)
+        findings = _without_noqa(findings, positions)
     return sorted(set(findings))
 
 
-def check_file(path: Path, selection: Selection, apply_noqa: bool = True) -> list[Finding]:
+def _cpython_parses(text: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _syntax_error(text: str, error: cst.ParserSyntaxError) -> tuple[str, int, int]:
+    """Why and where a file does not parse, as CPython's parser says it (LibCST's own positions
+    are coarse, often line 1); LibCST's message when CPython accepts the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(text)
+    except SyntaxError as e:
+        return f"cannot parse: {e.msg}", e.lineno or 1, e.offset or 1
+    except (ValueError, RecursionError, MemoryError):
+        pass
+    message = str(error.message).removeprefix("parser error: ")
+    return f"cannot parse: {message}", error.raw_line, error.raw_column + 1
+
+
+def check_file(
+    path: Path, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
+) -> list[Finding]:
+    """The findings of one file; ``project`` lazily gives the project index (see ModuleFacts)."""
     codes = selection.codes_for(str(path))
     try:
-        data = path.read_bytes()
+        text = decode(path.read_bytes())
     except OSError as e:
-        return [_parse_error(str(path), f"cannot read: {e.strerror}", 1, 1)]
-    try:
-        text = decode(data)
+        error = SourceError(f"cannot read: {e.strerror or e}")
     except SourceError as e:
-        return [_parse_error(str(path), str(e), e.line, e.column)] if PARSE_ERROR_CODE in codes else []
-    findings = check_source(text, str(path), codes, module_name_for(path), apply_noqa)
-    return [f for f in findings if f.code in codes]
+        error = e
+    else:
+        return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project)
+    return [_parse_error(str(path), str(error), error.line, error.column)] if PARSE_ERROR_CODE in codes else []
 
 
-def check_paths(paths: Sequence[str], selection: Selection) -> list[Finding]:
+def check_paths(
+    paths: Sequence[str], selection: Selection, project: Callable[[], object] | None = None
+) -> list[Finding]:
+    """Every finding under the given paths, sorted by path, line, column and code."""
     findings: list[Finding] = []
     for path in discover(paths, selection):
-        findings.extend(check_file(path, selection))
+        try:
+            findings.extend(check_file(path, selection, project=project))
+        except Exception as e:
+            raise InternalError(f"while checking {path}: {type(e).__name__}: {e}") from e
     return sorted(findings)
 
 
@@ -200,37 +248,33 @@ def _parse_error(path: str, message: str, line: int, column: int) -> Finding:
     return Finding(path, max(line, 1), max(column, 1), PARSE_ERROR_CODE, message, name=PARSE_ERROR_NAME)
 
 
-def _locate(module, path: str, hits) -> list[Finding]:
-    """Positions are computed only for files with findings: one metadata pass, on demand."""
-    from libcst.metadata import MetadataWrapper, PositionProvider
-
-    positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    out = []
-    for rule, hit in hits:
-        r = positions[hit.node]
-        out.append(
-            Finding(path, r.start.line, r.start.column + 1, rule.code, hit.message, r.end.line, r.end.column + 1, rule.name)
-        )
-    return out
+def _finding(path: str, rule: Rule, message: str, r: CodeRange) -> Finding:
+    return Finding(path, r.start.line, r.start.column + 1, rule.code, message, r.end.line, r.end.column + 1, rule.name)
 
 
 # --- noqa ------------------------------------------------------------------------------------
 
-_NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
-_FILE_NOQA = re.compile(r"^#\s*torchlint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.I | re.M)
+_CODES = r"(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*)"
+_NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
+_FILE_NOQA = re.compile(rf"#\s*torchlint:\s*noqa(?::\s*{_CODES})?\s*$", re.I)
 
 
-def _without_noqa(findings: list[Finding], text: str) -> list[Finding]:
-    """flake8's rules: ``# noqa`` silences the line, ``# noqa: TL2,TL301`` those code prefixes.
-    ``# torchlint: noqa[: codes]`` on a line of its own silences the whole file."""
-    lines = re.split(r"\r\n?|\n", text)
-    file_codes = [m.group("codes") for m in _FILE_NOQA.finditer(text)]
+def _without_noqa(findings: list[Finding], positions: Mapping[cst.CSTNode, CodeRange]) -> list[Finding]:
+    """flake8's rules, read from the file's comments (never from strings): ``# noqa`` silences its
+    line, ``# noqa: TL2,TL301`` those code prefixes; ``# torchlint: noqa[: codes]`` on a line of
+    its own silences the whole file."""
+    line_codes: dict[int, str | None] = {}
+    file_codes: list[str | None] = []
+    for node, r in positions.items():
+        if isinstance(node, cst.Comment) and (m := _NOQA.search(node.value)):
+            line_codes[r.start.line] = m.group("codes")
+        elif isinstance(node, cst.EmptyLine) and node.comment and (m := _FILE_NOQA.match(node.comment.value)):
+            file_codes.append(m.group("codes"))
 
     def suppressed(f: Finding) -> bool:
         if any(_matches(codes, f.code) for codes in file_codes):
             return True
-        m = _NOQA.search(lines[f.line - 1]) if f.line <= len(lines) else None
-        return bool(m and _matches(m.group("codes"), f.code))
+        return f.line in line_codes and _matches(line_codes[f.line], f.code)
 
     return [f for f in findings if not suppressed(f)]
 

@@ -14,6 +14,7 @@ Rules read these facts instead of walking the tree again. The walk records:
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +35,11 @@ _TORCH_MODULE_EXTRA = {
     "torch.jit.RecursiveScriptModule",
     "torch.fx.GraphModule",
 }
-_LIGHTNING_ROOTS = ("pytorch_lightning", "lightning", "lightning.pytorch")
+_LIGHTNING_ROOTS = {"pytorch_lightning", "lightning"}
 _HF_MODEL_RE = re.compile(r"(PreTrainedModel|PretrainedModel|Model|For[A-Z]\w*)$")
+_HF_NOT_MODEL_PREFIXES = ("TF", "Flax", "AutoModel", "DataCollator")
+_HF_NOT_MODEL_SUFFIXES = ("Config", "Tokenizer", "TokenizerFast", "Output", "Processor", "FeatureExtractor")
+_TORCH_NN_NOT_MODULE_PACKAGES = {"utils", "attention", "functional", "init"}
 _STDLIB_ROOTS = {
     "abc", "argparse", "collections", "contextlib", "dataclasses", "enum", "functools", "io",
     "json", "logging", "multiprocessing", "os", "pathlib", "queue", "threading", "typing",
@@ -51,16 +55,18 @@ def is_module_base(qualname: str) -> bool | None:
         return True
     if parts[0] == "torch":
         if len(parts) >= 3 and parts[1] == "nn" and leaf[:1].isupper():
-            if leaf in _NOT_MODULES_IN_TORCH_NN or "utils" in parts or "PackedSequence" == leaf:
+            if leaf in _NOT_MODULES_IN_TORCH_NN or parts[2] in _TORCH_NN_NOT_MODULE_PACKAGES:
                 return False
             return True
         if parts[:3] == ["torch", "ao", "nn"] and leaf[:1].isupper():
             return True
         return False
-    if leaf == "LightningModule" and qualname.startswith(_LIGHTNING_ROOTS):
+    if leaf == "LightningModule" and parts[0] in _LIGHTNING_ROOTS:
         return True
-    if parts[0] == "transformers" and _HF_MODEL_RE.search(leaf):
-        return not leaf.endswith(("Config", "Tokenizer", "Output"))
+    if parts[0] == "transformers":
+        if leaf.startswith(_HF_NOT_MODEL_PREFIXES) or leaf.endswith(_HF_NOT_MODEL_SUFFIXES):
+            return False
+        return True if _HF_MODEL_RE.search(leaf) else None
     if parts[0] in _STDLIB_ROOTS or parts[0] in {"object", "Exception"}:
         return False
     return None
@@ -71,9 +77,9 @@ def is_module_base(qualname: str) -> bool | None:
 
 @dataclass(eq=False)
 class Scope:
-    """A namespace: the module, a class body, a function or a lambda."""
+    """A namespace: the module, a class body, a function, a lambda or a comprehension."""
 
-    kind: str  # "module" | "class" | "function"
+    kind: str  # "module" | "class" | "function" | "comprehension"
     node: cst.CSTNode
     parent: Scope | None
     imports: dict[str, str] = field(default_factory=dict)
@@ -106,6 +112,7 @@ class CallInfo:
     node: cst.Call
     function: FunctionInfo | None
     guards: tuple[Guard, ...]
+    scope: Scope | None = None  # the innermost scope (a comprehension or class body included)
 
     @property
     def cls(self) -> ClassInfo | None:
@@ -129,8 +136,15 @@ class FunctionInfo:
 
     @property
     def instance(self) -> str | None:
-        """The name of the instance (``self``) visible in this function, if it is in a method."""
-        return self.method.self_name if self.method else None
+        """The name of the instance (``self``) visible in this function, if it is in a method and
+        no function between here and the method rebinds that name."""
+        name = self.method.self_name if self.method else None
+        scope: Scope | None = self.scope
+        while name and scope is not None and scope is not self.method.scope:
+            if name in scope.bound:
+                return None
+            scope = scope.parent
+        return name
 
     @property
     def self_name(self) -> str | None:
@@ -218,16 +232,20 @@ class _Collector(cst.CSTVisitor):
 
     # scopes and bindings
 
-    def _bind(self, name: str, shadow: bool = True) -> None:
+    def _binding_scope(self, name: str) -> Scope:
         scope = self.scope
-        if name in scope.declared_global:
-            scope = self.facts.module_scope
+        while scope.kind == "comprehension":
+            scope = scope.parent
+        return self.facts.module_scope if name in scope.declared_global else scope
+
+    def _bind(self, name: str, shadow: bool = True) -> None:
+        scope = self._binding_scope(name)
         scope.bound.add(name)
         if shadow:
             scope.shadowing.add(name)
 
     def _record_assignment(self, name: str, stmt: cst.CSTNode, value) -> None:
-        if self.functions and self.scope is self.functions[-1].scope:
+        if self.functions and self._binding_scope(name) is self.functions[-1].scope:
             self.functions[-1].assignments.setdefault(name, []).append((stmt, value))
 
     def _bind_target(self, target: cst.BaseExpression, stmt: cst.CSTNode, value) -> None:
@@ -254,11 +272,19 @@ class _Collector(cst.CSTVisitor):
             return
         self_name = _method_self(self.functions)
         targets = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
-        for t in targets:
+        values = [value] if targets == [target] else [None] * len(targets)
+        if (
+            targets != [target]
+            and isinstance(value, (cst.Tuple, cst.List))
+            and len(value.elements) == len(targets)
+            and not any(isinstance(e, cst.StarredElement) for e in value.elements)
+        ):
+            values = [e.value for e in value.elements]
+        for t, v in zip(targets, values):
             name = self_attr(t, self_name)
             if name:
                 method = _method_of(self.functions)
-                fn.cls.attr_assigns.append(AttrAssign(name, value if t is target else None, stmt, method))
+                fn.cls.attr_assigns.append(AttrAssign(name, v, stmt, method))
 
     def _enter_function(self, node, name: str) -> None:
         parent_fn = self.functions[-1] if self.functions else None
@@ -284,26 +310,28 @@ class _Collector(cst.CSTVisitor):
 
     # imports
 
+    def _import(self, local: str, qualname: str) -> None:
+        self._binding_scope(local).imports[local] = qualname
+
     def visit_Import(self, node: cst.Import) -> bool:
         for alias in node.names:
             dotted = _dotted(alias.name)
             if not dotted:
                 continue
             if alias.asname and isinstance(alias.asname.name, cst.Name):
-                self.scope.imports[alias.asname.name.value] = dotted
+                self._import(alias.asname.name.value, dotted)
             else:
                 root = dotted.split(".")[0]
-                self.scope.imports[root] = root
+                self._import(root, root)
         return False
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
         module = _dotted(node.module) if node.module else ""
         if node.relative:
             module = self.facts.resolve_relative("." * len(node.relative), module or "")
-        if module is None:
-            return False
         if isinstance(node.names, cst.ImportStar):
-            self.scope.star_imports.append(module)
+            if module is not None:
+                self.scope.star_imports.append(module)
             return False
         for alias in node.names:
             if not isinstance(alias.name, cst.Name):
@@ -311,11 +339,18 @@ class _Collector(cst.CSTVisitor):
             local = alias.name.value
             if alias.asname and isinstance(alias.asname.name, cst.Name):
                 local = alias.asname.name.value
-            self.scope.imports[local] = f"{module}.{alias.name.value}" if module else alias.name.value
+            if module is None:
+                self._bind(local)  # a relative import above the top package: an unknown name
+            else:
+                sep = "." if module and not module.endswith(".") else ""
+                self._import(local, f"{module}{sep}{alias.name.value}")
         return False
 
     def visit_Global(self, node: cst.Global) -> bool:
         self.scope.declared_global.update(n.name.value for n in node.names)
+        return False
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> bool:
         return False
 
     # definitions
@@ -411,7 +446,8 @@ class _Collector(cst.CSTVisitor):
     def visit_CompFor(self, node: cst.CompFor) -> bool:
         node.iter.visit(self)
         for name in _target_names(node.target):
-            self._bind(name.value, shadow=False)
+            self.scope.bound.add(name.value)
+            self.scope.shadowing.add(name.value)
         for cond in node.ifs:
             cond.visit(self)
         if node.inner_for_in:
@@ -420,9 +456,11 @@ class _Collector(cst.CSTVisitor):
 
     def _visit_comprehension(self, node, elements: Sequence[cst.BaseExpression]) -> bool:
         # the for clause binds its target before the element expression is evaluated
+        self.scope = Scope("comprehension", node, self.scope)
         node.for_in.visit(self)
         for el in elements:
             el.visit(self)
+        self.scope = self.scope.parent
         return False
 
     def visit_ListComp(self, node: cst.ListComp) -> bool:
@@ -463,6 +501,22 @@ class _Collector(cst.CSTVisitor):
             self._bind(node.name.value)
         return False
 
+    def visit_MatchMapping(self, node: cst.MatchMapping) -> bool:
+        for el in node.elements:
+            el.visit(self)
+        if node.rest:
+            self._bind(node.rest.value)
+        return False
+
+    def visit_MatchKeywordElement(self, node: cst.MatchKeywordElement) -> bool:
+        node.pattern.visit(self)  # the keyword names an attribute, not a variable
+        return False
+
+    def visit_TypeAlias(self, node: cst.TypeAlias) -> bool:
+        node.value.visit(self)
+        self._bind(node.name.value)
+        return False
+
     def visit_Del(self, node: cst.Del) -> bool:
         return False
 
@@ -483,7 +537,7 @@ class _Collector(cst.CSTVisitor):
 
     def visit_Call(self, node: cst.Call) -> None:
         fn = self.functions[-1] if self.functions else None
-        call = CallInfo(node, fn, tuple(self.guards))
+        call = CallInfo(node, fn, tuple(self.guards), self.scope)
         self.facts.calls.append(call)
         if not fn:
             return
@@ -557,9 +611,12 @@ def _method_self(stack: Sequence[FunctionInfo]) -> str | None:
 class ModuleFacts:
     """Everything the rules know about one parsed file."""
 
-    def __init__(self, module: cst.Module, module_name: str | None = None) -> None:
+    def __init__(self, module: cst.Module, module_name: str | None = None, project=None) -> None:
+        """``project``: a zero-argument callable returning the project index (or None); called
+        only when a name cannot be resolved within the file, so small runs never build it."""
         self.module = module
         self.module_name = module_name  # dotted, when the file sits in a package
+        self._project = project
         self.module_scope = Scope("module", module, None)
         self.classes: list[ClassInfo] = []
         self.functions: list[FunctionInfo] = []
@@ -567,8 +624,9 @@ class ModuleFacts:
         self._qualname_cache: dict[int, str | None] = {}
         module.visit(_Collector(self))
         self._classes_by_name = {c.name: c for c in self.classes if c.scope is self.module_scope}
+        self._resolving: set[int] = set()
         for cls in self.classes:
-            self._resolve_module_status(cls, set())
+            self._resolve_module_status(cls)
 
     # names
 
@@ -595,7 +653,7 @@ class ModuleFacts:
     def call_qualname(self, call: CallInfo) -> str | None:
         key = id(call.node)
         if key not in self._qualname_cache:
-            scope = call.function.scope if call.function else self.module_scope
+            scope = call.scope or (call.function.scope if call.function else self.module_scope)
             self._qualname_cache[key] = self.qualname(call.node.func, scope)
         return self._qualname_cache[key]
 
@@ -614,7 +672,7 @@ class ModuleFacts:
                 return None
             if s.kind == "module":
                 for star in s.star_imports:
-                    if star.startswith("torch"):
+                    if star.startswith("torch") and not hasattr(builtins, name):
                         return f"{star}.{name}"
             first = False
             s = s.parent
@@ -644,20 +702,30 @@ class ModuleFacts:
         """Whether an expression (a callee) names an nn.Module class: torch's, known, or local."""
         local = self.local_class(expr)
         if local is not None:
-            return local.is_module
+            return bool(self._resolve_module_status(local))
         q = self.qualname(expr, scope)
-        return bool(q and is_module_base(q))
+        return bool(q and self.base_is_module(q)[0])
 
-    def _resolve_module_status(self, cls: ClassInfo, seen: set[int]) -> bool | None:
-        if cls.module_evidence or id(cls) in seen:
-            return cls.module_status
-        seen.add(id(cls))
+    def base_is_module(self, qualname: str) -> tuple[bool | None, str]:
+        """Whether a class named by qualified name is an nn.Module, and the evidence: torch's and
+        known third-party bases first, then the project index for the project's own classes."""
+        known = is_module_base(qualname)
+        if known is None and self._project is not None:
+            index = self._project()
+            if index is not None:
+                return index.is_module(qualname)
+        return known, f"subclass of {qualname}" if known else ""
+
+    def _resolve_module_status(self, cls: ClassInfo) -> bool | None:
+        if cls.module_evidence or id(cls) in self._resolving:
+            return cls.module_status  # resolved, or on the current chain (a cycle): unknown
+        self._resolving.add(id(cls))
         status: bool | None = False
         evidence = ""
         for base in cls.bases:
             local = self.local_class(base)
             if local is not None:
-                b = self._resolve_module_status(local, seen)
+                b = self._resolve_module_status(local)
                 if b:
                     status, evidence = True, f"subclass of {local.name}"
                     break
@@ -665,11 +733,11 @@ class ModuleFacts:
                     status = None
                 continue
             q = self.qualname(base, cls.scope)
-            b = is_module_base(q) if q else None
+            b, found = self.base_is_module(q) if q else (None, "")
             if b:
-                status, evidence = True, f"subclass of {q}"
+                status, evidence = True, found
                 break
-            if b is None and not (isinstance(base, cst.Name) and base.value == "object"):
+            if b is None and not self._is_builtin(base, cls.scope):
                 status = None
         if status is None:
             found = self._module_evidence_in_body(cls)
@@ -678,6 +746,17 @@ class ModuleFacts:
         cls.module_status = status
         cls.module_evidence = evidence or "not a module"
         return status
+
+    def _is_builtin(self, expr: cst.BaseExpression, scope: Scope) -> bool:
+        """Whether ``expr`` names a builtin (``object``, ``Exception``, ``dict``) not bound here."""
+        if not (isinstance(expr, cst.Name) and hasattr(builtins, expr.value)):
+            return False
+        s: Scope | None = scope
+        while s is not None:
+            if expr.value in s.bound or expr.value in s.imports:
+                return False
+            s = s.parent
+        return True
 
     def _module_evidence_in_body(self, cls: ClassInfo) -> str:
         if "forward" in cls.methods:

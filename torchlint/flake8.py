@@ -25,12 +25,15 @@ class Plugin:
         text = "".join(self.lines)
         if "torch" not in text and "nn." not in text:
             return
-        from torchlint import engine
-        from torchlint.rules import ALL_RULES
+        from torchlint import engine, index
+        from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
         path = Path(self.filename)
-        module_name = engine.module_name_for(path) if path.is_file() else None
-        codes = [c for c, r in ALL_RULES.items() if r.default_enabled]
-        for f in engine.check_source(text, self.filename, codes, module_name, apply_noqa=False):
+        on_disk = path.is_file()
+        module_name = engine.module_name_for(path) if on_disk else None
+        project = index.loader_for(path) if on_disk else None
+        # TL000 only when LibCST fails on what flake8 could parse: the file was not checked.
+        codes = [PARSE_ERROR_CODE, *(c for c, r in ALL_RULES.items() if r.default_enabled)]
+        for f in engine.check_source(text, self.filename, codes, module_name, False, project):
             # flake8 adds one to the column a plugin yields
             yield f.line, f.column - 1, f"{f.code} {f.message}", type(self)

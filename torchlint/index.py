@@ -13,14 +13,17 @@ of hops, with the evidence used.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from torchlint import __version__
+from torchlint.engine import Selection, discover, module_name_for
 from torchlint.facts import is_module_base
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
@@ -58,15 +61,9 @@ def find_root(path: Path) -> Path:
     return start
 
 
-def module_name_for(path: Path) -> str:
-    """The dotted module name of a file (``pkg/sub/mod.py`` -> ``pkg.sub.mod``), by its packages."""
-    path = path.resolve()
-    parts = [] if path.stem == "__init__" else [path.stem]
-    parent = path.parent
-    while (parent / "__init__.py").exists():
-        parts.insert(0, parent.name)
-        parent = parent.parent
-    return ".".join(parts) or path.parent.name
+def module_name(path: Path) -> str:
+    """A file's dotted module name by its packages; a file outside any package is its stem."""
+    return module_name_for(path) or path.stem
 
 
 # --- the cheap pass --------------------------------------------------------------------------
@@ -242,19 +239,8 @@ class ProjectIndex:
 # --- building and caching --------------------------------------------------------------------
 
 
-def _python_files(root: Path):
-    from torchlint.engine import SKIP_DIRS
-
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        dirnames[:] = [
-            d for d in dirnames
-            if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-            and not (here / d / "pyvenv.cfg").exists()
-        ]
-        for name in filenames:
-            if name.endswith(".py"):
-                yield here / name
+def _python_files(root: Path) -> list[Path]:
+    return [p for p in discover([str(root)], Selection(root=root)) if p.suffix == ".py"]
 
 
 def _cache_file(root: Path, cache_dir: Path | None) -> Path:
@@ -296,9 +282,9 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> 
                 record = {"stamp": stamp, "entry": old["entry"]}
             else:
                 try:
-                    entry = scan(data, module_name_for(path), key, digest)
+                    entry = scan(data, module_name(path), key, digest)
                 except (SyntaxError, ValueError, RecursionError):
-                    entry = FileEntry(module_name_for(path), key, digest)
+                    entry = FileEntry(module_name(path), key, digest)
                 record = {"stamp": stamp, "entry": asdict(entry)}
             changed = True
         fresh[key] = record
@@ -306,6 +292,22 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> 
     if use_cache and (changed or len(fresh) != len(cached)):
         _write_atomically(cache_path, json.dumps(fresh))
     return ProjectIndex(root, files)
+
+
+def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> Callable[[], ProjectIndex]:
+    """A zero-argument function that builds the index on its first call and then keeps it."""
+    return functools.cache(lambda: build(root, cache_dir, use_cache))
+
+
+def loader_for(path: Path) -> Callable[[], ProjectIndex]:
+    """The index loader of the project a file belongs to, one per project root per process
+    (for adapters that see one file at a time: flake8, the language server)."""
+    return _shared_loader(find_root(path))
+
+
+@functools.cache
+def _shared_loader(root: Path) -> Callable[[], ProjectIndex]:
+    return loader(root)
 
 
 def _entry_from_dict(d: dict) -> FileEntry:

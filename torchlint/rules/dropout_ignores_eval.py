@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
+import libcst.matchers as m
 
 from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, find_arg, references_attr
 from torchlint.rules import Hit, Rule
@@ -60,18 +61,19 @@ def _is_true(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "True"
 
 
-def _is_zero(expr: cst.BaseExpression) -> bool:
+def is_zero(expr: cst.BaseExpression) -> bool:
     return isinstance(expr, (cst.Integer, cst.Float)) and float(expr.value) == 0.0
 
 
 def gated_on_training(call: CallInfo, fn: FunctionInfo, instance: str, rate: tuple[str, int]) -> bool:
     """Whether the call only runs in training, or its rate is zero outside training.
 
-    Quiet cases: under ``if self.training`` (or any test that reads it); after an early ``if not
-    self.training: return``; a rate that is literally zero, reads ``self.training``, or is a
-    local name whose assignments read it.
+    Quiet cases: under ``if self.training`` (or any test that reads it, also through a local such
+    as ``training = self.training``); after an early ``if not self.training: return``; a rate that
+    is literally zero, reads ``self.training``, or is a local name whose assignments read it or
+    that is assigned under a test that reads it (``if not self.training: p = 0.0``).
     """
-    if any(references_attr(g.test, instance, "training") for g in call.guards):
+    if any(reads_training(g.test, fn, instance) for g in call.guards):
         return True
     if _returns_early_unless_training(fn, instance):
         return True
@@ -81,13 +83,52 @@ def gated_on_training(call: CallInfo, fn: FunctionInfo, instance: str, rate: tup
     if arg is None:
         return False
     value = arg.value
-    if _is_zero(value) or references_attr(value, instance, "training"):
+    if is_zero(value) or reads_training(value, fn, instance):
         return True
-    if isinstance(value, cst.Name):
-        for _, assigned in fn.assignments.get(value.value, []):
-            if assigned is not None and references_attr(assigned, instance, "training"):
-                return True
-    return False
+    return isinstance(value, cst.Name) and _assigned_under_training_test(fn, value.value, instance)
+
+
+def reads_training(expr: cst.BaseExpression, fn: FunctionInfo, instance: str) -> bool:
+    """Whether ``expr`` reads ``self.training``, directly or through a local assigned from it."""
+    if references_attr(expr, instance, "training"):
+        return True
+    names = {n.value for n in m.findall(expr, m.Name())}
+    return any(
+        a is not None and references_attr(a, instance, "training")
+        for name in names
+        for _, a in fn.assignments.get(name, [])
+    )
+
+
+def _assigned_under_training_test(fn: FunctionInfo, name: str, instance: str) -> bool:
+    finder = _GuardedAssignment(fn, name, instance)
+    fn.node.body.visit(finder)
+    return finder.found
+
+
+class _GuardedAssignment(cst.CSTVisitor):
+    """Finds an assignment to ``name`` inside an ``if`` whose test reads ``self.training``."""
+
+    def __init__(self, fn: FunctionInfo, name: str, instance: str) -> None:
+        self.fn, self.name, self.instance = fn, name, instance
+        self.depth = 0  # how many enclosing ``if`` tests read self.training
+        self.found = False
+
+    def visit_If(self, node: cst.If) -> None:
+        self.depth += reads_training(node.test, self.fn, self.instance)
+
+    def leave_If(self, node: cst.If) -> None:
+        self.depth -= reads_training(node.test, self.fn, self.instance)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        self._check(node.target)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._check(node.target)
+
+    def _check(self, target: cst.BaseExpression) -> None:
+        if self.depth and isinstance(target, cst.Name) and target.value == self.name:
+            self.found = True
 
 
 def _returns_early_unless_training(fn: FunctionInfo, instance: str) -> bool:

@@ -1,0 +1,132 @@
+"""The flake8 plugin gives the CLI's findings; flake8 owns selection and ``# noqa``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_cli import BAD
+
+FIXTURE = ROOT / "tests" / "fixtures" / "TL201.py"
+LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>TL\d{3}) (?P<message>.+)$")
+
+
+def flake8(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "flake8", "--isolated", "--select", "TL", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def parsed(output: str) -> list[tuple[int, int, str, str]]:
+    return [(int(m["line"]), int(m["col"]), m["code"], m["message"]) for m in map(LINE.match, output.splitlines()) if m]
+
+
+def test_same_findings_as_the_cli(cli, tmp_path):
+    (tmp_path / "fixture.py").write_bytes(FIXTURE.read_bytes())
+    ours = parsed(cli("check", "--isolated", "--select", "TL201", "fixture.py", cwd=tmp_path).stdout)
+    theirs = flake8("fixture.py", cwd=tmp_path)
+    assert theirs.returncode == 1, theirs.stderr
+    assert ours and parsed(theirs.stdout) == ours
+
+
+def test_same_columns_with_bom_crlf_and_wide_characters(cli, tmp_path):
+    source = BAD.replace("x = F.dropout(x, 0.5)", "s = '\u00e9\U0001f600'; x = F.dropout(x, 0.5)").replace("\n", "\r\n")
+    (tmp_path / "m.py").write_bytes(b"\xef\xbb\xbf" + source.encode("utf-8"))
+    ours = parsed(cli("check", "--isolated", "--select", "TL201", "m.py", cwd=tmp_path).stdout)
+    assert [(line, col) for line, col, _, _ in ours] == [(7, 23), (8, 16)]
+    assert parsed(flake8("m.py", cwd=tmp_path).stdout) == ours
+
+
+def test_stdin(cli, tmp_path):
+    (tmp_path / "fixture.py").write_bytes(FIXTURE.read_bytes())
+    ours = parsed(cli("check", "--isolated", "--select", "TL201", "fixture.py", cwd=tmp_path).stdout)
+    result = flake8("-", cwd=tmp_path, stdin=FIXTURE.read_text(encoding="utf-8"))
+    assert result.stdout.startswith("stdin:")
+    assert parsed(result.stdout) == ours
+
+
+NOQA = BAD.replace("x = F.dropout(x, 0.5)", "x = F.dropout(x, 0.5)  # noqa: TL201").replace(
+    "return F.dropout(x)", "return F.dropout(x)  # noqa"
+)
+
+
+def test_flake8_noqa_silences(tmp_path):
+    (tmp_path / "m.py").write_text(NOQA, encoding="utf-8")
+    result = flake8("m.py", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_flake8_disable_noqa_shows_everything(tmp_path):
+    (tmp_path / "m.py").write_text(NOQA, encoding="utf-8")
+    result = flake8("--disable-noqa", "m.py", cwd=tmp_path)
+    assert [(line, code) for line, _, code, _ in parsed(result.stdout)] == [(7, "TL201"), (8, "TL201")]
+
+
+def test_other_code_in_noqa_does_not_silence(tmp_path):
+    (tmp_path / "m.py").write_text(BAD.replace("return F.dropout(x)", "return F.dropout(x)  # noqa: E501"), encoding="utf-8")
+    assert [line for line, _, _, _ in parsed(flake8("m.py", cwd=tmp_path).stdout)] == [7, 8]
+
+
+def test_syntax_error_is_flake8s(tmp_path):
+    (tmp_path / "m.py").write_text("import torch\ndef f(:\n", encoding="utf-8")
+    result = flake8("--select", "TL,E999", "m.py", cwd=tmp_path)
+    assert "E999" in result.stdout and "TL000" not in result.stdout
+
+
+NO_LIBCST = """
+import ast, sys
+from torchlint.flake8 import Plugin
+lines = ["import numpy as np\\n", "x = np.zeros(3)\\n"]
+assert list(Plugin(ast.parse("".join(lines)), lines, "m.py").run()) == []
+print("libcst" in sys.modules, any(m.startswith("torchlint.") and m != "torchlint.flake8" for m in sys.modules))
+"""
+
+
+def test_plugin_skips_libcst_on_files_without_torch():
+    result = subprocess.run([sys.executable, "-c", NO_LIBCST], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_plugin_is_registered():
+    result = subprocess.run([sys.executable, "-m", "flake8", "--version"], capture_output=True, text=True, timeout=60)
+    assert "torchlint" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["m.py", "pkg/m.py"])
+def test_plugin_directly(tmp_path, name):
+    import ast
+
+    from torchlint.flake8 import Plugin
+
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(BAD, encoding="utf-8")
+    lines = BAD.splitlines(keepends=True)
+    found = [(line, col, text.split()[0]) for line, col, text, _ in Plugin(ast.parse(BAD), lines, str(path)).run()]
+    assert found == [(7, 12, "TL201"), (8, 15, "TL201")]  # flake8 adds 1 to the column
+
+
+def test_plugin_reports_what_libcst_cannot_parse(tmp_path, monkeypatch):
+    import ast
+
+    import libcst
+
+    from torchlint.flake8 import Plugin
+
+    def fail(*args, **kwargs):
+        raise libcst.ParserSyntaxError("parser error: boom", lines=["x"], raw_line=1, raw_column=0)
+
+    monkeypatch.setattr(libcst, "parse_module", fail)
+    found = [text.split()[0] for _, _, text, _ in Plugin(ast.parse(BAD), BAD.splitlines(True), "m.py").run()]
+    assert found == ["TL000"]

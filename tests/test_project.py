@@ -1,0 +1,136 @@
+"""Project-wide knowledge: classes, bases and modules resolved across the project's files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from torchlint import index
+
+DROPOUT_FORWARD = """\
+    def forward(self, x):
+        return F.dropout(x, 0.5)
+"""
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def codes(cli, *args: str, cwd: Path) -> list[tuple[str, int, str]]:
+    result = cli("check", "--output-format", "json", *args, cwd=cwd)
+    assert result.returncode in (0, 1), result.stderr
+    return [(Path(f["filename"]).name, f["location"]["row"], f["code"]) for f in json.loads(result.stdout)]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": "[project]\nname = 'demo'\n",
+            "demo/__init__.py": "",
+            "demo/models/__init__.py": "from .base import BaseModel\n",
+            "demo/models/base.py": "import torch.nn as nn\n\nclass BaseModel(nn.Module):\n    pass\n",
+            "demo/models/mid.py": "from .base import BaseModel\n\nclass Mid(BaseModel):\n    pass\n",
+            "demo/models/mlp.py": "import torch.nn.functional as F\nfrom .mid import Mid\n\n\nclass MLP(Mid):\n"
+            + DROPOUT_FORWARD,
+            "demo/net.py": "import torch.nn.functional as F\nfrom demo.models import BaseModel\n\n\nclass Net(BaseModel):\n"
+            + DROPOUT_FORWARD,
+            "demo/deep/head.py": "import torch.nn.functional as F\nfrom ..models.mlp import MLP\n\n\nclass Head(MLP):\n"
+            + DROPOUT_FORWARD,
+            "demo/plain.py": "import torch.nn.functional as F\n\nclass Helper:\n    pass\n\n\nclass NotModule(Helper):\n"
+            "    def run(self, x):\n        return F.dropout(x, 0.5)\n",
+        },
+    )
+    return tmp_path
+
+
+def test_module_two_files_and_two_hops_away(cli, project):
+    assert codes(cli, "demo/models/mlp.py", cwd=project) == [("mlp.py", 7, "TL201")]
+
+
+def test_reexport_through_init_and_relative_imports(cli, project):
+    found = codes(cli, "demo", cwd=project)
+    assert ("net.py", 7, "TL201") in found
+    assert ("head.py", 7, "TL201") in found
+    assert not [f for f in found if f[0] == "plain.py"]
+
+
+def test_no_project_sees_one_file(cli, project):
+    (project / "demo/runner.py").write_text(
+        "import torch.nn.functional as F\nfrom demo.models.mid import Mid\n\n\nclass Runner(Mid):\n"
+        "    def run(self, x):\n        return F.dropout(x, 0.5)\n",
+        encoding="utf-8",
+    )
+    assert codes(cli, "demo/runner.py", cwd=project) == [("runner.py", 7, "TL201")]
+    assert codes(cli, "--no-project", "demo/runner.py", cwd=project) == []
+    (project / "pyproject.toml").write_text("[tool.torchlint]\nproject-index = false\n", encoding="utf-8")
+    assert codes(cli, "demo/runner.py", cwd=project) == []
+
+
+def test_unknown_base_needs_evidence(cli, tmp_path):
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": "",
+            "app.py": """\
+                import torch.nn.functional as F
+                from somepkg import Base
+
+
+                class WithForward(Base):
+                    def forward(self, x):
+                        return F.dropout(x, 0.5)
+
+
+                class WithoutEvidence(Base):
+                    def run(self, x):
+                        return F.dropout(x, 0.5)
+                """,
+        },
+    )
+    assert codes(cli, "app.py", cwd=tmp_path) == [("app.py", 7, "TL201")]
+
+
+def test_index_refreshed_when_a_file_changes(cli, project):
+    base = project / "demo/models/base.py"
+    assert codes(cli, "demo/models/mlp.py", cwd=project)
+    base.write_text("class BaseModel:\n    pass\n", encoding="utf-8")
+    assert codes(cli, "demo/models/mlp.py", cwd=project) == []
+    base.write_text("import torch\n\nclass BaseModel(torch.nn.Module):\n    pass\n", encoding="utf-8")
+    assert codes(cli, "demo/models/mlp.py", cwd=project) == [("mlp.py", 7, "TL201")]
+
+
+def test_cache_is_marked_and_ignored(cli, project):
+    codes(cli, "demo", cwd=project)
+    cache = project / ".torchlint_cache"
+    assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert (cache / ".gitignore").read_text() == "*\n"
+
+
+def test_flake8_on_one_file_matches_the_cli_on_the_project(cli, project):
+    whole = [f for f in codes(cli, ".", cwd=project) if f[0] == "head.py"]
+    result = subprocess.run(
+        [sys.executable, "-m", "flake8", "--select", "TL", "demo/deep/head.py"],
+        cwd=project, capture_output=True, text=True, timeout=120,
+    )
+    flake = [(Path(line.split(":")[0]).name, int(line.split(":")[1]), line.split()[1]) for line in result.stdout.splitlines()]
+    assert flake == whole == [("head.py", 7, "TL201")]
+
+
+def test_index_answers_with_evidence(project):
+    idx = index.build(project, use_cache=False)
+    status, evidence = idx.is_module("demo.models.mlp.MLP")
+    assert status is True
+    assert "Mid" in evidence or "mid.py" in evidence
+    assert idx.is_module("demo.plain.NotModule") == (False, "")
+    assert idx.is_module("demo.models.BaseModel")[0] is True  # through the re-export

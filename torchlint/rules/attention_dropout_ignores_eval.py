@@ -1,0 +1,71 @@
+"""TL202 attention-dropout-ignores-eval: ``F.scaled_dot_product_attention`` dropout that stays on
+after ``model.eval()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+import libcst.matchers as m
+
+from torchlint.facts import FunctionInfo, ModuleFacts, find_arg
+from torchlint.rules import Hit, Rule
+from torchlint.rules.dropout_ignores_eval import gated_on_training, is_zero
+
+SDPA = "torch.nn.functional.scaled_dot_product_attention"
+RATE = ("dropout_p", 4)  # query, key, value, attn_mask, dropout_p
+
+
+class AttentionDropoutIgnoresEval(Rule):
+    code = "TL202"
+    name = "attention-dropout-ignores-eval"
+    summary = "F.scaled_dot_product_attention(dropout_p=...) not gated on self.training: attention dropout stays on in eval()"
+    needles = ("scaled_dot_product_attention",)
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        for call, _ in facts.calls_to(SDPA):
+            fn = call.function
+            if not fn or not fn.cls or not fn.cls.is_module:
+                continue
+            instance = fn.instance
+            if not instance:
+                continue
+            rate, _ = find_arg(call.node, *RATE)
+            if rate is None or _caller_decides(rate.value, _caller_params(facts, fn, instance)):
+                continue
+            if gated_on_training(call, fn, instance, RATE):
+                continue
+            shown = _short(rate.value)
+            yield Hit(
+                call.node,
+                f"F.scaled_dot_product_attention(dropout_p={shown}) has no {instance}.training gate: "
+                f"attention dropout stays on after model.eval(); pass "
+                f"dropout_p={shown if shown != '...' else 'rate'} if {instance}.training else 0.0",
+            )
+
+
+def _caller_params(facts: ModuleFacts, fn: FunctionInfo, instance: str) -> set[str]:
+    """The parameters of this function and of the functions around it, up to the method."""
+    by_scope = {id(f.scope): f for f in facts.functions}
+    params: set[str] = set()
+    scope = fn.scope
+    while scope is not None and scope.kind != "class":
+        if id(scope) in by_scope:
+            params.update(by_scope[id(scope)].params)
+        scope = scope.parent
+    return params - {instance}
+
+
+def _caller_decides(expr: cst.BaseExpression, params: set[str]) -> bool:
+    """A rate passed in by the caller (``dropout_p=p``), or switched off by a caller's flag
+    (``0.0 if deterministic else self.p``): the caller decides whether it is zero in eval."""
+    if isinstance(expr, cst.Name):
+        return expr.value in params
+    if isinstance(expr, cst.IfExp) and (is_zero(expr.body) or is_zero(expr.orelse)):
+        return any(n.value in params for n in m.findall(expr.test, m.Name()))
+    return False
+
+
+def _short(expr: cst.BaseExpression) -> str:
+    text = cst.Module([]).code_for_node(expr)
+    return text if len(text) <= 40 and "\n" not in text else "..."

@@ -1,0 +1,749 @@
+"""TL301 residual-without-skip: a block meant to be residual whose input never reaches its output.
+
+A block is *meant* to be residual when its name says so (``ResidualBlock``, ``ResBlock``,
+``ResNetBlock``, ``ResUnit``, ``Bottleneck``, ``SkipConnection``, ...) or the first line of its
+docstring calls the class a residual block. It *has* a skip when its forward combines two values
+that both flow from the forward's inputs (see ``InputFlow``). Reported: such a block built as an
+``nn.Sequential`` (a chain, no skip), or whose forward has no combination at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+import libcst as cst
+
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope
+from torchlint.rules import Hit, Rule
+
+SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
+
+# --- what the name says ---------------------------------------------------------------------
+
+_TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z]|\d|$)|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+# A token here gives the name another meaning than "one residual block": a network, a stack or
+# stage of blocks, a quantiser, a flow, frame/step skipping, a latent bottleneck, ...
+OTHER_MEANINGS = {
+    "net", "network", "model", "ne", "xt", "encoder", "decoder", "stage", "stack", "backbone",
+    "features", "feature", "weights", "blocks", "layers", "units", "fpn", "head",
+    "vq", "quantize", "quantizer", "quantization", "quantizers", "codebook",
+    "coupling", "flow", "flows", "frame", "frames", "step", "steps", "mode", "token", "tokens",
+    "dataset", "loss", "sampler", "scheduler", "config", "potential", "fusion",
+}
+# These change the meaning wherever they stand (``LatentBottleneck``, ``ResGatedGraphConv``).
+QUALIFIERS = {"latent", "vae", "autoencoder", "info", "information", "csp", "spp", "graph", "gcn", "gnn"}
+# The class is only one branch of a residual block; the parent does the add.
+BRANCH_ONLY = {"shortcut", "skip", "branch", "downsample", "projection", "proj", "transform", "path", "body"}
+BLOCK_WORDS = {"block", "unit"}
+
+_DOC_RESIDUAL = re.compile(
+    r"^\W*(?:[\w-]+\s+){0,4}?(?:residual|resnet)(?:[\s-]+[\w/-]+){0,2}?[\s-]+(?:block|unit)\b",
+    re.I,
+)
+# The block is part of something bigger: a stack or stage of residual blocks.
+_DOC_CONTAINER = re.compile(r"\b(of|containing|stack|stacks|sequence|stage|several|multiple|series|consists?)\b", re.I)
+# The class is only the branch: its caller or parent adds the input back.
+_DOC_ADDED_OUTSIDE = re.compile(
+    r"\b(?:(?:added|applied|summed|handled|done)\s+(?:by|in)\s+the\s+"
+    r"(?:parent|caller|outer|enclosing|calling|wrapper|wrapping|surrounding|containing)"
+    r"|(?:parent|caller|outer|enclosing|wrapper|wrapping)\s+(?:\w+\s+)?(?:adds|applies|handles)"
+    r"|(?:residual|skip|shortcut|identity)(?:\s+connection)?\s+is\s+(?:added|applied|handled|done)\s+"
+    r"(?:by|in|outside|elsewhere)"
+    r"|without\s+(?:the\s+|a\s+)?(?:skip|shortcut|residual|identity))",
+    re.I,
+)
+# A forward documented as computing one branch.
+_DOC_BRANCH = re.compile(r"\b(?:main|residual|body|inner)[\s-]+(?:branch|path)\b", re.I)
+_DOC_JOIN = re.compile(r"shortcut|skip|identity|\badd|\bsum|residual connection", re.I)
+# A bottleneck in another sense: the narrow middle of an encoder-decoder, a latent code.
+_DOC_LATENT = re.compile(r"\b(latent|encoder|decoder|bottom|compress\w*|autoencoder|u-?net|code)\b", re.I)
+
+
+def name_tokens(name: str) -> list[str]:
+    """``SEResNetBottleneck_v2`` -> ``["se", "res", "net", "bottleneck", "v", "2"]``."""
+    return [t.lower() for part in re.split(r"[_\W]+", name) for t in _TOKEN.findall(part)]
+
+
+def residual_marker(name: str) -> str | None:
+    """What a class or function name says: ``"residual"`` (one residual block), ``"bottleneck"``
+    (a ResNet bottleneck, or a latent one: needs more evidence), or None. Words after the marker
+    say what the thing is (``ResNetEncoder``, ``ResidualVQ``); words before only qualify it
+    (``LocalNetResidualBlock``)."""
+    tokens = [t for t in name_tokens(name) if not t.isdigit() and t not in ("d", "v", "x")]
+    tokens = " ".join(tokens).replace("res net", "resnet").split()
+    if not tokens or tokens[-1] in BRANCH_ONLY or any(t in QUALIFIERS for t in tokens):
+        return None
+    for i, t in enumerate(tokens):
+        after = tokens[i + 1 :]
+        if t in ("residual", "resblock", "resnetblock", "resunit"):
+            kind = "residual"
+        elif t in ("res", "resnet") and any(u in BLOCK_WORDS for u in after):
+            kind = "residual"
+        elif t in ("skip", "shortcut") and after[:1] and after[0] in ("connection", "block", "add"):
+            kind = "residual"
+        elif t == "bottleneck":
+            kind = "bottleneck"
+        else:
+            continue
+        return None if any(u in OTHER_MEANINGS for u in after) else kind
+    return None
+
+
+def residual_by_docstring(doc: str) -> bool:
+    """Whether the docstring's first line calls the class itself a residual block."""
+    first = doc.strip().split("\n", 1)[0]
+    m = _DOC_RESIDUAL.match(first)
+    if not m or _DOC_CONTAINER.search(m.group(0)) or re.search(r"inverted[\s-]+residual", m.group(0), re.I):
+        return False  # a stack of blocks; MobileNet's inverted residual, whose skip is conditional
+    return not any(t in OTHER_MEANINGS for t in name_tokens(m.group(0)))
+
+
+def only_a_branch(cls: ClassInfo) -> bool:
+    """Whether the class or forward docstring says the class is the branch, the add done outside."""
+    if _DOC_ADDED_OUTSIDE.search(cls.docstring):
+        return True
+    forward = cls.methods.get("forward")
+    if forward is None or not isinstance(forward.node, cst.FunctionDef):
+        return False
+    first = (forward.node.get_docstring() or "").strip().split("\n", 1)[0]
+    return bool(_DOC_BRANCH.search(first)) and not _DOC_JOIN.search(first)
+
+
+# --- data flow from the forward's inputs -----------------------------------------------------
+
+# Reading these from a tensor gives metadata, not data.
+META_ATTRS = {
+    "shape", "device", "dtype", "ndim", "is_cuda", "requires_grad", "layout", "is_sparse",
+    "is_quantized", "is_meta", "names",
+}
+META_METHODS = {
+    "size", "dim", "ndimension", "numel", "nelement", "get_device", "stride", "element_size",
+    "is_contiguous", "is_floating_point", "is_complex", "data_ptr", "new_zeros", "new_ones",
+    "new_empty", "new_full", "type", "storage_offset", "dim_order",
+}
+# ``a.<m>(b)``: the result has a's data and only b's shape, device or dtype.
+META_FROM_ARG_METHODS = {"type_as", "expand_as", "view_as", "reshape_as", "to", "new_tensor"}
+META_FUNCTIONS = {"len", "isinstance", "hasattr", "getattr", "type", "id", "print", "str", "repr", "callable"}
+META_TORCH = {
+    "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
+    "is_tensor", "numel", "is_floating_point", "is_complex", "result_type",
+}
+# Combinations of two tensors: any of these with two input-derived operands is a skip.
+COMBINING_TORCH = {
+    "add", "sub", "subtract", "cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack",
+    "column_stack", "lerp", "addcmul", "addcdiv", "matmul", "mm", "bmm", "baddbmm", "addmm",
+    "sum", "mean",
+}
+# A matrix product joins streams when it mixes the input itself (hyper-connections), not when it
+# multiplies two projections of it (attention scores).
+MATMULS = {"matmul", "mm", "bmm", "baddbmm", "addmm", "einsum"}
+COMBINING_METHODS = {
+    "add", "add_", "sub", "sub_", "lerp", "lerp_", "addcmul", "addcmul_", "addcdiv", "addcdiv_",
+    "matmul", "mm", "bmm", "baddbmm", "index_add", "index_add_", "scatter_add", "scatter_add_",
+    "append", "extend", "insert", "__add__", "__radd__",
+}
+COMBINING_BUILTINS = {"sum", "max", "min", "zip", "map"}
+# nn.Module's own methods: calling them on self is not a call into a mixin.
+MODULE_API = {
+    "to", "cuda", "cpu", "float", "half", "double", "type", "train", "eval", "parameters",
+    "named_parameters", "buffers", "named_buffers", "children", "named_children", "modules",
+    "named_modules", "register_buffer", "register_parameter", "add_module", "register_module",
+    "apply", "state_dict", "load_state_dict", "zero_grad", "requires_grad_", "get_submodule",
+    "get_parameter", "get_buffer", "extra_repr", "register_forward_hook", "register_forward_pre_hook",
+    "log", "log_dict", "__call__", "forward",
+}
+
+
+class InputFlow:
+    """Which names of a function hold data that flows from its (tainted) parameters.
+
+    Flow-insensitive: a name is input-derived if any value ever bound to it reads an
+    input-derived name outside metadata (``x.shape``, ``x.size()``, ``len(x)``, ``x.dtype`` ...).
+    Parameters of nested functions and lambdas count as inputs (they are called with them).
+    """
+
+    def __init__(self, facts: ModuleFacts, fn: FunctionInfo, tainted_params: Iterable[str]) -> None:
+        self.facts = facts
+        self.fn = fn
+        self.self_name = fn.self_name
+        collector = _Bindings()
+        fn.node.body.visit(collector)
+        self.bindings = collector.bindings
+        self.inputs = set(tainted_params)
+        self.tainted: set[str] = self.inputs | collector.nested_params
+        # other parameters, never rebound: a stream the caller hands in (``forward(x, residual)``)
+        self.side = {p for p in fn.params if p not in self.tainted and p != self.self_name} - {
+            n for names, _ in self.bindings for n in names
+        }
+        changed = True
+        while changed:
+            changed = False
+            for names, values in self.bindings:
+                if not names <= self.tainted and any(self.expr(v) for v in values):
+                    self.tainted |= names
+                    changed = True
+
+    def expr(self, node: cst.CSTNode) -> bool:
+        """Whether the value of an expression carries input data."""
+        if isinstance(node, cst.Name):
+            return node.value in self.tainted
+        if isinstance(node, cst.Attribute):
+            return node.attr.value not in META_ATTRS and self.expr(node.value)
+        if isinstance(node, cst.Call):
+            return self._call(node)
+        if isinstance(node, cst.Subscript):
+            return self.expr(node.value)
+        if isinstance(node, (cst.Comparison, cst.UnaryOperation)) and _is_none_test(node):
+            return False
+        return any(self.expr(c) for c in _children(node))
+
+    def _call(self, node: cst.Call) -> bool:
+        func = node.func
+        args = [a.value for a in node.args]
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method in META_METHODS:
+                return False
+            if method in META_FROM_ARG_METHODS:
+                return self.expr(func.value)
+        if isinstance(func, cst.Name) and func.value in META_FUNCTIONS and self._builtin(func):
+            return False
+        q = self.facts.qualname(func, self.fn.scope)
+        if q and q.startswith("torch.") and q.rsplit(".", 1)[1] in META_TORCH:
+            return False
+        return self.expr(func) or any(self.expr(a) for a in args)
+
+    def _builtin(self, name: cst.Name) -> bool:
+        return self.facts.resolve_name(name.value, self.fn.scope) is None and not _bound_anywhere(name.value, self.fn.scope)
+
+    def mixes_streams(self, operands: list[cst.BaseExpression]) -> bool:
+        """A matrix product of input data where one operand is an input itself (``H @ x``)."""
+        raw = any(isinstance(o, cst.Name) and o.value in self.inputs for o in operands)
+        return raw and self.count(operands, side=True) >= 2
+
+    def stream(self, node: cst.BaseExpression) -> bool:
+        """Input data, or a side parameter passed in as it is (a stream to join)."""
+        return self.expr(node) or isinstance(node, cst.Name) and node.value in self.side
+
+    def joins(self, left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
+        """Whether combining the two joins input data with another stream."""
+        return self.stream(left) and self.stream(right) and (self.expr(left) or self.expr(right))
+
+    def count(self, exprs: Iterable[cst.BaseExpression], side: bool = False) -> int:
+        """How many of the expressions carry input data (a starred or iterable one counts twice);
+        with ``side``, side parameters count too, provided input data is among them."""
+        exprs = list(exprs)
+        n = 0
+        for e in exprs:
+            if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
+                n += self.count((el.value for el in e.elements), side)
+            elif isinstance(e, (cst.StarredElement, cst.ListComp, cst.GeneratorExp)) and self.expr(e):
+                n += 2
+            elif self.expr(e) or side and isinstance(e, cst.Name) and e.value in self.side:
+                n += 1
+        if side and n and not self.count(exprs):
+            return 0
+        return n
+
+
+class _Bindings(cst.CSTVisitor):
+    """Every (names bound, values they take) in a function body, nested scopes included."""
+
+    def __init__(self) -> None:
+        self.bindings: list[tuple[frozenset[str], list[cst.BaseExpression]]] = []
+        self.nested_params: set[str] = set()
+
+    def _add(self, target: cst.BaseExpression, values: list[cst.BaseExpression]) -> None:
+        names = frozenset(_root_names(target))
+        if names:
+            self.bindings.append((names, values))
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for t in node.targets:
+            self._add(t.target, [node.value])
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value:
+            self._add(node.target, [node.value])
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._add(node.target, [node.value])
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._add(node.target, [node.value])
+
+    def visit_For(self, node: cst.For) -> None:
+        self._add(node.target, [node.iter])
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._add(node.target, [node.iter])
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname:
+            self._add(node.asname.name, [node.item])
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        if isinstance(func, cst.Attribute) and func.attr.value in ("append", "extend", "insert", "update", "add"):
+            self._add(func.value, [a.value for a in node.args])
+
+    def visit_Parameters(self, node: cst.Parameters) -> None:
+        self.nested_params.update(p.name.value for p in _params(node))
+
+
+def _root_names(target: cst.BaseExpression) -> Iterator[str]:
+    """Names a target writes into: ``a``, ``a, b``, ``a[i]`` and ``a.b`` (a's contents)."""
+    if isinstance(target, cst.Name):
+        yield target.value
+    elif isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            yield from _root_names(el.value)
+    elif isinstance(target, cst.StarredElement):
+        yield from _root_names(target.value)
+    elif isinstance(target, cst.Subscript):
+        yield from _root_names(target.value)
+
+
+def _params(params: cst.Parameters) -> list[cst.Param]:
+    out = [*params.posonly_params, *params.params, *params.kwonly_params]
+    if isinstance(params.star_arg, cst.Param):
+        out.append(params.star_arg)
+    if params.star_kwarg:
+        out.append(params.star_kwarg)
+    return out
+
+
+def _children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    for c in node.children:
+        if isinstance(c, cst.BaseExpression) or isinstance(
+            c, (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement, cst.SubscriptElement,
+                cst.Index, cst.Slice, cst.CompFor, cst.CompIf, cst.FormattedStringExpression)
+        ):
+            yield c
+        elif isinstance(c, cst.ComparisonTarget):
+            yield c.comparator
+
+
+def _is_none_test(node: cst.CSTNode) -> bool:
+    if isinstance(node, cst.UnaryOperation):
+        return isinstance(node.operator, cst.Not)
+    assert isinstance(node, cst.Comparison)
+    return all(isinstance(t.operator, (cst.Is, cst.IsNot)) for t in node.comparisons)
+
+
+def _bound_anywhere(name: str, scope: Scope | None) -> bool:
+    while scope is not None:
+        if name in scope.bound or name in scope.imports:
+            return True
+        scope = scope.parent
+    return False
+
+
+# --- finding the skip -------------------------------------------------------------------------
+
+
+class SkipFinder:
+    """Whether a class's forward (and the methods it reaches) combines two input-derived values."""
+
+    def __init__(self, facts: ModuleFacts, cls: ClassInfo) -> None:
+        self.facts = facts
+        self.cls = cls
+        self.methods = _methods_with_bases(facts, cls)
+        self.attrs = {a.name for c in _class_chain(facts, cls) for a in c.attr_assigns} | _class_attrs(cls)
+        self.unknown_base = _has_unknown_base(facts, cls)
+        self.torch_layers = _torch_layer_attrs(facts, cls)
+        self.seen: set[tuple[str, frozenset[str]]] = set()
+
+    def forward_has_skip(self, forward: FunctionInfo) -> bool:
+        inputs = main_inputs(forward)
+        flow = InputFlow(self.facts, forward, inputs)
+        if not self._returns_input_data(forward, flow):
+            return True  # abstract, or returns nothing derived from the input: not a block
+        return self._has_skip(forward, frozenset(inputs), flow)
+
+    def _has_skip(self, fn: FunctionInfo, tainted: frozenset[str], flow: InputFlow | None = None) -> bool:
+        key = (fn.name, tainted)
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        flow = flow or InputFlow(self.facts, fn, tainted)
+        scan = _Combinations(self, flow)
+        fn.node.body.visit(scan)
+        return scan.found
+
+    def _returns_input_data(self, fn: FunctionInfo, flow: InputFlow) -> bool:
+        finder = _Returns()
+        fn.node.body.visit(finder)
+        if finder.yields:
+            return False
+        return any(flow.expr(v) for v in finder.values)
+
+    def follow(self, attr: str, call: cst.Call | None, flow: InputFlow) -> bool:
+        """A ``self.<attr>`` reference inside forward: does it (possibly) do the skip?"""
+        fn = self.methods.get(attr)
+        if fn is not None:
+            if call is None:
+                tainted = frozenset(p for p in fn.params if p != fn.self_name)
+            else:
+                tainted = frozenset(_tainted_params(fn, call, flow))
+            return bool(tainted) and self._has_skip(fn, tainted)
+        if call is None or attr in self.attrs or attr in MODULE_API:
+            return False
+        # a method the class does not define: inherited from a mixin or an unknown base
+        return self.unknown_base and any(flow.expr(a.value) for a in call.args)
+
+
+def main_inputs(fn: FunctionInfo) -> list[str]:
+    """The streams a skip joins: the first input, ``*args``, and inputs named as a skip
+    (``forward(self, x, residual)``); side inputs (masks, embeddings, sizes) are not."""
+    assert isinstance(fn.node, cst.FunctionDef)
+    params = fn.node.params
+    positional = [p.name.value for p in (*params.posonly_params, *params.params)]
+    if positional and positional[0] == fn.self_name:
+        positional = positional[1:]
+    out = positional[:1]
+    if isinstance(params.star_arg, cst.Param):
+        out.append(params.star_arg.name.value)
+    named = [p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+    out += [n for n in named if SKIP_STREAM_TOKENS & set(n.lower().split("_")) and n not in out]
+    return out
+
+
+class _Combinations(cst.CSTVisitor):
+    def __init__(self, finder: SkipFinder, flow: InputFlow) -> None:
+        self.finder = finder
+        self.flow = flow
+        self.found = False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if self.found:
+            return False
+        return super().on_visit(node)
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if isinstance(node.operator, (cst.Add, cst.Subtract)):
+            if self.flow.joins(node.left, node.right):
+                self.found = True
+        elif isinstance(node.operator, cst.MatrixMultiply):
+            if self.flow.mixes_streams([node.left, node.right]):
+                self.found = True
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        if isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign, cst.MatrixMultiplyAssign)):
+            if self.flow.joins(node.target, node.value):
+                self.found = True
+
+    def visit_Return(self, node: cst.Return) -> None:
+        # several input-derived results: the caller combines them
+        if isinstance(node.value, (cst.Tuple, cst.List, cst.Dict)) and self.flow.count(_elements(node.value)) >= 2:
+            self.found = True
+
+    def visit_Call(self, node: cst.Call) -> None:
+        flow, finder = self.flow, self.finder
+        func = node.func
+        args = [a.value for a in node.args]
+        for a in args:
+            ref = _self_attr(a, flow.self_name)
+            if ref and ref in finder.methods and finder.follow(ref, None, flow):
+                self.found = True
+                return
+        attr = _self_attr(func, flow.self_name)
+        if attr is not None:
+            if finder.follow(attr, node, flow) or (
+                attr not in finder.methods and attr not in finder.torch_layers and flow.count(args) >= 2
+            ):
+                self.found = True
+            return
+        if _is_super_call(func):
+            if finder.unknown_base and func.attr.value != "forward" and any(flow.expr(a) for a in args):
+                self.found = True
+            return
+        q = self.finder.facts.qualname(func, flow.fn.scope)
+        if isinstance(func, cst.Attribute) and not (q and q.startswith("torch.")):
+            method = func.attr.value
+            if method in COMBINING_METHODS and flow.count([func.value, *args], side=True) >= 2:
+                self.found = True
+            return
+        if q and q.startswith("torch."):
+            leaf = q.rsplit(".", 1)[1]
+            if leaf in MATMULS:
+                self.found = flow.mixes_streams(args)
+            elif leaf in COMBINING_TORCH:
+                self.found = flow.count(args, side=True) >= 2
+            return
+        if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS and flow.count(args, side=True) >= 2:
+            self.found = True
+            return
+        if isinstance(func, cst.Name) and func.value in META_FUNCTIONS:
+            return
+        if flow.count(args) >= 2:
+            self.found = True  # an unknown function of two input-derived tensors
+
+
+class _Returns(cst.CSTVisitor):
+    """The returned values of a function body, not of functions nested in it."""
+
+    def __init__(self) -> None:
+        self.values: list[cst.BaseExpression] = []
+        self.yields = False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_Return(self, node: cst.Return) -> None:
+        if node.value is not None:
+            self.values.append(node.value)
+
+    def visit_Yield(self, node: cst.Yield) -> None:
+        self.yields = True
+
+
+def _elements(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    if isinstance(node, cst.Dict):
+        return [e.value for e in node.elements if isinstance(e, cst.DictElement)]
+    return [e.value for e in node.elements]  # type: ignore[attr-defined]
+
+
+def _self_attr(node: cst.BaseExpression, self_name: str | None) -> str | None:
+    if (
+        self_name
+        and isinstance(node, cst.Attribute)
+        and isinstance(node.value, cst.Name)
+        and node.value.value == self_name
+    ):
+        return node.attr.value
+    return None
+
+
+def _is_super_call(func: cst.BaseExpression) -> bool:
+    return (
+        isinstance(func, cst.Attribute)
+        and isinstance(func.value, cst.Call)
+        and isinstance(func.value.func, cst.Name)
+        and func.value.func.value == "super"
+    )
+
+
+def _tainted_params(fn: FunctionInfo, call: cst.Call, flow: InputFlow) -> Iterator[str]:
+    params = [p for p in fn.params if p != fn.self_name]
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for i, a in enumerate(positional):
+        if i < len(params) and flow.expr(a.value):
+            yield params[i]
+    for a in call.args:
+        if a.keyword is not None and flow.expr(a.value):
+            yield a.keyword.value
+        elif a.star and flow.expr(a.value):
+            yield from params
+
+
+def _class_chain(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
+    """The class and its bases defined in this file, nearest first."""
+    out, todo = [], [cls]
+    while todo:
+        c = todo.pop(0)
+        if c in out:
+            continue
+        out.append(c)
+        todo.extend(b for b in (facts.local_class(e) for e in c.bases) if b is not None)
+    return out
+
+
+def _methods_with_bases(facts: ModuleFacts, cls: ClassInfo) -> dict[str, FunctionInfo]:
+    methods: dict[str, FunctionInfo] = {}
+    for c in _class_chain(facts, cls):
+        for name, fn in c.methods.items():
+            methods.setdefault(name, fn)
+    return methods
+
+
+def _class_attrs(cls: ClassInfo) -> set[str]:
+    out = set()
+    for stmt in cls.node.body.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for s in stmt.body:
+                if isinstance(s, (cst.Assign, cst.AnnAssign)):
+                    targets = [t.target for t in s.targets] if isinstance(s, cst.Assign) else [s.target]
+                    out.update(n for t in targets for n in _root_names(t))
+    return out
+
+
+def _torch_layer_attrs(facts: ModuleFacts, cls: ClassInfo) -> set[str]:
+    """Attributes only ever assigned a torch.nn layer (``self.attn = nn.MultiheadAttention(...)``):
+    calling one adds nothing back, whatever it is given."""
+    layers: dict[str, bool] = {}
+    for a in cls.attr_assigns:
+        v = a.value
+        q = facts.qualname(v.func, a.method.scope) if isinstance(v, cst.Call) else None
+        layers[a.name] = layers.get(a.name, True) and bool(q and q.startswith("torch.nn.") and facts.is_module_class_expr(v.func, a.method.scope))
+    return {name for name, only_torch in layers.items() if only_torch}
+
+
+def _has_unknown_base(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether some base (or a local base's base) is neither torch's nor defined in this file."""
+    for c in _class_chain(facts, cls):
+        for b in c.bases:
+            if facts.local_class(b) is not None:
+                continue
+            q = facts.qualname(b, c.scope)
+            if not (q and q.startswith("torch.")):
+                return True
+    return False
+
+
+def sequential_base(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether the class (or a local base) subclasses nn.Sequential, none overriding forward."""
+    for c in _class_chain(facts, cls):
+        if "forward" in c.methods:
+            return False
+        if any(facts.qualname(b, c.scope) in SEQUENTIALS for b in c.bases):
+            return True
+    return False
+
+
+# --- the rule -----------------------------------------------------------------------------
+
+SKIP_STREAM_TOKENS = {"shortcut", "skip", "identity", "residual", "res"}
+SKIPISH_TOKENS = SKIP_STREAM_TOKENS | {"downsample", "short", "stride", "expansion"}
+
+
+class ResidualWithoutSkip(Rule):
+    code = "TL301"
+    name = "residual-without-skip"
+    summary = "a residual block (by name or docstring) whose input is never added back to its output"
+    needles = ("Res", "res", "RES", "Skip", "skip", "Shortcut", "shortcut", "Bottleneck", "bottleneck")
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        for cls in facts.classes:
+            if not cls.is_module or not meant_residual(cls) or only_a_branch(cls):
+                continue
+            if sequential_base(facts, cls):
+                if _builds_plain_layers(facts, cls) and not _used_as_branch(facts, cls):
+                    yield Hit(
+                        cls.node.name,
+                        f"{cls.name} is meant to be a residual block but subclasses nn.Sequential without "
+                        "overriding forward: it chains its layers and never adds the input back; "
+                        "define forward as `return x + super().forward(x)`",
+                    )
+                continue
+            forward = cls.methods.get("forward")
+            if forward is None:
+                continue  # forward inherited from a base that is not nn.Sequential
+            if not SkipFinder(facts, cls).forward_has_skip(forward) and not _used_as_branch(facts, cls):
+                yield Hit(
+                    cls.node.name,
+                    f"{cls.name} is meant to be a residual block but forward() never combines its input "
+                    "with the body's output (no add, cat or torch.add of the input): the skip connection "
+                    "is missing, so it trains as a plain deep stack",
+                )
+        yield from self._factories(facts)
+
+    def _factories(self, facts: ModuleFacts) -> Iterator[Hit]:
+        for fn in facts.functions:
+            if not isinstance(fn.node, cst.FunctionDef) or fn.is_method or residual_marker(fn.name) != "residual":
+                continue
+            for call in _returned_calls(fn):
+                if facts.qualname(call.func, fn.scope) in SEQUENTIALS and _plain_layers(facts, fn, call):
+                    yield Hit(
+                        call,
+                        f"{fn.name}() is meant to build a residual block but returns a plain nn.Sequential: "
+                        "the layers run in a chain and the input is never added back",
+                    )
+
+
+def meant_residual(cls: ClassInfo) -> bool:
+    """Named or documented as one residual block (a bottleneck only with signs of a ResNet one)."""
+    marker = residual_marker(cls.name)
+    if marker == "residual" or residual_by_docstring(cls.docstring):
+        return True
+    first = cls.docstring.strip().split("\n", 1)[0]
+    return marker == "bottleneck" and not _DOC_LATENT.search(first) and _resnet_signs(cls)
+
+
+def _resnet_signs(cls: ClassInfo) -> bool:
+    """A skip-ish name (downsample, shortcut, identity, stride, expansion...) in the class."""
+    names = {a.name for a in cls.attr_assigns} | _class_attrs(cls)
+    for method in ("__init__", "forward"):
+        fn = cls.methods.get(method)
+        if fn is not None:
+            names |= set(fn.params) | set(fn.assignments)
+    return any(SKIPISH_TOKENS & set(n.lower().split("_")) for n in names)
+
+
+def _used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether this file uses the class as the branch of a skip made elsewhere: built as an
+    argument of a residual wrapper (``Residual(Block(...))``), or inside another block whose
+    methods concatenate (a bottleneck in a CSP or dense block)."""
+    bottleneck = residual_marker(cls.name) == "bottleneck"
+    for call in facts.calls:
+        func = call.node.func
+        callee = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+        if callee and residual_marker(callee) == "residual" and callee != cls.name:
+            if any(_builds(facts, a.value, cls) for a in call.node.args):
+                return True
+        owner = call.cls
+        if bottleneck and owner is not None and owner is not cls and facts.local_class(func) is cls:
+            cats = (c for m in owner.methods.values() for c in m.calls)
+            if any((facts.call_qualname(c) or "").rsplit(".", 1)[-1] in ("cat", "concat", "concatenate") for c in cats):
+                return True
+    return False
+
+
+def _builds(facts: ModuleFacts, node: cst.CSTNode, cls: ClassInfo) -> bool:
+    if isinstance(node, cst.Call) and facts.local_class(node.func) is cls:
+        return True
+    return any(_builds(facts, c, cls) for c in node.children)
+
+
+def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether an nn.Sequential subclass builds its own layers, none of them residual blocks
+    (a stage of blocks, or layers handed in by the caller, are not one block)."""
+    init = cls.methods.get("__init__")
+    if init is None:
+        return False
+    builds = False
+    for call in init.calls:
+        func = call.node.func
+        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+        if name and name != cls.name and residual_marker(name):
+            return False
+        local = facts.local_class(func)
+        if local is not None and local is not cls and local.is_module:
+            forward = local.methods.get("forward")
+            if not sequential_base(facts, local) and forward is not None and SkipFinder(facts, local).forward_has_skip(forward):
+                return False
+            builds = True
+        elif facts.is_module_class_expr(func, init.scope):
+            builds = True
+    return builds
+
+
+def _returned_calls(fn: FunctionInfo) -> Iterator[cst.Call]:
+    finder = _Returns()
+    fn.node.body.visit(finder)
+    for value in finder.values:
+        if isinstance(value, cst.Name):
+            assigned = fn.assignments.get(value.value, [])
+            if len(assigned) == 1:
+                value = assigned[0][1]
+        if isinstance(value, cst.Call):
+            yield value
+
+
+def _plain_layers(facts: ModuleFacts, fn: FunctionInfo, call: cst.Call) -> bool:
+    """Whether every element of ``nn.Sequential(...)`` is a torch.nn layer built in place."""
+    if not call.args:
+        return False
+    for arg in call.args:
+        value = arg.value
+        if arg.star or arg.keyword or not isinstance(value, cst.Call):
+            return False
+        q = facts.qualname(value.func, fn.scope)
+        if not (q and q.startswith("torch.nn.")) or q in SEQUENTIALS:
+            return False
+    return True
