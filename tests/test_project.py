@@ -99,6 +99,8 @@ def test_unknown_base_needs_evidence(cli, tmp_path):
         },
     )
     assert codes(cli, "app.py", cwd=tmp_path) == [("app.py", 7, "TL201")]
+    message = cli("check", "app.py", cwd=tmp_path).stdout.splitlines()[0]
+    assert "WithForward is taken to be an nn.Module because it defines forward()" in message
 
 
 def test_index_refreshed_when_a_file_changes(cli, project):

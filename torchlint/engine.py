@@ -184,7 +184,7 @@ def check_source(
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     except RecursionError:
         return [_parse_error(path, "cannot check: nested too deeply", 1, 1)] if report_errors else []
-    findings = [_finding(path, rule, hit.message, positions[hit.node]) for rule, hit in hits]
+    findings = [_finding(path, rule, hit.full_message(), positions[hit.node]) for rule, hit in hits]
     if apply_noqa:
         findings = _without_noqa(findings, positions)
     return sorted(set(findings))

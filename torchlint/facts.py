@@ -170,6 +170,7 @@ class ClassInfo:
     self_calls: list[CallInfo] = field(default_factory=list)  # self.<method>(...) calls
     module_status: bool | None = None  # filled after the walk
     module_evidence: str = ""
+    module_inferred: bool = False  # a module only by evidence in its body: its bases are unknown
 
     @property
     def is_module(self) -> bool:
@@ -743,6 +744,7 @@ class ModuleFacts:
             found = self._module_evidence_in_body(cls)
             if found:
                 status, evidence = True, found
+                cls.module_inferred = True
         cls.module_status = status
         cls.module_evidence = evidence or "not a module"
         return status

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import libcst as cst
 
-from torchlint.facts import ModuleFacts
+from torchlint.facts import ClassInfo, ModuleFacts
 
 DOCS_URL = "https://github.com/torchlint/torchlint/blob/main/rules/{code}-{name}.md"
 
@@ -21,6 +21,16 @@ class Hit:
 
     node: cst.CSTNode
     message: str
+    cls: ClassInfo | None = None  # the module class the finding is about, when there is one
+
+    def full_message(self) -> str:
+        """The message, saying what made the class a module when its bases could not tell."""
+        if self.cls is not None and self.cls.module_inferred:
+            return (
+                f"{self.message} ({self.cls.name} is taken to be an nn.Module because it "
+                f"{self.cls.module_evidence}; its base class could not be resolved)"
+            )
+        return self.message
 
 
 class Rule:

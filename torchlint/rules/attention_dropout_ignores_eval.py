@@ -41,6 +41,7 @@ class AttentionDropoutIgnoresEval(Rule):
                 f"F.scaled_dot_product_attention(dropout_p={shown}) has no {instance}.training gate: "
                 f"attention dropout stays on after model.eval(); pass "
                 f"dropout_p={shown if shown != '...' else 'rate'} if {instance}.training else 0.0",
+                fn.cls,
             )
 
 

@@ -48,12 +48,14 @@ class DropoutIgnoresEval(Rule):
                     call.node,
                     f"F.{short}() without training=: it defaults to True, so dropout stays on "
                     f"after model.eval(); pass training={instance}.training",
+                    fn.cls,
                 )
             else:
                 yield Hit(
                     call.node,
                     f"F.{short}(training=True) is always on, also in eval(); pass "
                     f"training={instance}.training (or add '# noqa: {self.code}' for Monte-Carlo dropout)",
+                    fn.cls,
                 )
 
 

@@ -629,6 +629,7 @@ class ResidualWithoutSkip(Rule):
                         f"{cls.name} is meant to be a residual block but subclasses nn.Sequential without "
                         "overriding forward: it chains its layers and never adds the input back; "
                         "define forward as `return x + super().forward(x)`",
+                        cls,
                     )
                 continue
             forward = cls.methods.get("forward")
@@ -640,6 +641,7 @@ class ResidualWithoutSkip(Rule):
                     f"{cls.name} is meant to be a residual block but forward() never combines its input "
                     "with the body's output (no add, cat or torch.add of the input): the skip connection "
                     "is missing, so it trains as a plain deep stack",
+                    cls,
                 )
         yield from self._factories(facts)
 

@@ -76,7 +76,7 @@ class UnregisteredContainer(Rule):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
-                yield Hit(a.node, _message(a, held))
+                yield Hit(a.node, _message(a, held), cls)
 
 
 def _message(a: AttrAssign, held: str) -> str:

@@ -92,20 +92,7 @@ _DTYPE_NAMES = {
 
 def init_time_methods(cls: ClassInfo) -> set[str]:
     """``__init__`` and every method it reaches through ``self.method()`` calls."""
-    names = {"__init__"}
-    changed = True
-    while changed:
-        changed = False
-        for call in cls.self_calls:
-            fn = call.function
-            func = call.node.func
-            if not fn or not fn.method or fn.method.name not in names or not isinstance(func, cst.Attribute):
-                continue
-            callee = func.attr.value
-            if callee in cls.methods and callee not in names:
-                names.add(callee)
-                changed = True
-    return names
+    return _closure(cls, {"__init__"})
 
 
 def called_at_runtime(cls: ClassInfo, init_methods: set[str]) -> set[str]:
@@ -116,6 +103,34 @@ def called_at_runtime(cls: ClassInfo, init_methods: set[str]) -> set[str]:
         if fn and fn.method and fn.method.name not in init_methods and isinstance(func, cst.Attribute):
             out.add(func.attr.value)
     return out
+
+
+def data_loading_methods(cls: ClassInfo) -> set[str]:
+    """Methods the module hands to a DataLoader (``collate_fn=self._sample``) and the methods
+    they call: they run on the host over CPU batches, not on the module's device."""
+    names: set[str] = set()
+    for fn in cls.methods.values():
+        for call in fn.calls:
+            for arg in call.node.args:
+                name = self_attr(arg.value, fn.instance)
+                if arg.keyword and arg.keyword.value in ("collate_fn", "worker_init_fn") and name in cls.methods:
+                    names.add(name)
+    return _closure(cls, names) if names else names
+
+
+def _closure(cls: ClassInfo, names: set[str]) -> set[str]:
+    """``names`` and every method of the class they reach through ``self.method()`` calls."""
+    names = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for call in cls.self_calls:
+            fn, func = call.function, call.node.func
+            if fn and fn.method and fn.method.name in names and isinstance(func, cst.Attribute):
+                if func.attr.value in cls.methods and func.attr.value not in names:
+                    names.add(func.attr.value)
+                    changed = True
+    return names
 
 
 def family(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
@@ -383,6 +398,7 @@ def _names_a_number(facts: ModuleFacts, name: str, a: AttrAssign) -> bool:
 # --- what each use does with the tensor ---------------------------------------------------------
 
 MOVED, META, INDEX, ARITH, WEIGHT, MUTATED, USED = "moved", "meta", "index", "arith", "weight", "mutated", "used"
+LAYER_WEIGHT = "layer-weight"  # the weight or bias of F.linear / F.conv2d / ...: a parameter
 UNKNOWN, ALIAS = "unknown", "alias"
 
 
@@ -455,7 +471,7 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     return INDEX
                 q = facts.qualname(func)
                 if q in _WEIGHT_FUNCTIONS:
-                    return WEIGHT
+                    return LAYER_WEIGHT if q.startswith("torch.nn.functional.") else WEIGHT
                 if not (q or "").startswith("torch.") and not (isinstance(func, cst.Attribute) and q is None
                                                               and not _on_instance(func)):
                     return UNKNOWN
@@ -541,7 +557,7 @@ class UnregisteredTensor(Rule):
                 message = _judge(facts, relatives, a, factory, uses, init_methods)
                 if message:
                     reported.add(a.name)
-                    yield Hit(a.node, message)
+                    yield Hit(a.node, message, cls)
 
 
 def _candidates(facts: ModuleFacts, cls: ClassInfo) -> list[tuple[AttrAssign, Factory]]:
@@ -577,13 +593,13 @@ def _judge(
         and not u.store
         and not contradicts(conditions, branch_conditions(facts, u.ancestors))
     ]
-    if not runtime:
+    if not runtime or all(u.method in data_loading_methods(relatives[0]) for u in runtime):
         return None
     init_uses = [u for u in mine if u.method in init_methods and not u.store]
     requires_grad = factory.requires_grad or any(_sets_requires_grad(u) for u in init_uses)
     kinds = set().union(*(use_kinds(facts, u, uses) for u in runtime))
     attr = f"self.{a.name}"
-    if requires_grad or (WEIGHT in kinds and factory.qualname.split(".")[-1] in _RANDOM):
+    if requires_grad or LAYER_WEIGHT in kinds or (WEIGHT in kinds and factory.qualname.split(".")[-1] in _RANDOM):
         return (
             f"{attr} is a plain tensor, not an nn.Parameter: the optimizer never updates it "
             f"(it is not in parameters()), and it is not saved in state_dict(); wrap it in nn.Parameter"

@@ -53,6 +53,7 @@ class UnusedSkipTensor(Rule):
                         f"'{name}' is kept for the skip connection but never read: the skip is computed "
                         "and dropped, so the block is not residual (add it back, e.g. `out = out + "
                         f"{name}`)",
+                        fn.cls,
                     )
 
 
