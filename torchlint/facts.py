@@ -15,6 +15,7 @@ Rules read these facts instead of walking the tree again. The walk records:
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,48 @@ def self_attr(expr: cst.BaseExpression, self_name: str | None) -> str | None:
     return None
 
 
+_SYNTAX_ONLY_FIELDS = ("whitespace", "lpar", "rpar", "leading_lines", "lines_after_decorators",
+                       "comma", "semicolon", "header", "footer", "colon", "equal", "dot", "operator")
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    """The fields of a node type that can hold expressions or statements (not whitespace,
+    parentheses, commas or operators), in the order the source has them."""
+    return tuple(
+        f.name for f in dataclasses.fields(kind) if not any(part in f.name for part in _SYNTAX_ONLY_FIELDS)
+    )
+
+
+def _children(node: cst.CSTNode, fields: tuple[str, ...]) -> Iterator[cst.CSTNode]:
+    for name in fields:
+        value = getattr(node, name)
+        if isinstance(value, cst.CSTNode):
+            yield value
+        elif isinstance(value, (tuple, list)):
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    yield item
+
+
+_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def walk(node: cst.CSTNode, enter, leave=None) -> None:
+    """Depth first over ``node`` and the expressions and statements below it, in source order,
+    reading the tree without LibCST's visitor (which rebuilds every node it passes).
+    ``enter(node)`` returns False to skip a node's children; ``leave(node)`` follows them."""
+    if enter(node) is False:
+        return
+    kind = type(node)
+    fields = _FIELDS_OF.get(kind)
+    if fields is None:
+        fields = _FIELDS_OF[kind] = _child_fields(kind)
+    for child in _children(node, fields):
+        walk(child, enter, leave)
+    if leave is not None:
+        leave(node)
+
+
 class _Collector(cst.CSTVisitor):
     """The one walk. Visits each expression once, in evaluation order, so that every ``Name``
     read is recorded in the function it occurs in (and its enclosing functions), and binding
@@ -230,6 +273,25 @@ class _Collector(cst.CSTVisitor):
         self.classes: list[ClassInfo] = []
         self.guards: list[Guard] = []
         self.guard_marks: list[int] = []  # guard-stack heights at each function boundary
+
+    # the walk: LibCST's own visit rebuilds and re-validates every node it passes, which costs
+    # more than the parse; facts only read the tree, so this walks the dataclass fields directly.
+
+    _dispatch: dict[type, tuple] = {}
+
+    def walk(self, node: cst.CSTNode) -> None:
+        kind = type(node)
+        entry = self._dispatch.get(kind)
+        if entry is None:
+            entry = self._dispatch[kind] = (
+                getattr(type(self), f"visit_{kind.__name__}", None),
+                _child_fields(kind),
+            )
+        visit, fields = entry
+        if visit is not None and visit(self, node) is False:
+            return
+        for child in _children(node, fields):
+            self.walk(child)
 
     # scopes and bindings
 
@@ -261,7 +323,7 @@ class _Collector(cst.CSTVisitor):
         elif isinstance(target, cst.StarredElement):
             self._bind_target(target.value, stmt, None)
         else:
-            target.visit(self)
+            self.walk(target)
 
     def _record_read(self, node: cst.Name) -> None:
         for fn in self.functions:
@@ -358,9 +420,9 @@ class _Collector(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> bool:
         for d in node.decorators:
-            d.visit(self)
+            self.walk(d)
         for b in (*node.bases, *node.keywords):
-            b.visit(self)
+            self.walk(b)
         self._bind(node.name.value)
         info = ClassInfo(
             node=node,
@@ -372,41 +434,41 @@ class _Collector(cst.CSTVisitor):
         self.facts.classes.append(info)
         self.classes.append(info)
         self.scope = info.body_scope
-        node.body.visit(self)
+        self.walk(node.body)
         self.scope = self.scope.parent
         self.classes.pop()
         return False
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
         for d in node.decorators:
-            d.visit(self)
-        node.params.visit(self)
+            self.walk(d)
+        self.walk(node.params)
         if node.returns:
-            node.returns.visit(self)
+            self.walk(node.returns)
         self._bind(node.name.value)
         self._enter_function(node, node.name.value)
-        node.body.visit(self)
+        self.walk(node.body)
         self._leave_function()
         return False
 
     def visit_Lambda(self, node: cst.Lambda) -> bool:
-        node.params.visit(self)
+        self.walk(node.params)
         self._enter_function(node, "<lambda>")
-        node.body.visit(self)
+        self.walk(node.body)
         self._leave_function()
         return False
 
     def visit_Param(self, node: cst.Param) -> bool:
         if node.default:
-            node.default.visit(self)
+            self.walk(node.default)
         if node.annotation:
-            node.annotation.visit(self)
+            self.walk(node.annotation)
         return False
 
     # assignments
 
     def visit_Assign(self, node: cst.Assign) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         for t in node.targets:
             self._bind_target(t.target, node, node.value)
             self._record_attr_assign(t.target, node.value, node)
@@ -414,53 +476,53 @@ class _Collector(cst.CSTVisitor):
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> bool:
         if node.value:
-            node.value.visit(self)
-        node.annotation.visit(self)
+            self.walk(node.value)
+        self.walk(node.annotation)
         self._bind_target(node.target, node, node.value)
         self._record_attr_assign(node.target, node.value, node)
         return False
 
     def visit_AugAssign(self, node: cst.AugAssign) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         if isinstance(node.target, cst.Name):
             self._record_read(node.target)
             self._bind(node.target.value)
             self._record_assignment(node.target.value, node, None)
         else:
-            node.target.visit(self)
+            self.walk(node.target)
         self._record_attr_assign(node.target, None, node)
         return False
 
     def visit_NamedExpr(self, node: cst.NamedExpr) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         self._bind_target(node.target, node, node.value)
         return False
 
     def visit_For(self, node: cst.For) -> bool:
-        node.iter.visit(self)
+        self.walk(node.iter)
         self._bind_target(node.target, node, None)
-        node.body.visit(self)
+        self.walk(node.body)
         if node.orelse:
-            node.orelse.visit(self)
+            self.walk(node.orelse)
         return False
 
     def visit_CompFor(self, node: cst.CompFor) -> bool:
-        node.iter.visit(self)
+        self.walk(node.iter)
         for name in _target_names(node.target):
             self.scope.bound.add(name.value)
             self.scope.shadowing.add(name.value)
         for cond in node.ifs:
-            cond.visit(self)
+            self.walk(cond)
         if node.inner_for_in:
-            node.inner_for_in.visit(self)
+            self.walk(node.inner_for_in)
         return False
 
     def _visit_comprehension(self, node, elements: Sequence[cst.BaseExpression]) -> bool:
         # the for clause binds its target before the element expression is evaluated
         self.scope = Scope("comprehension", node, self.scope)
-        node.for_in.visit(self)
+        self.walk(node.for_in)
         for el in elements:
-            el.visit(self)
+            self.walk(el)
         self.scope = self.scope.parent
         return False
 
@@ -477,22 +539,22 @@ class _Collector(cst.CSTVisitor):
         return self._visit_comprehension(node, [node.key, node.value])
 
     def visit_WithItem(self, node: cst.WithItem) -> bool:
-        node.item.visit(self)
+        self.walk(node.item)
         if node.asname:
             self._bind_target(node.asname.name, node, None)
         return False
 
     def visit_ExceptHandler(self, node: cst.ExceptHandler) -> bool:
         if node.type:
-            node.type.visit(self)
+            self.walk(node.type)
         if node.name and isinstance(node.name.name, cst.Name):
             self._bind(node.name.name.value)
-        node.body.visit(self)
+        self.walk(node.body)
         return False
 
     def visit_MatchAs(self, node: cst.MatchAs) -> bool:
         if node.pattern:
-            node.pattern.visit(self)
+            self.walk(node.pattern)
         if node.name:
             self._bind(node.name.value)
         return False
@@ -504,17 +566,17 @@ class _Collector(cst.CSTVisitor):
 
     def visit_MatchMapping(self, node: cst.MatchMapping) -> bool:
         for el in node.elements:
-            el.visit(self)
+            self.walk(el)
         if node.rest:
             self._bind(node.rest.value)
         return False
 
     def visit_MatchKeywordElement(self, node: cst.MatchKeywordElement) -> bool:
-        node.pattern.visit(self)  # the keyword names an attribute, not a variable
+        self.walk(node.pattern)  # the keyword names an attribute, not a variable
         return False
 
     def visit_TypeAlias(self, node: cst.TypeAlias) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         self._bind(node.name.value)
         return False
 
@@ -527,11 +589,11 @@ class _Collector(cst.CSTVisitor):
         self._record_read(node)
 
     def visit_Attribute(self, node: cst.Attribute) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     def visit_Arg(self, node: cst.Arg) -> bool:
-        node.value.visit(self)
+        self.walk(node.value)
         return False
 
     # calls and guards
@@ -555,14 +617,14 @@ class _Collector(cst.CSTVisitor):
                 fn.cls.attr_assigns.append(AttrAssign(key.evaluated_value, node.args[2].value, node, method))
 
     def _visit_branches(self, test, body, orelse, loop: bool = False) -> bool:
-        test.visit(self)
+        self.walk(test)
         self.guards.append(Guard(test, True))
-        body.visit(self)
+        self.walk(body)
         self.guards.pop()
         if orelse is not None:
             if not loop:
                 self.guards.append(Guard(test, False))
-            orelse.visit(self)
+            self.walk(orelse)
             if not loop:
                 self.guards.pop()
         return False
@@ -623,7 +685,7 @@ class ModuleFacts:
         self.functions: list[FunctionInfo] = []
         self.calls: list[CallInfo] = []
         self._qualname_cache: dict[int, str | None] = {}
-        module.visit(_Collector(self))
+        _Collector(self).walk(module)
         self._classes_by_name = {c.name: c for c in self.classes if c.scope is self.module_scope}
         self._resolving: set[int] = set()
         for cls in self.classes:

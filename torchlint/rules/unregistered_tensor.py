@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from torchlint.facts import AttrAssign, ClassInfo, ModuleFacts, find_arg, self_attr
+from torchlint.facts import AttrAssign, ClassInfo, ModuleFacts, find_arg, self_attr, walk
 from torchlint.rules import Hit, Rule
 
 _TYPED_TENSORS = {
@@ -224,7 +224,7 @@ class AttrUse:
     local: bool = False  # a read of a local name (``name`` is the variable), not ``self.<name>``
 
 
-class _UseCollector(cst.CSTVisitor):
+class _UseCollector:
     def __init__(self, self_name: str, method: str, with_locals: bool) -> None:
         self.self_name = self_name
         self.method = method
@@ -267,7 +267,7 @@ def attribute_uses(classes: list[ClassInfo], with_locals: bool = False) -> list[
             if not params or decorators & {"staticmethod", "classmethod"}:
                 continue
             collector = _UseCollector(params[0].name.value, stmt.name.value, with_locals)
-            stmt.body.visit(collector)
+            walk(stmt.body, collector.on_visit, collector.on_leave)
             uses.extend(collector.uses)
     return uses
 
