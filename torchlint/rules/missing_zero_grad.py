@@ -1,0 +1,160 @@
+"""TL501 missing-zero-grad: a training loop that steps the optimizer and never clears gradients."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import libcst as cst
+
+from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts
+from torchlint.rules import Hit, Rule
+from torchlint.rules.loops import (
+    Body,
+    Event,
+    assigned_values,
+    bodies,
+    body_of,
+    called_functions,
+    last_name,
+    method_name,
+    receiver,
+)
+
+_OPTIMIZER_NAME = re.compile(r"optim|(^|_)opts?\d*(_|$)")
+_OPTIMIZER_PREFIX = re.compile(r"^opts?[A-Z0-9]")
+_CLEARING_METHODS = {"zero_grad", "zero_grads", "zero_gradients", "clear_grad", "clear_grads", "reset_grad", "reset_grads"}
+_GRAD_IN_PLACE = {"zero_", "fill_", "copy_"}
+_HELPER_DEPTH = 3
+
+
+def optimizer_like(facts: ModuleFacts, expr: cst.BaseExpression | None, body: Body) -> bool:
+    """Named like an optimizer (``optimizer``, ``opt_g``, ``self.optim``, ``optD``) or assigned
+    from a ``torch.optim`` class in this body or on this instance."""
+    name = last_name(expr)
+    if name is None:
+        return False
+    lowered = name.lower()
+    if "sched" in lowered:
+        return False
+    if _OPTIMIZER_NAME.search(lowered) or _OPTIMIZER_PREFIX.match(name):
+        return True
+    if isinstance(expr, cst.Name):
+        return any(_builds_optimizer(facts, v, body) for v in assigned_values(body, expr.value))
+    fn = body.function
+    if isinstance(expr, cst.Attribute) and fn is not None and fn.cls is not None:
+        if isinstance(expr.value, cst.Name) and expr.value.value == fn.instance:
+            return any(_builds_optimizer(facts, a.value, body) for a in fn.cls.assigns(name))
+    return False
+
+
+def _builds_optimizer(facts: ModuleFacts, value: cst.BaseExpression | None, body: Body) -> bool:
+    if not isinstance(value, cst.Call):
+        return False
+    q = facts.qualname(value.func, body.scope) or ""
+    leaf = q.rsplit(".", 1)[-1]
+    return q.startswith("torch.optim.") and leaf[:1].isupper() and not q.startswith(
+        ("torch.optim.lr_scheduler.", "torch.optim.swa_utils.")
+    )
+
+
+def optimizer_step(facts: ModuleFacts, call: cst.Call, body: Body) -> bool:
+    """``opt.step()`` on an optimizer, or ``scaler.step(opt)``; not ``opt.step(closure)`` (the
+    closure may clear the gradients itself) nor ``scheduler.step()``."""
+    if method_name(call) != "step" or receiver(call) is None:
+        return False
+    if not call.args:
+        return optimizer_like(facts, receiver(call), body)
+    first = call.args[0]
+    return first.keyword is None and not first.star and optimizer_like(facts, first.value, body)
+
+
+def is_backward(facts: ModuleFacts, event: Event) -> bool:
+    if event.call is None:
+        return False
+    if method_name(event.node) == "backward" and receiver(event.node) is not None:
+        return True
+    return facts.call_qualname(event.call) == "torch.autograd.backward"
+
+
+def clears_gradients(facts: ModuleFacts, event: Event, depth: int = 0, seen: set[int] | None = None) -> bool:
+    """Whether the event clears gradients: ``zero_grad()``, ``p.grad = None``, ``p.grad.zero_()``,
+    ``del p.grad``, or a call of a helper of this file that does."""
+    node = event.node
+    if isinstance(node, (cst.Assign, cst.AugAssign, cst.AnnAssign)):
+        targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
+        return any(_is_grad(t) for t in targets)
+    if isinstance(node, cst.Del):
+        return _is_grad(node.target) or (
+            isinstance(node.target, cst.Tuple) and any(_is_grad(e.value) for e in node.target.elements)
+        )
+    name = method_name(node)
+    if name in _CLEARING_METHODS:
+        return True
+    if name in _GRAD_IN_PLACE and _reaches_grad(receiver(node)):
+        return True
+    if name == "setattr" and len(node.args) >= 2:
+        key = node.args[1].value
+        if isinstance(key, cst.SimpleString) and key.evaluated_value == "grad":
+            return True
+    if event.call is None or depth >= _HELPER_DEPTH:
+        return False
+    seen = seen if seen is not None else set()
+    for helper in called_functions(facts, event.call):
+        if id(helper) in seen:
+            continue
+        seen.add(id(helper))
+        if _function_clears(facts, helper, depth + 1, seen):
+            return True
+    return False
+
+
+def _function_clears(facts: ModuleFacts, fn: FunctionInfo, depth: int, seen: set[int]) -> bool:
+    body = body_of(facts, fn)
+    return body is not None and any(clears_gradients(facts, e, depth, seen) for e in body.events)
+
+
+def _is_grad(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Attribute) and expr.attr.value == "grad"
+
+
+def _reaches_grad(expr: cst.BaseExpression | None) -> bool:
+    """``p.grad``, ``p.grad.data``: an in-place call on them writes the gradient."""
+    while isinstance(expr, cst.Attribute):
+        if expr.attr.value == "grad":
+            return True
+        expr = expr.value
+    return False
+
+
+class MissingZeroGrad(Rule):
+    code = "TL501"
+    name = "missing-zero-grad"
+    summary = "a loop calls backward() and optimizer.step() but never clears gradients: they accumulate"
+    needles = ("backward",)
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        reported: set[int] = set()
+        for body in bodies(facts):
+            for loop in body.loops:
+                events = body.in_loop(loop)
+                steps = [e for e in events if e.call is not None and optimizer_step(facts, e.node, body)]
+                if not steps or not any(is_backward(facts, e) for e in events):
+                    continue
+                if any(clears_gradients(facts, e) for e in events):
+                    continue
+                for step in steps:
+                    if id(step.node) not in reported:
+                        reported.add(id(step.node))
+                        yield Hit(step.node, _message(step.call))
+
+
+def _message(call: CallInfo) -> str:
+    opt = cst.Module([]).code_for_node(call.node.func.value) if isinstance(call.node.func, cst.Attribute) else "optimizer"
+    if call.node.args:
+        opt = cst.Module([]).code_for_node(call.node.args[0].value)
+    return (
+        f"{opt} is stepped in a loop that calls backward() but never clears the gradients: "
+        f"backward() adds to .grad, so every step applies the sum of all past gradients; "
+        f"call {opt}.zero_grad() in each iteration (before backward(), or after step())"
+    )
