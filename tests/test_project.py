@@ -136,3 +136,51 @@ def test_index_answers_with_evidence(project):
     assert "Mid" in evidence or "mid.py" in evidence
     assert idx.is_module("demo.plain.NotModule") == (False, "")
     assert idx.is_module("demo.models.BaseModel")[0] is True  # through the re-export
+
+
+def test_residual_blocks_defined_elsewhere(cli, tmp_path):
+    write(
+        tmp_path,
+        {
+            "setup.cfg": "",
+            "net/__init__.py": "",
+            "net/base.py": "import torch.nn as nn\n\nclass Block(nn.Module):\n    pass\n",
+            "net/blocks.py": """\
+                from .base import Block
+
+
+                class ResBlock(Block):
+                    def __init__(self, body):
+                        super().__init__()
+                        self.body = body
+
+                    def forward(self, x):
+                        return self.body(x)
+
+
+                class GoodResBlock(Block):
+                    def __init__(self, body):
+                        super().__init__()
+                        self.body = body
+
+                    def forward(self, x):
+                        return x + self.body(x)
+                """,
+            "net/model.py": """\
+                import torch.nn as nn
+                from .blocks import GoodResBlock, ResBlock
+
+
+                class Net(nn.Module):
+                    def __init__(self):
+                        super().__init__()
+                        self.stage = nn.Sequential(GoodResBlock(nn.Identity()), ResBlock(nn.Identity()))
+
+                    def forward(self, x):
+                        return self.stage(x)
+                """,
+        },
+    )
+    assert codes(cli, ".", cwd=tmp_path) == [("blocks.py", 4, "TL301")]
+    assert codes(cli, "net/model.py", cwd=tmp_path) == []
+    assert codes(cli, "--no-project", "net/blocks.py", cwd=tmp_path) == [("blocks.py", 4, "TL301")]
