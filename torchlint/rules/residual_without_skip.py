@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr
 from torchlint.rules import Hit, Rule
 
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
@@ -445,11 +445,11 @@ class _Combinations(cst.CSTVisitor):
         func = node.func
         args = [a.value for a in node.args]
         for a in args:
-            ref = _self_attr(a, flow.self_name)
+            ref = self_attr(a, flow.self_name)
             if ref and ref in finder.methods and finder.follow(ref, None, flow):
                 self.found = True
                 return
-        attr = _self_attr(func, flow.self_name)
+        attr = self_attr(func, flow.self_name)
         if attr is not None:
             if finder.follow(attr, node, flow) or (
                 attr not in finder.methods and attr not in finder.torch_layers and flow.count(args) >= 2
@@ -507,17 +507,6 @@ def _elements(node: cst.BaseExpression) -> list[cst.BaseExpression]:
     if isinstance(node, cst.Dict):
         return [e.value for e in node.elements if isinstance(e, cst.DictElement)]
     return [e.value for e in node.elements]  # type: ignore[attr-defined]
-
-
-def _self_attr(node: cst.BaseExpression, self_name: str | None) -> str | None:
-    if (
-        self_name
-        and isinstance(node, cst.Attribute)
-        and isinstance(node.value, cst.Name)
-        and node.value.value == self_name
-    ):
-        return node.attr.value
-    return None
 
 
 def _is_super_call(func: cst.BaseExpression) -> bool:
