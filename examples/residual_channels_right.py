@@ -8,7 +8,7 @@ class SmallCNN(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Conv2d(3, 16, 3, padding=1)
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(32)
         self.project = nn.Conv2d(16, 32, 1)
         self.head = nn.Linear(32, 10)

@@ -39,6 +39,14 @@ def expectations(source: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
+def default_codes(*also: str) -> set[str]:
+    """The codes a user gets without configuration (every rule on by default, and TL000), plus
+    ``also``: rules that are off by default are tested in their own page and fixture."""
+    from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
+
+    return {PARSE_ERROR_CODE, *also, *(c for c, r in ALL_RULES.items() if r.default_enabled)}
+
+
 def run_cli(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "torchlint", *args],

@@ -635,3 +635,21 @@ def test_star_import_does_not_capture_builtins():
     f = facts(source)
     assert not cls(f, "Error").is_module
     assert cls(f, "Net").is_module
+
+
+def test_project_class_answers_from_the_index(tmp_path):
+    from torchlint import index
+
+    (tmp_path / "setup.cfg").write_text("", encoding="utf-8")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("from .blocks import Pair\n", encoding="utf-8")
+    (tmp_path / "pkg" / "blocks.py").write_text(
+        "import torch.nn as nn\n\nclass Pair(nn.Module):\n    def forward(self, x, y):\n        return x\n",
+        encoding="utf-8",
+    )
+    idx = index.build(tmp_path, use_cache=False)
+    f = ModuleFacts(cst.parse_module("x = 1\n"), "pkg.model", project=lambda: idx)
+    entry = f.project_class("pkg.Pair")  # through the re-export
+    assert entry is not None and entry.defines_forward and entry.forward_inputs == 2
+    assert f.project_class("pkg.Missing") is None
+    assert facts("x = 1\n").project_class("pkg.Pair") is None  # no index

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import RULE_PAGES, page_blocks
+from conftest import RULE_PAGES, default_codes, page_blocks
 from torchlint.cli import rule_doc
 from torchlint.engine import check_source
 from torchlint.rules import ALL_RULES
@@ -32,7 +32,7 @@ def test_example_blocks_are_reported(page):
     blocks = page_blocks(page)
     assert blocks.get("Example"), f"{page.name} has no Example code block"
     for block in blocks["Example"]:
-        found = {f.code for f in check_source(block)}
+        found = {f.code for f in check_source(block, codes=default_codes(code))}
         assert code in found, f"{page.name}: Example block not reported as {code}:\n{block}"
 
 
@@ -41,5 +41,5 @@ def test_use_instead_blocks_are_clean(page):
     blocks = page_blocks(page)
     assert blocks.get("Use instead"), f"{page.name} has no Use-instead code block"
     for block in blocks["Use instead"]:
-        found = check_source(block)
+        found = check_source(block, codes=default_codes(page.name.split("-")[0]))
         assert not found, f"{page.name}: Use-instead block reported: {found}\n{block}"

@@ -779,6 +779,13 @@ class ModuleFacts:
                 return index.is_module(qualname)
         return known, f"subclass of {qualname}" if known else ""
 
+    def project_class(self, qualname: str):
+        """The project index's entry (``index.ClassEntry``) for a class defined in another file of
+        the project, or None (no index, or not the project's class)."""
+        index = self._project() if self._project is not None else None
+        found = index.find_class(qualname) if index is not None else None
+        return found[1] if found else None
+
     def _resolve_module_status(self, cls: ClassInfo) -> bool | None:
         if cls.module_evidence or id(cls) in self._resolving:
             return cls.module_status  # resolved, or on the current chain (a cycle): unknown

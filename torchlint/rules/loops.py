@@ -175,7 +175,7 @@ def called_functions(facts: ModuleFacts, call: CallInfo) -> list[FunctionInfo]:
     fn = call.function
     if isinstance(func, cst.Attribute) and fn is not None and fn.cls is not None:
         if isinstance(func.value, cst.Name) and func.value.value == fn.instance:
-            return [m for m in _methods_named(facts, fn.cls, func.attr.value)]
+            return methods_named(facts, fn.cls, func.attr.value)
         return []
     if isinstance(func, cst.Name):
         scopes = []
@@ -192,7 +192,8 @@ def called_functions(facts: ModuleFacts, call: CallInfo) -> list[FunctionInfo]:
     return []
 
 
-def _methods_named(facts: ModuleFacts, cls, name: str, seen: set[int] | None = None) -> list[FunctionInfo]:
+def methods_named(facts: ModuleFacts, cls, name: str, seen: set[int] | None = None) -> list[FunctionInfo]:
+    """The method ``name`` of a class, or of the first local base that defines it."""
     seen = seen if seen is not None else set()
     if id(cls) in seen:
         return []
@@ -203,7 +204,7 @@ def _methods_named(facts: ModuleFacts, cls, name: str, seen: set[int] | None = N
     for base in cls.bases:
         local = facts.local_class(base)
         if local is not None:
-            out += _methods_named(facts, local, name, seen)
+            out += methods_named(facts, local, name, seen)
     return out
 
 

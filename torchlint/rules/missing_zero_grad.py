@@ -23,7 +23,9 @@ from torchlint.rules.loops import (
 
 _OPTIMIZER_NAME = re.compile(r"optim|(^|_)opts?\d*(_|$)")
 _OPTIMIZER_PREFIX = re.compile(r"^opts?[A-Z0-9]")
-_CLEARING_METHODS = {"zero_grad", "zero_grads", "zero_gradients", "clear_grad", "clear_grads", "reset_grad", "reset_grads"}
+_CLEARING_METHODS = {
+    "zero_grad", "zero_grads", "zero_gradients", "clear_grad", "clear_grads", "reset_grad", "reset_grads",
+}
 _GRAD_IN_PLACE = {"zero_", "fill_", "copy_"}
 _HELPER_DEPTH = 3
 
@@ -150,9 +152,8 @@ class MissingZeroGrad(Rule):
 
 
 def _message(call: CallInfo) -> str:
-    opt = cst.Module([]).code_for_node(call.node.func.value) if isinstance(call.node.func, cst.Attribute) else "optimizer"
-    if call.node.args:
-        opt = cst.Module([]).code_for_node(call.node.args[0].value)
+    stepped = call.node.args[0].value if call.node.args else receiver(call.node)
+    opt = cst.Module([]).code_for_node(stepped)
     return (
         f"{opt} is stepped in a loop that calls backward() but never clears the gradients: "
         f"backward() adds to .grad, so every step applies the sum of all past gradients; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
+import libcst.matchers as m
 
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Hit, Rule
@@ -23,6 +24,8 @@ class UnsafeTorchLoad(Rule):
             arg, _ = find_arg(call.node, "weights_only")
             if arg is None and any(a.star == "**" for a in call.node.args):
                 continue  # weights_only is keyword-only: only **kwargs can carry it
+            if any(_reads_weights_only(g.test) for g in call.guards):
+                continue  # a fallback taken only when the caller asked for weights_only=False
             if arg is None:
                 yield Hit(
                     call.node,
@@ -37,3 +40,11 @@ class UnsafeTorchLoad(Rule):
                     "code; pass weights_only=True (allow-list your own classes with "
                     f"torch.serialization.add_safe_globals), or mark a trusted file with '# noqa: {self.code}'",
                 )
+
+
+def _reads_weights_only(test: cst.BaseExpression) -> bool:
+    """Whether a condition reads a flag named like ``weights_only`` (``if not weights_only:``)."""
+    names = m.findall(test, m.Name() | m.Attribute())
+    return any(
+        "weights_only" in (n.value if isinstance(n, cst.Name) else n.attr.value) for n in names
+    )

@@ -1,0 +1,79 @@
+"""TL203 functional-norm-mode: ``F.batch_norm`` in an nn.Module without ``training=``: it defaults
+to False, so training normalises with the running statistics and never updates them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import libcst as cst
+
+from torchlint.facts import ClassInfo, FunctionInfo, Guard, ModuleFacts, find_arg, self_attr
+from torchlint.rules import Hit, Rule
+from torchlint.rules.dropout_ignores_eval import _returns_early_unless_training, reads_training
+
+BATCH_NORM = "torch.nn.functional.batch_norm"
+TRAINING = ("training", 5)  # input, running_mean, running_var, weight, bias, training
+
+
+class FunctionalNormMode(Rule):
+    code = "TL203"
+    name = "functional-norm-mode"
+    summary = "F.batch_norm in an nn.Module without training=: running stats never update, batch stats never used"
+    needles = ("batch_norm",)
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        for call, _ in facts.calls_to(BATCH_NORM):
+            fn = call.function
+            if not fn or not fn.cls or not fn.cls.is_module:
+                continue
+            instance = fn.instance
+            if not instance:
+                continue
+            training, maybe = find_arg(call.node, *TRAINING)
+            if training is not None or maybe or _without_running_stats(call.node):
+                continue
+            if any(reads_training(g.test, fn, instance) and not _training_branch(g, fn, instance) for g in call.guards):
+                continue  # the eval branch of a hand-written norm, or a mixed condition
+            if _returns_early_unless_training(fn, instance) or _frozen(fn.cls, call.node, instance):
+                continue
+            yield Hit(
+                call.node,
+                f"F.batch_norm() without training=: it defaults to False, so in training the batch is "
+                f"normalised with the running statistics and they are never updated; pass "
+                f"training={instance}.training",
+                fn.cls,
+            )
+
+
+def _without_running_stats(call: cst.Call) -> bool:
+    """``running_mean=None, running_var=None``: without ``training=True`` the call raises, so
+    there is nothing silent to report."""
+    for keyword, position in (("running_mean", 1), ("running_var", 2)):
+        arg, _ = find_arg(call, keyword, position)
+        if arg is None or not (isinstance(arg.value, cst.Name) and arg.value.value == "None"):
+            return False
+    return True
+
+
+def _training_branch(guard: Guard, fn: FunctionInfo, instance: str) -> bool:
+    """``if self.training:`` (or a local copy of it), taken: the call runs in training."""
+    test = guard.test
+    if isinstance(test, cst.Name):
+        values = [v for _, v in fn.assignments.get(test.value, [])]
+        test = values[0] if len(values) == 1 and values[0] is not None else test
+    return guard.positive and self_attr(test, instance) == "training"
+
+
+def _frozen(cls: ClassInfo, call: cst.Call, instance: str) -> bool:
+    """A frozen batch norm: the class says so in its name, or its weight is a buffer."""
+    if "frozen" in cls.name.lower():
+        return True
+    weight, _ = find_arg(call, "weight", 3)
+    name = self_attr(weight.value, instance) if weight is not None else None
+    for c in cls.self_calls:
+        func = c.node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "register_buffer" and c.node.args:
+            key = c.node.args[0].value
+            if name and isinstance(key, cst.SimpleString) and key.evaluated_value == name:
+                return True
+    return False

@@ -1,0 +1,126 @@
+"""TL506 sampler-epoch-not-set: a shuffling DistributedSampler whose ``set_epoch`` is never called."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import libcst as cst
+import libcst.matchers as m
+
+from torchlint.facts import ModuleFacts, find_arg
+from torchlint.rules import Hit, Rule
+from torchlint.rules.loops import Body, Event, Loop, body_of, called_functions, method_name
+
+SAMPLERS = ("torch.utils.data.distributed.DistributedSampler", "torch.utils.data.DistributedSampler")
+_EVAL_WORDS = {"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev", "predict", "inference"}
+_ITERATION_HELPERS = {"enumerate", "iter", "len", "zip", "next", "list", "tqdm", "trange", "print"}
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+class SamplerEpochNotSet(Rule):
+    code = "TL506"
+    name = "sampler-epoch-not-set"
+    summary = "DistributedSampler shuffling across epochs without set_epoch(): every epoch has the same order"
+    needles = ("DistributedSampler",)
+
+    def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        sets_epoch: bool | None = None
+        for call, _ in facts.calls_to(*SAMPLERS):
+            shuffle, maybe = find_arg(call.node, "shuffle", 3)
+            if maybe or (shuffle is not None and not _is_true(shuffle.value)):
+                continue
+            if call.cls is not None and call.cls.is_module:
+                continue  # a LightningModule's dataloader hook: the trainer calls set_epoch
+            body = body_of(facts, call.function)
+            if body is None:
+                continue
+            event = next((e for e in body.events if e.node is call.node), None)
+            if event is None:
+                continue
+            names = _names_around(body, event)
+            if any(_is_evaluation(text) for text in names | {_code(a.value) for a in call.node.args}):
+                continue
+            loop = _epoch_loop(body, names)
+            if loop is None or _handed_to_unknown_helper(facts, body, loop, names):
+                continue
+            if sets_epoch is None:
+                sets_epoch = _mentions_set_epoch(facts.module)
+            if sets_epoch:
+                continue
+            yield Hit(
+                call.node,
+                "DistributedSampler shuffles with a seed plus its epoch, and set_epoch() is never called: "
+                "every epoch sees the same order; call sampler.set_epoch(epoch) at the start of each epoch",
+            )
+
+
+def _names_around(body: Body, sampler: Event) -> set[str]:
+    """The names the sampler is bound to, and the names of loaders built from it."""
+    names: set[str] = set()
+    for event in body.events:
+        if not isinstance(event.node, cst.Assign):
+            continue
+        value = event.node.value
+        if _contains(value, sampler.node) or (isinstance(value, cst.Call) and any(_reads(value, n) for n in names)):
+            for t in event.node.targets:
+                names.add(_code(t.target))
+    return names
+
+
+def _epoch_loop(body: Body, names: set[str]) -> Loop | None:
+    """A loop over epochs: one that mentions an epoch, or one around a loop over the loader."""
+    for loop in body.loops:
+        if "epoch" in _code(_loop_header(loop)).lower():
+            return loop
+        for inner in body.loops:
+            if inner is not loop and isinstance(inner, cst.For) and _contains(loop.body, inner):
+                if any(_reads(inner.iter, n) for n in names):
+                    return loop
+    return None
+
+
+def _handed_to_unknown_helper(facts: ModuleFacts, body: Body, loop: Loop, names: set[str]) -> bool:
+    """The epoch loop passes the sampler or loader to a function defined elsewhere
+    (``train_one_epoch(model, loader, epoch)``), which may call set_epoch itself."""
+    for event in body.in_loop(loop):
+        call = event.call
+        if call is None or called_functions(facts, call) or method_name(call.node) in _ITERATION_HELPERS:
+            continue
+        if any(_reads(arg.value, n) for arg in call.node.args for n in names):
+            return True
+    return False
+
+
+def _loop_header(loop: Loop) -> cst.BaseExpression:
+    if isinstance(loop, cst.For):
+        return cst.Tuple([cst.Element(loop.target), cst.Element(loop.iter)])
+    return loop.test
+
+
+def _is_evaluation(text: str) -> bool:
+    return any(w.lower() in _EVAL_WORDS for w in _WORD.findall(text.replace("_", " ")))
+
+
+def _mentions_set_epoch(module: cst.Module) -> bool:
+    """``x.set_epoch(...)`` or a ``"set_epoch"`` string (``getattr``/``hasattr``) anywhere."""
+    return bool(
+        m.findall(module, m.Attribute(attr=m.Name("set_epoch")))
+        or m.findall(module, m.SimpleString(value=m.MatchIfTrue(lambda v: "set_epoch" in v)))
+    )
+
+
+def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
+    return bool(m.findall(tree, m.MatchIfTrue(lambda n: n is node)))
+
+
+def _reads(tree: cst.CSTNode, dotted: str) -> bool:
+    return any(_code(n) == dotted for n in m.findall(tree, m.Name() | m.Attribute()))
+
+
+def _code(node: cst.CSTNode) -> str:
+    return cst.Module([]).code_for_node(node)
+
+
+def _is_true(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "True"
