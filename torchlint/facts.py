@@ -261,7 +261,43 @@ def walk(node: cst.CSTNode, enter, leave=None) -> None:
         leave(node)
 
 
-class _Collector(cst.CSTVisitor):
+class Walker:
+    """A read-only visitor with LibCST's hooks (``on_visit``/``on_leave``, ``visit_<Node>``
+    returning False to skip the children, ``leave_<Node>``) that walks the tree's fields
+    directly: LibCST's own ``visit`` rebuilds and re-validates every node it passes, which costs
+    more than the parse. Whitespace, parentheses, commas and operators are not visited."""
+
+    _hooks: dict[tuple[type, type], tuple] = {}
+
+    def walk(self, node: cst.CSTNode) -> None:
+        if self.on_visit(node):
+            kind = type(node)
+            fields = _FIELDS_OF.get(kind)
+            if fields is None:
+                fields = _FIELDS_OF[kind] = _child_fields(kind)
+            for child in _children(node, fields):
+                self.walk(child)
+        self.on_leave(node)
+
+    def _hook(self, node: cst.CSTNode) -> tuple:
+        key = (type(self), type(node))
+        hooks = Walker._hooks.get(key)
+        if hooks is None:
+            name = type(node).__name__
+            hooks = Walker._hooks[key] = (getattr(type(self), f"visit_{name}", None), getattr(type(self), f"leave_{name}", None))
+        return hooks
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        visit = self._hook(node)[0]
+        return visit is None or visit(self, node) is not False
+
+    def on_leave(self, node: cst.CSTNode) -> None:
+        leave = self._hook(node)[1]
+        if leave is not None:
+            leave(self, node)
+
+
+class _Collector(Walker):
     """The one walk. Visits each expression once, in evaluation order, so that every ``Name``
     read is recorded in the function it occurs in (and its enclosing functions), and binding
     positions (targets, parameters, imports, keywords, attribute members) are not reads."""
@@ -273,25 +309,6 @@ class _Collector(cst.CSTVisitor):
         self.classes: list[ClassInfo] = []
         self.guards: list[Guard] = []
         self.guard_marks: list[int] = []  # guard-stack heights at each function boundary
-
-    # the walk: LibCST's own visit rebuilds and re-validates every node it passes, which costs
-    # more than the parse; facts only read the tree, so this walks the dataclass fields directly.
-
-    _dispatch: dict[type, tuple] = {}
-
-    def walk(self, node: cst.CSTNode) -> None:
-        kind = type(node)
-        entry = self._dispatch.get(kind)
-        if entry is None:
-            entry = self._dispatch[kind] = (
-                getattr(type(self), f"visit_{kind.__name__}", None),
-                _child_fields(kind),
-            )
-        visit, fields = entry
-        if visit is not None and visit(self, node) is False:
-            return
-        for child in _children(node, fields):
-            self.walk(child)
 
     # scopes and bindings
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, ModuleFacts, find_arg
+from torchlint.facts import ClassInfo, ModuleFacts, find_arg, Walker
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies, body_of, methods_named
 
@@ -173,7 +173,7 @@ def _forward_ends_in(facts: ModuleFacts, cls: ClassInfo, depth: int) -> str | No
 def _returns(block: cst.BaseSuite) -> list[cst.Return]:
     found: list[cst.Return] = []
 
-    class _Finder(cst.CSTVisitor):
+    class _Finder(Walker):
         def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
             return False
 
@@ -186,5 +186,5 @@ def _returns(block: cst.BaseSuite) -> list[cst.Return]:
         def visit_Return(self, node: cst.Return) -> None:
             found.append(node)
 
-    block.visit(_Finder())
+    _Finder().walk(block)
     return found

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, find_arg, references_attr
+from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, find_arg, references_attr, Walker
 from torchlint.rules import Hit, Rule
 
 # name -> position of the ``training`` parameter
@@ -104,11 +104,11 @@ def reads_training(expr: cst.BaseExpression, fn: FunctionInfo, instance: str) ->
 
 def _assigned_under_training_test(fn: FunctionInfo, name: str, instance: str) -> bool:
     finder = _GuardedAssignment(fn, name, instance)
-    fn.node.body.visit(finder)
+    finder.walk(fn.node.body)
     return finder.found
 
 
-class _GuardedAssignment(cst.CSTVisitor):
+class _GuardedAssignment(Walker):
     """Finds an assignment to ``name`` inside an ``if`` whose test reads ``self.training``."""
 
     def __init__(self, fn: FunctionInfo, name: str, instance: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, ClassInfo, FunctionInfo, ModuleFacts, Scope, find_arg
+from torchlint.facts import CallInfo, ClassInfo, FunctionInfo, ModuleFacts, Scope, find_arg, Walker
 from torchlint.rules import Hit, Rule
 from torchlint.rules.missing_super_init import methods_with_bases
 from torchlint.rules.parameter_converted import PARAMETER
@@ -56,7 +56,7 @@ class LayerInForward(Rule):
                 if not candidates or not fn.self_name:
                     continue
                 uses = _Uses(fn.self_name)
-                fn.node.body.visit(uses)
+                uses.walk(fn.node.body)
                 for call, what in candidates:
                     fate = uses.fate(call.node)
                     lazy = fate == "stored" and (fn not in unguarded or uses.guarded(call.node))
@@ -207,7 +207,7 @@ def _fresh_tensor(facts: ModuleFacts, expr: cst.BaseExpression, scope: Scope | N
         return False
 
 
-class _Uses(cst.CSTVisitor):
+class _Uses(Walker):
     """Where each call's result goes: stored on the instance (``self.proj = nn.Linear(...)``,
     ``self.layers.append(...)``, ``setattr(self, ...)``, also through a local name), given or
     re-drawn weights on purpose (``layer.weight = self.w``, ``layer.load_state_dict(...)``,

@@ -15,7 +15,7 @@ from weakref import WeakKeyDictionary
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, Scope
+from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, Scope, Walker
 
 Loop = cst.For | cst.While
 Statement = cst.Assign | cst.AnnAssign | cst.AugAssign
@@ -55,7 +55,7 @@ def bodies(facts: ModuleFacts) -> list[Body]:
     """The module's top level first, then every function, each as ordered events."""
     if facts not in _CACHE:
         walker = _Walker(facts)
-        facts.module.visit(walker)
+        walker.walk(facts.module)
         _CACHE[facts] = walker.done
     return _CACHE[facts]
 
@@ -67,7 +67,7 @@ def body_of(facts: ModuleFacts, function: FunctionInfo | None) -> Body | None:
     return None
 
 
-class _Walker(cst.CSTVisitor):
+class _Walker(Walker):
     def __init__(self, facts: ModuleFacts) -> None:
         self.facts = facts
         self.functions = {id(f.node): f for f in facts.functions}
@@ -91,10 +91,10 @@ class _Walker(cst.CSTVisitor):
             return False
         if isinstance(node, cst.FunctionDef):
             for d in node.decorators:
-                d.visit(self)
-        node.params.visit(self)
+                self.walk(d)
+        self.walk(node.params)
         self._open(node, info, info.scope)
-        node.body.visit(self)
+        self.walk(node.body)
         self.stack.pop()
         return False
 
@@ -107,14 +107,14 @@ class _Walker(cst.CSTVisitor):
     def _visit_loop(self, node: Loop, outside: cst.CSTNode | None, inside: list[cst.CSTNode]) -> bool:
         body, loops = self.stack[-1]
         if outside is not None:
-            outside.visit(self)
+            self.walk(outside)
         body.loops.append(node)
         loops.append(node)
         for part in inside:
-            part.visit(self)
+            self.walk(part)
         loops.pop()
         if node.orelse is not None:
-            node.orelse.visit(self)
+            self.walk(node.orelse)
         return False
 
     def visit_For(self, node: cst.For) -> bool:

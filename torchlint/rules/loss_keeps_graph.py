@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import CallInfo, ModuleFacts
+from torchlint.facts import CallInfo, ModuleFacts, Walker
 from torchlint.rules import Hit, Rule
 
 _DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "detach_"}
@@ -62,7 +62,7 @@ class LossKeepsGraph(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         walk = _Walk(facts)
-        facts.module.visit(walk)
+        walk.walk(facts.module)
         for scope in walk.scopes:
             for acc in scope.accumulations:
                 message = _judge(walk, scope, acc)
@@ -152,7 +152,7 @@ def _only_reported(walk: _Walk, scope: _Scope, acc: _Accumulation, aliases: set[
     """Without a backward() in the loop the sum may be meant for backprop by a caller: report
     only when every other read of the accumulator turns it into a number or text for logging."""
     finder = _Reads(aliases)
-    scope.node.visit(finder)
+    finder.walk(scope.node)
     accumulations = {id(a.node) for a in scope.accumulations}
     reads = [anc for anc in finder.found if not any(id(a) in accumulations for a in anc)]
     if not reads:
@@ -182,7 +182,7 @@ def _call_name(call: cst.Call) -> str | None:
     return func.value if isinstance(func, cst.Name) else None
 
 
-class _Reads(cst.CSTVisitor):
+class _Reads(Walker):
     """Every read of the given keys, with its ancestors (assignment targets excluded)."""
 
     def __init__(self, keys: set[str]) -> None:
@@ -235,7 +235,7 @@ def _may_accumulate(fn) -> bool:
     return any(isinstance(c.node.func, cst.Attribute) and c.node.func.attr.value == "append" for c in fn.calls)
 
 
-class _Walk(cst.CSTVisitor):
+class _Walk(Walker):
     """One pass: per function (and the module's top level), the assignments, accumulations and
     backward calls, each with its ancestors and its order in the text."""
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, self_attr
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, self_attr, Walker
 from torchlint.rules import Hit, Rule
 from torchlint.rules.parameter_converted import PARAMETER
 
@@ -39,7 +39,7 @@ class MissingSuperInit(Rule):
                 if not instance:
                     continue
                 events = _Events(facts, cls, init, instance)
-                init.node.body.visit(events)
+                events.walk(init.node.body)
                 if events.base_init is None:
                     if not events.uses_self or _initialised_by_subclass(facts, cls):
                         continue
@@ -109,7 +109,7 @@ def _initialised_by_subclass(facts: ModuleFacts, cls: ClassInfo) -> bool:
     return False
 
 
-class _Events(cst.CSTVisitor):
+class _Events(Walker):
     """Walks ``__init__`` in source order (not into nested functions): where the base class is
     initialised, where the first layer or Parameter is stored, and whether ``self`` is used."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import CallInfo, ModuleFacts
+from torchlint.facts import CallInfo, ModuleFacts, Walker
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import FACTORIES
 
@@ -74,7 +74,7 @@ class NonLeafRequiresGrad(Rule):
         if not any(_makes_leaf(facts, call) for call in facts.calls):
             return
         walk = _Walk(facts)
-        facts.module.visit(walk)
+        walk.walk(facts.module)
         reported: set[int] = set()
         for scope in walk.scopes:
             for key, where in scope.candidates:
@@ -147,7 +147,7 @@ def _key(expr: cst.BaseExpression) -> str | None:
     return None
 
 
-class _Walk(cst.CSTVisitor):
+class _Walk(Walker):
     def __init__(self, facts: ModuleFacts) -> None:
         self.facts = facts
         self.calls: dict[int, CallInfo] = {id(c.node): c for c in facts.calls}

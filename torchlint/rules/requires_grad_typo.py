@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr, Walker
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import family
 
@@ -45,7 +45,7 @@ class RequiresGradTypo(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         walk = _Walk(facts)
-        facts.module.visit(walk)
+        walk.walk(facts.module)
         own = _own_attributes(facts, walk)
         for a in walk.accesses:
             attr = a.node.attr.value
@@ -100,7 +100,7 @@ def _source(facts: ModuleFacts, node: cst.CSTNode) -> str:
     return facts.module.code_for_node(node)
 
 
-class _Walk(cst.CSTVisitor):
+class _Walk(Walker):
     """Collects ``requires_grad``-like attribute accesses with the function they sit in, and the
     names that hold modules by construction: loop targets over ``.modules()``/``.children()`` and
     module-level assignments (functions have theirs in the facts)."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr, Walker
 from torchlint.rules import Hit, Rule
 
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
@@ -169,7 +169,7 @@ class InputFlow:
         self.fn = fn
         self.self_name = fn.self_name
         collector = _Bindings()
-        fn.node.body.visit(collector)
+        collector.walk(fn.node.body)
         self.bindings = collector.bindings
         self.inputs = set(tainted_params)
         self.tainted: set[str] = self.inputs | collector.nested_params
@@ -248,7 +248,7 @@ class InputFlow:
         return n
 
 
-class _Bindings(cst.CSTVisitor):
+class _Bindings(Walker):
     """Every (names bound, values they take) in a function body, nested scopes included."""
 
     def __init__(self) -> None:
@@ -370,12 +370,12 @@ class SkipFinder:
         self.seen.add(key)
         flow = flow or InputFlow(self.facts, fn, tainted)
         scan = _Combinations(self, flow)
-        fn.node.body.visit(scan)
+        scan.walk(fn.node.body)
         return scan.found
 
     def _returns_input_data(self, fn: FunctionInfo, flow: InputFlow) -> bool:
         finder = _Returns()
-        fn.node.body.visit(finder)
+        finder.walk(fn.node.body)
         if finder.yields:
             return False
         return any(flow.expr(v) for v in finder.values)
@@ -411,7 +411,7 @@ def main_inputs(fn: FunctionInfo) -> list[str]:
     return out
 
 
-class _Combinations(cst.CSTVisitor):
+class _Combinations(Walker):
     def __init__(self, finder: SkipFinder, flow: InputFlow) -> None:
         self.finder = finder
         self.flow = flow
@@ -482,7 +482,7 @@ class _Combinations(cst.CSTVisitor):
             self.found = True  # an unknown function of two input-derived tensors
 
 
-class _Returns(cst.CSTVisitor):
+class _Returns(Walker):
     """The returned values of a function body, not of functions nested in it."""
 
     def __init__(self) -> None:
@@ -716,7 +716,7 @@ def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
 
 def _returned_calls(fn: FunctionInfo) -> Iterator[cst.Call]:
     finder = _Returns()
-    fn.node.body.visit(finder)
+    finder.walk(fn.node.body)
     for value in finder.values:
         if isinstance(value, cst.Name):
             assigned = fn.assignments.get(value.value, [])
