@@ -245,6 +245,16 @@ def _children(node: cst.CSTNode, fields: tuple[str, ...]) -> Iterator[cst.CSTNod
 _FIELDS_OF: dict[type, tuple[str, ...]] = {}
 
 
+def children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    """A node's expression and statement children, without building LibCST's ``children`` list
+    (which visits the node to collect them)."""
+    kind = type(node)
+    fields = _FIELDS_OF.get(kind)
+    if fields is None:
+        fields = _FIELDS_OF[kind] = _child_fields(kind)
+    return _children(node, fields)
+
+
 def walk(node: cst.CSTNode, enter, leave=None) -> None:
     """Depth first over ``node`` and the expressions and statements below it, in source order,
     reading the tree without LibCST's visitor (which rebuilds every node it passes).

@@ -145,6 +145,7 @@ class ShapeModel:
         self._calls: dict[int, CallInfo] = {id(c.node): c for c in facts.calls}
         self._constants = _module_constants(facts)
         self._attr_layers: dict[int, dict[str, tuple[Layer, cst.CSTNode]]] = {}
+        self.bound: dict[cst.CSTNode, set[str]] = {}  # bound_in() of statements, computed once
 
     def call_info(self, node: cst.Call) -> CallInfo | None:
         return self._calls.get(id(node))

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr, Walker
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr, Walker, children
 from torchlint.rules import Hit, Rule
 
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
@@ -316,7 +316,7 @@ def _params(params: cst.Parameters) -> list[cst.Param]:
 
 
 def _children(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
-    for c in node.children:
+    for c in children(node):
         if isinstance(c, cst.BaseExpression) or isinstance(
             c, (cst.Arg, cst.Element, cst.DictElement, cst.StarredDictElement, cst.SubscriptElement,
                 cst.Index, cst.Slice, cst.CompFor, cst.CompIf, cst.FormattedStringExpression)
@@ -688,7 +688,7 @@ def _used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
 def _builds(facts: ModuleFacts, node: cst.CSTNode, cls: ClassInfo) -> bool:
     if isinstance(node, cst.Call) and facts.local_class(node.func) is cls:
         return True
-    return any(_builds(facts, c, cls) for c in node.children)
+    return any(_builds(facts, c, cls) for c in children(node))
 
 
 def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:

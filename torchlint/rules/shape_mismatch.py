@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, children
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import family
 from torchlint.shapes import CHANNEL, LAST, Dim, Feature, Layer, Mismatch, ShapeModel, bound_in, feed
@@ -86,6 +86,8 @@ def _flow_hits(facts: ModuleFacts, model: ShapeModel) -> Iterator[Hit]:
         if cls is not None and cls.is_module and instance:
             relatives = families.setdefault(id(cls), family(facts, cls))
         flow = _Flow(model, fn, instance if relatives else None, relatives)
+        if not flow.layers and not any(model.facts.call_qualname(c) == LINEAR for c in fn.calls):
+            continue  # no layer of known size and no F.linear: nothing can mismatch here
         flow.block(fn.node.body)
         yield from flow.hits
 
@@ -143,7 +145,10 @@ class _Flow:
             self.forget(stmt)
 
     def forget(self, stmt: cst.CSTNode) -> None:
-        for name in bound_in(stmt):
+        names = self.model.bound.get(stmt)
+        if names is None:
+            names = self.model.bound[stmt] = bound_in(stmt)
+        for name in names:
             self.env[name] = None
 
     def small(self, small: cst.CSTNode) -> None:
@@ -188,7 +193,7 @@ class _Flow:
             self.expr(node.value)
             self.forget(node)
             return None
-        for child in node.children:
+        for child in children(node):
             self.expr(child)
         return None
 
