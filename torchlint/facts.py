@@ -188,23 +188,25 @@ class ClassInfo:
 # --- the walk ------------------------------------------------------------------------------
 
 
-def _dotted(expr: cst.BaseExpression) -> str | None:
+def dotted_name(expr: cst.BaseExpression) -> str | None:
+    """``a.b.c`` as written (no import resolution); None for anything but names and attributes."""
     if isinstance(expr, cst.Name):
         return expr.value
     if isinstance(expr, cst.Attribute):
-        base = _dotted(expr.value)
+        base = dotted_name(expr.value)
         return f"{base}.{expr.attr.value}" if base else None
     return None
 
 
-def _target_names(target: cst.BaseExpression) -> Iterator[cst.Name]:
+def target_names(target: cst.BaseExpression) -> Iterator[cst.Name]:
+    """The names an assignment target binds: ``a``, ``a, (b, *c)``; not ``a[i]`` or ``a.b``."""
     if isinstance(target, cst.Name):
         yield target
     elif isinstance(target, (cst.Tuple, cst.List)):
         for el in target.elements:
-            yield from _target_names(el.value)
+            yield from target_names(el.value)
     elif isinstance(target, cst.StarredElement):
-        yield from _target_names(target.value)
+        yield from target_names(target.value)
 
 
 def self_attr(expr: cst.BaseExpression, self_name: str | None) -> str | None:
@@ -405,7 +407,7 @@ class _Collector(Walker):
 
     def visit_Import(self, node: cst.Import) -> bool:
         for alias in node.names:
-            dotted = _dotted(alias.name)
+            dotted = dotted_name(alias.name)
             if not dotted:
                 continue
             if alias.asname and isinstance(alias.asname.name, cst.Name):
@@ -416,7 +418,7 @@ class _Collector(Walker):
         return False
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        module = _dotted(node.module) if node.module else ""
+        module = dotted_name(node.module) if node.module else ""
         if node.relative:
             module = self.facts.resolve_relative("." * len(node.relative), module or "")
         if isinstance(node.names, cst.ImportStar):
@@ -535,7 +537,7 @@ class _Collector(Walker):
 
     def visit_CompFor(self, node: cst.CompFor) -> bool:
         self.walk(node.iter)
-        for name in _target_names(node.target):
+        for name in target_names(node.target):
             self.scope.bound.add(name.value)
             self.scope.shadowing.add(name.value)
         for cond in node.ifs:
@@ -779,6 +781,14 @@ class ModuleFacts:
             q = self.call_qualname(call)
             if q and (q in exact or (prefixes and q.startswith(prefixes))):
                 yield call, q
+
+    def calls_in_module_methods(self, *qualnames: str) -> Iterator[tuple[CallInfo, str, FunctionInfo, str]]:
+        """Calls to the given functions inside a method of an nn.Module (or a function nested
+        in one), with the function they sit in and the method's instance name (``self``)."""
+        for call, q in self.calls_to(*qualnames):
+            fn = call.function
+            if fn and fn.cls and fn.cls.is_module and fn.instance:
+                yield call, q, fn, fn.instance
 
     # classes
 

@@ -20,7 +20,15 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, ClassInfo, FunctionInfo, ModuleFacts, find_arg, walk
+from torchlint.facts import (
+    CallInfo,
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    find_arg,
+    target_names,
+    walk,
+)
 
 CHANNEL, LAST, BOTH = "channel", "last", "both"  # BOTH: BatchNorm1d reads (N, C) and (N, C, L)
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
@@ -456,13 +464,7 @@ def _module_constants(facts: ModuleFacts) -> dict[str, cst.BaseExpression]:
 
 
 def _names(target: cst.BaseExpression) -> Iterator[str]:
-    if isinstance(target, cst.Name):
-        yield target.value
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            yield from _names(el.value)
-    elif isinstance(target, cst.StarredElement):
-        yield from _names(target.value)
+    return (n.value for n in target_names(target))
 
 
 def bound_in(stmt: cst.CSTNode) -> set[str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, ModuleFacts, find_arg, Walker
+from torchlint.facts import ClassInfo, ModuleFacts, Walker, find_arg
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies, body_of, methods_named
 

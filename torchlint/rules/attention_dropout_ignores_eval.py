@@ -23,13 +23,7 @@ class AttentionDropoutIgnoresEval(Rule):
     needles = ("scaled_dot_product_attention",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
-        for call, _ in facts.calls_to(SDPA):
-            fn = call.function
-            if not fn or not fn.cls or not fn.cls.is_module:
-                continue
-            instance = fn.instance
-            if not instance:
-                continue
+        for call, _, fn, instance in facts.calls_in_module_methods(SDPA):
             rate, _ = find_arg(call.node, *RATE)
             if rate is None or _caller_decides(rate.value, _caller_params(facts, fn, instance)):
                 continue

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, find_arg, references_attr, Walker
+from torchlint.facts import (
+    CallInfo,
+    FunctionInfo,
+    ModuleFacts,
+    Walker,
+    find_arg,
+    references_attr,
+)
 from torchlint.rules import Hit, Rule
 
 # name -> position of the ``training`` parameter
@@ -28,13 +35,7 @@ class DropoutIgnoresEval(Rule):
     needles = ("dropout",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
-        for call, qualname in facts.calls_to(*DROPOUTS):
-            fn = call.function
-            if not fn or not fn.cls or not fn.cls.is_module:
-                continue
-            instance = fn.instance
-            if not instance:
-                continue
+        for call, qualname, fn, instance in facts.calls_in_module_methods(*DROPOUTS):
             training, maybe = find_arg(call.node, "training", DROPOUTS[qualname])
             if maybe:
                 continue

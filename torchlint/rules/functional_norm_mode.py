@@ -7,9 +7,19 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, Guard, ModuleFacts, find_arg, self_attr
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    Guard,
+    ModuleFacts,
+    find_arg,
+    self_attr,
+)
 from torchlint.rules import Hit, Rule
-from torchlint.rules.dropout_ignores_eval import _returns_early_unless_training, reads_training
+from torchlint.rules.dropout_ignores_eval import (
+    _returns_early_unless_training,
+    reads_training,
+)
 
 BATCH_NORM = "torch.nn.functional.batch_norm"
 TRAINING = ("training", 5)  # input, running_mean, running_var, weight, bias, training
@@ -22,13 +32,7 @@ class FunctionalNormMode(Rule):
     needles = ("batch_norm",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
-        for call, _ in facts.calls_to(BATCH_NORM):
-            fn = call.function
-            if not fn or not fn.cls or not fn.cls.is_module:
-                continue
-            instance = fn.instance
-            if not instance:
-                continue
+        for call, _, fn, instance in facts.calls_in_module_methods(BATCH_NORM):
             training, maybe = find_arg(call.node, *TRAINING)
             if training is not None or maybe or _without_running_stats(call.node):
                 continue

@@ -22,9 +22,21 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    find_arg,
+    self_attr,
+    target_names,
+)
 from torchlint.rules import Hit, Rule
-from torchlint.rules.residual_without_skip import META_ATTRS, META_METHODS, SEQUENTIALS, _class_chain
+from torchlint.rules.residual_without_skip import (
+    META_ATTRS,
+    META_METHODS,
+    SEQUENTIALS,
+    _class_chain,
+)
 from torchlint.rules.unused_skip_tensor import skip_named
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
@@ -518,15 +530,9 @@ def _root(expr: cst.BaseExpression) -> str | None:
 
 
 def _names_in(target: cst.CSTNode) -> Iterator[str]:
-    if isinstance(target, cst.Name):
-        yield target.value
-    elif isinstance(target, (cst.Tuple, cst.List)):
-        for el in target.elements:
-            yield from _names_in(el.value)
-    elif isinstance(target, cst.StarredElement):
-        yield from _names_in(target.value)
-    elif isinstance(target, cst.Del):
-        yield from _names_in(target.target)
+    if isinstance(target, cst.Del):
+        target = target.target
+    return (n.value for n in target_names(target))
 
 
 def _not_tensor_param(param: cst.Param) -> bool:

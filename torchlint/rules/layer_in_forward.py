@@ -7,11 +7,23 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, ClassInfo, FunctionInfo, ModuleFacts, Scope, find_arg, Walker
+from torchlint.facts import (
+    CallInfo,
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    Scope,
+    Walker,
+    find_arg,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.missing_super_init import methods_with_bases
 from torchlint.rules.parameter_converted import PARAMETER
-from torchlint.rules.unregistered_tensor import FACTORIES, SAME_DEVICE_METHODS, init_time_methods
+from torchlint.rules.unregistered_tensor import (
+    FACTORIES,
+    SAME_DEVICE_METHODS,
+    init_time_methods,
+)
 
 _ALWAYS = {
     "Linear", "Bilinear", "LazyLinear", "Embedding", "EmbeddingBag", "PReLU",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import CallInfo, ModuleFacts, Walker
+from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
 from torchlint.rules import Hit, Rule
 
 _DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "detach_"}
@@ -136,16 +136,7 @@ def _aliases(scope: _Scope, key: str) -> set[str]:
 
 
 def _mentions(node: cst.CSTNode, keys: set[str]) -> bool:
-    return any(_key(n) in keys for n in m.findall(node, m.Name() | m.Attribute()))
-
-
-def _key(expr: cst.BaseExpression) -> str | None:
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        base = _key(expr.value)
-        return f"{base}.{expr.attr.value}" if base else None
-    return None
+    return any(dotted_name(n) in keys for n in m.findall(node, m.Name() | m.Attribute()))
 
 
 def _only_reported(walk: _Walk, scope: _Scope, acc: _Accumulation, aliases: set[str]) -> bool:
@@ -191,7 +182,7 @@ class _Reads(Walker):
         self.found: list[tuple[cst.CSTNode, ...]] = []
 
     def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, (cst.Name, cst.Attribute)) and _key(node) in self.keys:
+        if isinstance(node, (cst.Name, cst.Attribute)) and dotted_name(node) in self.keys:
             parent = self.stack[-1] if self.stack else None
             if not (isinstance(parent, (cst.AssignTarget, cst.AugAssign)) and parent.target is node):
                 self.found.append(tuple(self.stack))
@@ -297,7 +288,7 @@ class _Walk(Walker):
     def _assign(self, node: cst.Assign | cst.AnnAssign) -> None:
         targets = [t.target for t in node.targets] if isinstance(node, cst.Assign) else [node.target]
         for target in targets:
-            key = _key(target)
+            key = dotted_name(target)
             if key is None:
                 for name in m.findall(target, m.Name()):
                     if not isinstance(target, (cst.Subscript, cst.Attribute)):
@@ -306,7 +297,7 @@ class _Walk(Walker):
             value = node.value
             if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Add):
                 for own, other in ((value.left, value.right), (value.right, value.left)):
-                    if _key(own) == key:
+                    if dotted_name(own) == key:
                         self._accumulate(node, key, other)
                         break
                 else:
@@ -315,7 +306,7 @@ class _Walk(Walker):
                 self._record(key, value)
 
     def _augassign(self, node: cst.AugAssign) -> None:
-        key = _key(node.target)
+        key = dotted_name(node.target)
         if key is not None and isinstance(node.operator, cst.AddAssign):
             self._accumulate(node, key, node.value)
 
@@ -326,7 +317,7 @@ class _Walk(Walker):
         func = node.func
         method = func.attr.value if isinstance(func, cst.Attribute) else None
         if method == "append" and len(node.args) == 1:
-            key = _key(func.value)
+            key = dotted_name(func.value)
             if key is not None:
                 self._accumulate(node, key, node.args[0].value)
         elif method in _BACKWARD_METHODS or (isinstance(func, cst.Name) and func.value in _BACKWARD_METHODS):
@@ -408,7 +399,7 @@ class _Walk(Walker):
         name = func.attr.value if isinstance(func, cst.Attribute) else func.value if isinstance(func, cst.Name) else ""
         if _LOSS_NAME.search(name):
             return True
-        key = _key(func) or ""
+        key = dotted_name(func) or ""
         scopes = self.related(scope, key) + [self.scopes[0]]
         return any(self._is_loss_module(value) for s in scopes for _, value, _ in s.assignments.get(key, []))
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, self_attr, Walker
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Walker, self_attr
 from torchlint.rules import Hit, Rule
 from torchlint.rules.parameter_converted import PARAMETER
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import CallInfo, ModuleFacts, Walker
+from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import FACTORIES
 
@@ -136,15 +136,10 @@ def _within(inner: _Scope, outer: _Scope) -> bool:
 
 
 def _key(expr: cst.BaseExpression) -> str | None:
-    """``w`` / ``self.w`` / ``params[0]`` -> the name or dotted attribute it is stored in."""
+    """The name a value lives under: ``opt``, ``self.w``; a subscript is keyed by its container."""
     while isinstance(expr, cst.Subscript):
         expr = expr.value
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        base = _key(expr.value)
-        return f"{base}.{expr.attr.value}" if base else None
-    return None
+    return dotted_name(expr)
 
 
 class _Walk(Walker):

@@ -7,7 +7,15 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg, references_attr, self_attr
+from torchlint.facts import (
+    AttrAssign,
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    find_arg,
+    references_attr,
+    self_attr,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import init_time_methods
 

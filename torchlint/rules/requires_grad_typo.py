@@ -11,7 +11,14 @@ from dataclasses import dataclass
 import libcst as cst
 import libcst.matchers as m
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr, Walker
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    Scope,
+    Walker,
+    self_attr,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import family
 

@@ -14,7 +14,15 @@ from collections.abc import Iterable, Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Scope, self_attr, Walker, children
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    Scope,
+    Walker,
+    children,
+    self_attr,
+)
 from torchlint.rules import Hit, Rule
 
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}

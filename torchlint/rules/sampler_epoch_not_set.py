@@ -10,7 +10,14 @@ import libcst.matchers as m
 
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Hit, Rule
-from torchlint.rules.loops import Body, Event, Loop, body_of, called_functions, method_name
+from torchlint.rules.loops import (
+    Body,
+    Event,
+    Loop,
+    body_of,
+    called_functions,
+    method_name,
+)
 
 SAMPLERS = ("torch.utils.data.distributed.DistributedSampler", "torch.utils.data.DistributedSampler")
 _EVAL_WORDS = {"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev", "predict", "inference"}

@@ -15,7 +15,16 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, ClassInfo, FunctionInfo, ModuleFacts, Scope, find_arg, self_attr, walk
+from torchlint.facts import (
+    CallInfo,
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    Scope,
+    find_arg,
+    self_attr,
+    walk,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.residual_without_skip import SEQUENTIALS, _class_chain
 

@@ -11,10 +11,27 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, children
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    children,
+    find_arg,
+    self_attr,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.unregistered_tensor import family
-from torchlint.shapes import CHANNEL, LAST, Dim, Feature, Layer, Mismatch, ShapeModel, bound_in, feed
+from torchlint.shapes import (
+    CHANNEL,
+    LAST,
+    Dim,
+    Feature,
+    Layer,
+    Mismatch,
+    ShapeModel,
+    bound_in,
+    feed,
+)
 
 F = "torch.nn.functional."
 LINEAR = F + "linear"

@@ -13,7 +13,14 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, walk
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    find_arg,
+    self_attr,
+    walk,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.residual_without_skip import _class_chain
 

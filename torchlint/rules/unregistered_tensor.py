@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from torchlint.facts import AttrAssign, ClassInfo, ModuleFacts, find_arg, self_attr, walk
+from torchlint.facts import (
+    AttrAssign,
+    ClassInfo,
+    ModuleFacts,
+    find_arg,
+    self_attr,
+    walk,
+)
 from torchlint.rules import Hit, Rule
 
 _TYPED_TENSORS = {
