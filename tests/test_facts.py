@@ -653,3 +653,12 @@ def test_project_class_answers_from_the_index(tmp_path):
     assert entry is not None and entry.defines_forward and entry.forward_inputs == 2
     assert f.project_class("pkg.Missing") is None
     assert facts("x = 1\n").project_class("pkg.Pair") is None  # no index
+
+
+def test_relative_import_in_a_package_init_is_the_package_itself():
+    source = "from . import layers\nfrom .blocks import Res\nfrom .. import top\n"
+    facts = ModuleFacts(cst.parse_module(source), "pkg.sub", is_package=True)
+    scope = facts.module_scope
+    assert facts.resolve_name("layers", scope) == "pkg.sub.layers"
+    assert facts.resolve_name("Res", scope) == "pkg.sub.blocks.Res"
+    assert facts.resolve_name("top", scope) == "pkg.top"

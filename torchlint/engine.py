@@ -177,7 +177,7 @@ def check_source(
     if not rules:
         return []
     try:
-        facts = ModuleFacts(module, module_name, project)
+        facts = ModuleFacts(module, module_name, project, is_package=Path(path).name == "__init__.py")
         hits = [(rule, hit) for rule in rules for hit in rule.check(facts)]
         if not hits:
             return []

@@ -703,11 +703,14 @@ def _method_self(stack: Sequence[FunctionInfo]) -> str | None:
 class ModuleFacts:
     """Everything the rules know about one parsed file."""
 
-    def __init__(self, module: cst.Module, module_name: str | None = None, project=None) -> None:
+    def __init__(
+        self, module: cst.Module, module_name: str | None = None, project=None, is_package: bool = False
+    ) -> None:
         """``project``: a zero-argument callable returning the project index (or None); called
         only when a name cannot be resolved within the file, so small runs never build it."""
         self.module = module
         self.module_name = module_name  # dotted, when the file sits in a package
+        self.is_package = is_package  # the file is a package's __init__.py: ``.`` is the package
         self._project = project
         self.module_scope = Scope("module", module, None)
         self.classes: list[ClassInfo] = []
@@ -727,7 +730,7 @@ class ModuleFacts:
         if not self.module_name:
             return dots + module
         parts = self.module_name.split(".")
-        up = len(dots)
+        up = len(dots) - self.is_package
         if up > len(parts):
             return None
         base = parts[: len(parts) - up]
