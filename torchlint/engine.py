@@ -22,7 +22,7 @@ import libcst as cst
 from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
 
 from torchlint.facts import ModuleFacts
-from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, Rule
+from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, Fix, Rule
 
 # Directories never descended into, as ruff's defaults.
 SKIP_DIRS = {
@@ -31,6 +31,26 @@ SKIP_DIRS = {
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".torchlint_cache", "_build", "buck-out",
 }
 PYTHON_SUFFIXES = (".py", ".pyi")
+
+
+@dataclass(frozen=True)
+class TextEdit:
+    """Replace the text from (line, column) up to (end_line, end_column), 1-based, with ``content``
+    (an insertion when the two positions are equal), as ruff's JSON ``edits``."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    content: str
+
+
+@dataclass(frozen=True)
+class TextFix:
+    message: str
+    applicability: str  # "safe" or "unsafe", as ruff's
+    edits: tuple[TextEdit, ...]
+    imports: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, order=True)
@@ -45,6 +65,7 @@ class Finding:
     end_line: int = 0
     end_column: int = 0
     name: str = field(default="", compare=False)
+    fix: TextFix | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -184,7 +205,12 @@ def check_source(
         positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     except RecursionError:
         return [_parse_error(path, "cannot check: nested too deeply", 1, 1)] if report_errors else []
-    findings = [_finding(path, rule, hit.full_message(), positions[hit.node]) for rule, hit in hits]
+    newline = module.default_newline
+    lines = re.split(r"\r\n?|\n", text)
+    findings = [
+        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline))
+        for rule, hit in hits
+    ]
     if apply_noqa:
         findings = _without_noqa(findings, positions)
     return sorted(set(findings))
@@ -248,8 +274,28 @@ def _parse_error(path: str, message: str, line: int, column: int) -> Finding:
     return Finding(path, max(line, 1), max(column, 1), PARSE_ERROR_CODE, message, name=PARSE_ERROR_NAME)
 
 
-def _finding(path: str, rule: Rule, message: str, r: CodeRange) -> Finding:
-    return Finding(path, r.start.line, r.start.column + 1, rule.code, message, r.end.line, r.end.column + 1, rule.name)
+def _finding(path: str, rule: Rule, message: str, r: CodeRange, fix: TextFix | None) -> Finding:
+    return Finding(
+        path, r.start.line, r.start.column + 1, rule.code, message, r.end.line, r.end.column + 1, rule.name, fix
+    )
+
+
+def _text_fix(fix: Fix | None, positions: Mapping[cst.CSTNode, CodeRange], lines: list[str], newline: str) -> TextFix | None:
+    """A rule's node edits as text edits: replacements over the node's range; insertions of a
+    statement line before a statement, with that statement's own indentation."""
+    if fix is None:
+        return None
+    edits = []
+    for e in fix.edits:
+        r = positions[e.node]
+        if e.before:
+            line = lines[r.start.line - 1] if r.start.line <= len(lines) else ""
+            indent = line[: len(line) - len(line.lstrip())]
+            at = (r.start.line, r.start.column + 1)
+            edits.append(TextEdit(*at, *at, e.code + newline + indent))
+        else:
+            edits.append(TextEdit(r.start.line, r.start.column + 1, r.end.line, r.end.column + 1, e.code))
+    return TextFix(fix.message, "safe" if fix.safe else "unsafe", tuple(edits), fix.imports)
 
 
 # --- noqa ------------------------------------------------------------------------------------

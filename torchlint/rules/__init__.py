@@ -16,12 +16,37 @@ DOCS_URL = "https://github.com/torchlint/torchlint/blob/main/rules/{code}-{name}
 
 
 @dataclass(frozen=True)
+class NodeEdit:
+    """One change a fix makes, in terms of the tree: replace ``node``'s source with ``code``, or,
+    with ``before=True``, insert ``code`` as a new statement line before the statement ``node``
+    (indented as that statement is)."""
+
+    node: cst.CSTNode
+    code: str
+    before: bool = False
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A fix for one finding. ``safe`` fixes keep the program's meaning apart from the bug;
+    unsafe ones may change behaviour users rely on (checkpoint keys, numerics) and need
+    ``--unsafe-fixes``. ``imports``: ``(module, name)`` pairs the fixed code needs, added with
+    LibCST's AddImportsVisitor (``name`` None for ``import module``)."""
+
+    message: str
+    edits: tuple[NodeEdit, ...]
+    safe: bool = True
+    imports: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True)
 class Hit:
     """What a rule reports: the node the finding is located at, and the message."""
 
     node: cst.CSTNode
     message: str
     cls: ClassInfo | None = None  # the module class the finding is about, when there is one
+    fix: Fix | None = None
 
     def full_message(self) -> str:
         """The message, saying what made the class a module when its bases could not tell."""
