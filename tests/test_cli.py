@@ -25,7 +25,13 @@ class Net(nn.Module):
         return F.dropout(x)
 """
 CLEAN = "import torch\n\nx = torch.zeros(3)\n"
-TEXT_LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>TL\d{3}) (?P<message>.+)$")
+TEXT_LINE = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>TL\d{3}) (?P<fixable>\[\*\] )?(?P<message>.+)$"
+)
+
+
+def finding_lines(stdout: str) -> list[re.Match]:
+    return [m for m in map(TEXT_LINE.match, stdout.splitlines()) if m]
 
 
 @pytest.fixture
@@ -58,7 +64,8 @@ def test_clean_file_exits_0(cli, tree):
 def test_findings_exit_1(cli, tree):
     result = cli("check", "pkg/a.py", cwd=tree)
     assert result.returncode == 1
-    assert result.stdout.endswith("Found 2 findings.\n")
+    assert "Found 2 findings.\n" in result.stdout
+    assert result.stdout.endswith("[*] 2 fixable with the `--fix` option.\n")
     assert result.stderr == ""
 
 
@@ -102,23 +109,22 @@ def test_text_format(cli, tree):
     result = cli("check", "pkg/a.py", cwd=tree)
     lines = result.stdout.splitlines()
     assert lines[:2] == [
-        "pkg/a.py:7:13: TL201 " + lines[0].split(" TL201 ", 1)[1],
-        "pkg/a.py:8:16: TL201 " + lines[1].split(" TL201 ", 1)[1],
+        "pkg/a.py:7:13: TL201 [*] " + lines[0].split(" TL201 [*] ", 1)[1],
+        "pkg/a.py:8:16: TL201 [*] " + lines[1].split(" TL201 [*] ", 1)[1],
     ]
-    for line in lines[:-1]:
-        assert TEXT_LINE.match(line), line
+    assert lines[2:] == ["Found 2 findings.", "[*] 2 fixable with the `--fix` option."]
 
 
 def test_default_path_is_cwd(cli, tree):
     result = cli("check", cwd=tree)
-    paths = {TEXT_LINE.match(line)["path"] for line in result.stdout.splitlines()[:-1]}
+    paths = {m["path"] for m in finding_lines(result.stdout)}
     assert paths == {"pkg/a.py", "pkg/b.py"}
 
 
 def test_statistics(cli, tree):
     result = cli("check", "--statistics", "pkg", cwd=tree)
     assert result.returncode == 1
-    assert result.stdout == "4\tTL201\tdropout-ignores-eval\n"
+    assert result.stdout == "4\tTL201\t[*] dropout-ignores-eval\n"
 
 
 # --- selection -------------------------------------------------------------------------------
@@ -172,7 +178,8 @@ def test_json_has_ruffs_fields_and_matches_text(cli, tree):
         assert set(item["location"]) == {"row", "column"} == set(item["end_location"])
         assert Path(item["filename"]).is_absolute()
         assert item["noqa_row"] == item["location"]["row"]
-        assert item["fix"] is None and item["verification"] is None
+        assert item["fix"]["applicability"] == "safe" and item["verification"] is None
+        assert {"content", "location", "end_location"} <= set(item["fix"]["edits"][0])
         assert item["url"].endswith(f"{item['code']}-dropout-ignores-eval.md")
         assert (item["end_location"]["row"], item["end_location"]["column"]) > (
             item["location"]["row"],
@@ -184,7 +191,7 @@ def test_json_has_ruffs_fields_and_matches_text(cli, tree):
     ]
     from_text = [
         (m["path"], int(m["line"]), int(m["col"]), m["code"], m["message"])
-        for m in map(TEXT_LINE.match, as_text.stdout.splitlines()[:-1])
+        for m in finding_lines(as_text.stdout)
     ]
     assert from_json == from_text
 

@@ -13,7 +13,8 @@ from conftest import ROOT
 from test_cli import BAD
 
 FIXTURE = ROOT / "tests" / "fixtures" / "TL201.py"
-LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>TL\d{3}) (?P<message>.+)$")
+# the CLI marks fixable findings with "[*] " (as ruff does); flake8 has no such marker
+LINE = re.compile(r"^(?P<path>.+?):(?P<line>\d+):(?P<col>\d+): (?P<code>TL\d{3}) (?:\[\*\] )?(?P<message>.+)$")
 
 
 def flake8(*args: str, cwd: Path | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:

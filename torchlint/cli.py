@@ -1,6 +1,7 @@
 """The command line: ``torchlint check``, ``torchlint rules``, ``torchlint rule CODE``.
 
 Exit status, as ruff's: 0 no findings, 1 findings, 2 usage, configuration or internal error.
+With ``--fix``, the findings that remain count; with ``--diff``, 1 when there is a diff.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from torchlint import __version__, config, engine, index
+from torchlint import __version__, config, engine, fixes, index
 from torchlint.config import ConfigError
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME
 
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
     check.add_argument("--config", type=Path, help="the pyproject.toml to read (default: the nearest one with [tool.torchlint])")
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
+    check.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
+    check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
+    check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
 
     sub.add_parser("rules", help="list every rule")
@@ -101,10 +105,46 @@ def _check(args: argparse.Namespace) -> int:
     project = None
     if settings.project_index and not args.no_project:
         project = index.loader(index.find_root(Path(args.paths[0])))
-    findings = engine.check_paths(args.paths, selection, project)
-    out = text.render_statistics(findings) if args.statistics else FORMATS[args.output_format](findings)
+    unsafe = args.unsafe_fixes
+    if args.diff:
+        return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, write=False), unsafe)
+    fixed = 0
+    if args.fix:
+        results = fixes.fix_paths(args.paths, selection, project, unsafe)
+        _tell_problems(results)
+        findings = sorted(f for r in results for f in r.remaining)
+        fixed = sum(r.fixed for r in results)
+    else:
+        findings = engine.check_paths(args.paths, selection, project)
+    if args.statistics:
+        out = text.render_statistics(findings, unsafe=unsafe)
+    else:
+        out = FORMATS[args.output_format](findings, unsafe=unsafe, fixed=fixed)
     sys.stdout.write(out)
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+def _diff(results: list[fixes.FixResult], unsafe: bool) -> int:
+    """``--diff``: the diffs on stdout, what they fix on stderr; exit 1 when there is a diff, as
+    ruff (``--exit-zero`` does not change that)."""
+    _tell_problems(results)
+    changed = [r for r in results if r.changed]
+    sys.stdout.write("".join(r.diff() for r in changed))
+    sys.stdout.flush()
+    n = sum(r.fixed for r in changed)
+    summary = f"Would fix {n} finding{'s' if n != 1 else ''}" if n else "No findings would be fixed"
+    hidden = sum(f.fix is not None and not fixes.fixable(f, unsafe) for r in results for f in r.remaining)
+    if hidden:
+        summary += f" ({hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with the `--unsafe-fixes` option)"
+    print(summary + ".", file=sys.stderr)
+    return EXIT_FINDINGS if changed else EXIT_CLEAN
+
+
+def _tell_problems(results: list[fixes.FixResult]) -> None:
+    """One line on stderr for each file left untouched (or not fixed to the end), and why."""
+    for r in results:
+        if r.problem:
+            print(f"torchlint: {r.path}: {r.problem}" if r.changed else f"torchlint: not fixing {r.path}: {r.problem}", file=sys.stderr)
 
 
 PARSE_ERROR_SUMMARY = "a file that cannot be read, decoded or parsed"

@@ -6,11 +6,13 @@ import json
 import os
 from collections.abc import Sequence
 
-from torchlint.engine import Finding
+from torchlint.engine import Finding, TextFix
 from torchlint.rules import ALL_RULES
 
 
-def render(findings: Sequence[Finding]) -> str:
+def render(findings: Sequence[Finding], *, unsafe: bool = False, fixed: int = 0) -> str:
+    """Each finding's ``fix`` carries its applicability, so ``unsafe`` and ``fixed`` (the text
+    summary's) change nothing here."""
     return json.dumps([as_dict(f) for f in findings], indent=2) + "\n"
 
 
@@ -23,7 +25,25 @@ def as_dict(f: Finding) -> dict:
         "location": {"row": f.line, "column": f.column},
         "end_location": {"row": f.end_line or f.line, "column": f.end_column or f.column},
         "noqa_row": f.line,
-        "fix": None,
+        "fix": fix_dict(f.fix),
         "url": rule.url() if rule else None,
         "verification": None,
+    }
+
+
+def fix_dict(fix: TextFix | None) -> dict | None:
+    """ruff's ``fix``: applicability, message and the text edits (1-based columns)."""
+    if fix is None:
+        return None
+    return {
+        "applicability": fix.applicability,
+        "message": fix.message,
+        "edits": [
+            {
+                "content": e.content,
+                "location": {"row": e.line, "column": e.column},
+                "end_location": {"row": e.end_line, "column": e.end_column},
+            }
+            for e in fix.edits
+        ],
     }

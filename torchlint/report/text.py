@@ -1,4 +1,5 @@
-"""``path:line:col: CODE message``, one per line, then a summary, as ruff prints."""
+"""``path:line:col: CODE message``, one per line, then a summary, as ruff prints. A finding whose
+fix ``--fix`` would apply is marked ``[*]`` after its code."""
 
 from __future__ import annotations
 
@@ -6,20 +7,54 @@ from collections import Counter
 from collections.abc import Sequence
 
 from torchlint.engine import Finding
+from torchlint.fixes import fixable
 
 
-def render(findings: Sequence[Finding]) -> str:
-    lines = [f"{f.path}:{f.line}:{f.column}: {f.code} {f.message}" for f in findings]
-    if findings:
-        n = len(findings)
-        lines.append(f"Found {n} finding{'s' if n != 1 else ''}.")
+def render(findings: Sequence[Finding], *, unsafe: bool = False, fixed: int = 0) -> str:
+    """``unsafe``: unsafe fixes count as fixable (``--unsafe-fixes``); ``fixed``: how many
+    findings ``--fix`` fixed (``findings`` are those that remain)."""
+    lines = [f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe) else ''}{f.message}" for f in findings]
+    n = len(findings)
+    if fixed:
+        total = fixed + n
+        lines.append(f"Found {_plural(total, 'finding')} ({fixed} fixed, {n} remaining).")
+    elif findings:
+        lines.append(f"Found {_plural(n, 'finding')}.")
     else:
         lines.append("All checks passed!")
+    if hint := fix_hint(findings, unsafe):
+        lines.append(hint)
     return "\n".join(lines) + "\n"
 
 
-def render_statistics(findings: Sequence[Finding]) -> str:
-    """Counts per rule, most frequent first: ``count<TAB>code<TAB>name``."""
+def fix_hint(findings: Sequence[Finding], unsafe: bool) -> str:
+    """ruff's line on what ``--fix`` (and ``--unsafe-fixes``) could do, or "" when nothing."""
+    applicable = sum(fixable(f, unsafe) for f in findings)
+    hidden = sum(f.fix is not None and not fixable(f, unsafe) for f in findings)
+    option = f"{_plural(hidden, 'hidden fix', 'hidden fixes')} can be enabled with the `--unsafe-fixes` option"
+    if applicable and hidden:
+        return f"[*] {applicable} fixable with the `--fix` option ({option})."
+    if applicable:
+        return f"[*] {applicable} fixable with the `--fix` option."
+    if hidden:
+        return f"No fixes available ({option})."
+    return ""
+
+
+def render_statistics(findings: Sequence[Finding], *, unsafe: bool = False) -> str:
+    """Counts per rule, most frequent first: ``count<TAB>code<TAB>name``; when any finding is
+    fixable, the name is prefixed ``[*] `` for a rule with a fixable finding, ``[ ] `` otherwise."""
     counts = Counter((f.code, f.name) for f in findings)
+    with_fix = {f.code for f in findings if fixable(f, unsafe)}
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return "".join(f"{n}\t{code}\t{name}\n" for (code, name), n in rows)
+
+    def marker(code: str) -> str:
+        if not with_fix:
+            return ""
+        return "[*] " if code in with_fix else "[ ] "
+
+    return "".join(f"{n}\t{code}\t{marker(code)}{name}\n" for (code, name), n in rows)
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
+from torchlint.edits import render
 from torchlint.facts import FunctionInfo, ModuleFacts, find_arg
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.dropout_ignores_eval import gated_on_training, is_zero
 
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
@@ -36,6 +37,7 @@ class AttentionDropoutIgnoresEval(Rule):
                 f"attention dropout stays on after model.eval(); pass "
                 f"dropout_p={shown if shown != '...' else 'rate'} if {instance}.training else 0.0",
                 fn.cls,
+                Fix(f"Gate the rate on {instance}.training", (NodeEdit(rate.value, _gated(facts, rate, instance)),)),
             )
 
 
@@ -59,6 +61,14 @@ def _caller_decides(expr: cst.BaseExpression, params: set[str]) -> bool:
     if isinstance(expr, cst.IfExp) and (is_zero(expr.body) or is_zero(expr.orelse)):
         return any(n.value in params for n in m.findall(expr.test, m.Name()))
     return False
+
+
+def _gated(facts: ModuleFacts, rate: cst.Arg, instance: str) -> str:
+    """``<rate> if self.training else 0.0``, the rate parenthesised when it would not bind."""
+    code = render(facts.module, rate.value)
+    if isinstance(rate.value, (cst.IfExp, cst.Lambda, cst.NamedExpr)) and not rate.value.lpar:
+        code = f"({code})"
+    return f"{code} if {instance}.training else 0.0"
 
 
 def _short(expr: cst.BaseExpression) -> str:

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, self_attr
-from torchlint.rules import Hit, Rule
+from torchlint.edits import render, with_keyword
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import family
 from torchlint.shapes import BATCH_NORMS, CONVS, INSTANCE_NORMS, Layer, ShapeModel
 
@@ -65,7 +66,19 @@ class BiasBeforeNorm(Rule):
                     f"subtracts the {removed}: the bias cancels out and is a wasted parameter (the "
                     "output is the same without it); pass bias=False",
                     cls,
+                    _fix(facts, layer),
                 )
+
+
+def _fix(facts: ModuleFacts, layer: Layer) -> Fix:
+    """``bias=False`` added to the constructor, or put in place of its ``True``."""
+    position = {"Linear": 2, "LazyLinear": 1}.get(layer.kind, 6 if layer.kind.startswith("Lazy") else 7)
+    bias, _ = find_arg(layer.node, "bias", position)
+    if bias is not None:
+        edit = NodeEdit(bias.value, "False")
+    else:
+        edit = NodeEdit(layer.node, render(facts.module, layer.node, with_keyword(layer.node, "bias", "False")))
+    return Fix("Pass bias=False", (edit,), safe=False)
 
 
 def _in_sequences(model: ShapeModel) -> Iterator[tuple[Layer, Layer, ClassInfo | None]]:

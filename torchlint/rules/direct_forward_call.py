@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from torchlint.edits import render
 from torchlint.facts import ModuleFacts, Scope
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies
 
 _CONTAINERS = {"torch.nn.ModuleList", "torch.nn.Sequential", "torch.nn.ModuleDict"}
@@ -34,6 +35,11 @@ class DirectForwardCall(Rule):
                         f"DDP, torch.compile, quantization observers, feature extractors); call "
                         f"{target}(...) instead",
                         call.cls if call.cls is not None and call.cls.is_module else None,
+                        Fix(
+                            f"Call {target}(...) instead of {target}.forward(...)",
+                            (NodeEdit(func, render(facts.module, func.value)),),
+                            safe=False,  # the hooks now run: that is the point, but it changes what runs
+                        ),
                     )
 
 

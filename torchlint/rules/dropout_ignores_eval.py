@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
+from torchlint.edits import render, with_keyword
 from torchlint.facts import (
     CallInfo,
     FunctionInfo,
@@ -15,7 +16,7 @@ from torchlint.facts import (
     find_arg,
     references_attr,
 )
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 
 # name -> position of the ``training`` parameter
 DROPOUTS = {
@@ -45,11 +46,16 @@ class DropoutIgnoresEval(Rule):
             if gated_on_training(call, fn, instance, ("p", 1)):
                 continue
             if training is None:
+                fixed = with_keyword(call.node, "training", f"{instance}.training")
                 yield Hit(
                     call.node,
                     f"F.{short}() without training=: it defaults to True, so dropout stays on "
                     f"after model.eval(); pass training={instance}.training",
                     fn.cls,
+                    Fix(
+                        f"Pass training={instance}.training",
+                        (NodeEdit(call.node, render(facts.module, call.node, fixed)),),
+                    ),
                 )
             else:
                 yield Hit(
@@ -57,6 +63,11 @@ class DropoutIgnoresEval(Rule):
                     f"F.{short}(training=True) is always on, also in eval(); pass "
                     f"training={instance}.training (or add '# noqa: {self.code}' for Monte-Carlo dropout)",
                     fn.cls,
+                    Fix(
+                        f"Replace training=True with training={instance}.training",
+                        (NodeEdit(training.value, f"{instance}.training"),),
+                        safe=False,  # Monte-Carlo dropout keeps it on in eval() on purpose
+                    ),
                 )
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
+from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 
 _DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "detach_"}
 _DETACHING_FUNCTIONS = {"float", "int", "round", "str", "bool"}
@@ -67,7 +68,7 @@ class LossKeepsGraph(Rule):
             for acc in scope.accumulations:
                 message = _judge(walk, scope, acc)
                 if message:
-                    yield Hit(acc.node, message)
+                    yield Hit(acc.node, message, fix=_fix(facts, scope, acc))
 
 
 def _judge(walk: _Walk, scope: _Scope, acc: _Accumulation) -> str | None:
@@ -89,6 +90,54 @@ def _judge(walk: _Walk, scope: _Scope, acc: _Accumulation) -> str | None:
         f"{verb} the loss tensor to {acc.key} across iterations keeps every step's autograd graph "
         f"alive: memory grows until out-of-memory; use {shown}.item() (or {shown}.detach())"
     )
+
+
+def _fix(facts: ModuleFacts, scope: _Scope, acc: _Accumulation) -> Fix:
+    """Accumulate ``loss.item()`` where the total is a Python number only ever formatted as one,
+    else ``loss.detach()``: the same tensor without its graph, so every later use still works."""
+    method = "item" if _numbers_only(scope, acc) else "detach"
+    code = render(facts.module, acc.value)
+    if not isinstance(acc.value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) and not acc.value.lpar:
+        code = f"({code})"
+    return Fix(f"Accumulate {code}.{method}()", (NodeEdit(acc.value, f"{code}.{method}()"),))
+
+
+def _numbers_only(scope: _Scope, acc: _Accumulation) -> bool:
+    """Whether ``total`` starts as (and is only reset to) a number literal, is summed by this
+    statement alone, and is only read as a scalar number: in ``float()``/``int()``, a formatted
+    f-string field (``{total:.3f}``), or through a local computed from it (``avg = total / n``)
+    read the same way. Both ``.item()`` and those reads need a one-element loss, so ``.item()``
+    gives the same numbers and text as the tensor did."""
+    if isinstance(acc.node, cst.Call) or "." in acc.key:
+        return False
+    if sum(a.key == acc.key for a in scope.accumulations) != 1:
+        return False
+    starts = [v for o, v, _ in scope.assignments.get(acc.key, []) if o != acc.order]
+    if not starts or not all(isinstance(v, (cst.Integer, cst.Float)) for v in starts):
+        return False
+    return _read_as_number(scope, acc.key, acc.node, 0)
+
+
+def _read_as_number(scope: _Scope, key: str, accumulation: cst.CSTNode, depth: int) -> bool:
+    finder = _Reads({key})
+    finder.walk(scope.node)
+    reads = [anc for anc in finder.found if not any(a is accumulation for a in anc)]
+    if not reads or depth > 2:
+        return False
+    for anc in reads:
+        inner = [a for a in anc if not isinstance(a, (cst.BinaryOperation, cst.UnaryOperation))]
+        parent = inner[-1] if inner else None
+        if isinstance(parent, cst.FormattedStringExpression) and parent.format_spec:
+            continue
+        call = inner[-2] if isinstance(parent, cst.Arg) and len(inner) > 1 else None
+        if isinstance(call, cst.Call) and len(call.args) == 1 and dotted_name(call.func) in ("float", "int"):
+            continue
+        target = parent.targets[0].target if isinstance(parent, cst.Assign) and len(parent.targets) == 1 else None
+        alias = target.value if isinstance(target, cst.Name) and target.value != key else None
+        if alias is not None and _read_as_number(scope, alias, parent, depth + 1):
+            continue
+        return False
+    return True
 
 
 def _spanned_loops(scope: _Scope, acc: _Accumulation) -> list[cst.CSTNode]:

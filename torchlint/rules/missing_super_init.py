@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Walker, self_attr
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.parameter_converted import PARAMETER
 
 # self.<method>() calls that store into the module's registries
@@ -49,6 +49,7 @@ class MissingSuperInit(Rule):
                         f"never set up, so assigning a layer or Parameter, calling the module, "
                         f".to() or parameters() fail; call super().__init__() first",
                         cls,
+                        _insert_super_init(facts, cls, init),
                     )
                 elif events.early_layer is not None:
                     yield Hit(
@@ -58,6 +59,37 @@ class MissingSuperInit(Rule):
                         f"call super().__init__() first",
                         cls,
                     )
+
+
+_NO_ARGUMENT_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
+
+
+def _insert_super_init(facts: ModuleFacts, cls: ClassInfo, init: FunctionInfo) -> Fix | None:
+    """``super().__init__()`` as the first statement (after the docstring), when the one base is
+    ``nn.Module`` or ``LightningModule``, whose ``__init__`` needs no arguments: the call only sets
+    up the module's state. Other bases may need arguments only the user knows."""
+    if len(cls.bases) != 1 or cls.node.keywords:
+        return None
+    base = facts.qualname(cls.bases[0], cls.scope) or ""
+    root, leaf = base.split(".")[0], base.rsplit(".", 1)[-1]
+    lightning = leaf == "LightningModule" and root in ("lightning", "pytorch_lightning")
+    body = init.node.body
+    if not (base in _NO_ARGUMENT_BASES or lightning) or not isinstance(body, cst.IndentedBlock):
+        return None
+    statements = list(body.body)
+    if statements and _is_docstring(statements[0]):
+        statements.pop(0)
+    if not statements:
+        return None
+    return Fix("Call super().__init__() first", (NodeEdit(statements[0], "super().__init__()", before=True),))
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
 
 
 def _init_definitions(facts: ModuleFacts, cls: ClassInfo) -> list[FunctionInfo]:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import libcst as cst
 import libcst.matchers as m
 
+from torchlint.edits import render, with_keyword
 from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import FACTORIES
 
 _VARIABLES = {"torch.autograd.Variable", "torch.autograd.variable.Variable"}
@@ -81,11 +82,11 @@ class NonLeafRequiresGrad(Rule):
                 if id(where) in reported or not _used_as_leaf(walk, scope, key):
                     continue
                 reported.add(id(where))
-                yield Hit(where, _message(facts, key, where))
+                yield Hit(where, _message(facts, key, where), fix=_fix(facts, walk, where))
         for where in walk.direct:
             if id(where) not in reported:
                 reported.add(id(where))
-                yield Hit(where, _message(facts, None, where))
+                yield Hit(where, _message(facts, None, where), fix=_fix(facts, walk, where))
 
 
 def _makes_leaf(facts: ModuleFacts, call: CallInfo) -> bool:
@@ -94,6 +95,45 @@ def _makes_leaf(facts: ModuleFacts, call: CallInfo) -> bool:
     if isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_":
         return True
     return _requires_grad(call.node) and facts.call_qualname(call) in FACTORIES | _VARIABLES
+
+
+def _fix(facts: ModuleFacts, walk: _Walk, where: cst.CSTNode) -> Fix | None:
+    """``factory(..., requires_grad=True).to(device)`` / ``.cuda()`` -> ``factory(...,
+    requires_grad=True, device=...)``: only for a move written right on the factory call, to a
+    device (a string, ``torch.device(...)``, or a name that says device), when the factory has no
+    ``device=`` and no ``**kwargs``."""
+    if not (isinstance(where, cst.Call) and isinstance(where.func, cst.Attribute)):
+        return None
+    factory = where.func.value
+    if not isinstance(factory, cst.Call) or not _requires_grad(factory):
+        return None
+    info = walk.calls.get(id(factory))
+    if info is None or facts.call_qualname(info) not in FACTORIES:
+        return None
+    if any(a.star or a.keyword is not None and a.keyword.value == "device" for a in factory.args):
+        return None
+    method, args = where.func.attr.value, where.args
+    if method == "cuda" and not args:
+        device = '"cuda"'
+    elif method == "to" and len(args) == 1 and (args[0].keyword is None or args[0].keyword.value == "device"):
+        if not _names_device(facts, args[0].value):
+            return None
+        device = render(facts.module, args[0].value)
+    else:
+        return None
+    edit = NodeEdit(where, render(facts.module, where, with_keyword(factory, "device", device)))
+    return Fix(f"Pass device={device} to the factory instead of .{method}()", (edit,), safe=False)
+
+
+def _names_device(facts: ModuleFacts, expr: cst.BaseExpression) -> bool:
+    """A string, ``torch.device(...)``, or a name or attribute whose last part says device
+    (``device``, ``dev``, ``self.device``): not a dtype, not a tensor to copy the device of."""
+    if isinstance(expr, cst.SimpleString):
+        return True
+    if isinstance(expr, cst.Call):
+        return facts.qualname(expr.func) == "torch.device"
+    last = expr.attr.value if isinstance(expr, cst.Attribute) else getattr(expr, "value", None)
+    return isinstance(last, str) and (last == "dev" or "device" in last.lower())
 
 
 def _message(facts: ModuleFacts, key: str | None, where: cst.CSTNode) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from torchlint.edits import render
 from torchlint.facts import (
     AttrAssign,
     ClassInfo,
@@ -16,7 +17,7 @@ from torchlint.facts import (
     references_attr,
     self_attr,
 )
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import init_time_methods
 
 PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
@@ -46,7 +47,7 @@ class ParameterConverted(Rule):
                     continue
                 converted = _converted_parameter(facts, a.method, a.value)
                 if converted and a.name not in registered:
-                    yield Hit(a.node, _message(a.name, converted), cls)
+                    yield Hit(a.node, _message(a.name, converted), cls, _fix(facts, converted))
                 elif a.name in parameters and a.method.name in init_methods:
                     method = _reconverts(a)
                     if method:
@@ -58,6 +59,27 @@ class ParameterConverted(Rule):
                             f"(model.to(device)) or convert the tensor before wrapping it",
                             cls,
                         )
+
+
+def _fix(facts: ModuleFacts, converted: tuple[cst.BaseExpression, cst.Call]) -> Fix | None:
+    """``nn.Parameter(t).to(d)`` -> ``nn.Parameter(t.to(d))``: the conversion moved onto the data,
+    when it is a method called on the Parameter construction itself."""
+    expr, parameter = converted
+    if not (isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute) and expr.func.value is parameter):
+        return None
+    data, maybe = find_arg(parameter, "data", 0)
+    if data is None or maybe:
+        return None
+    value = data.value
+    if not isinstance(value, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) and not value.lpar:
+        value = value.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    moved = expr.with_changes(func=expr.func.with_changes(value=value))
+    args = [arg.with_changes(value=moved) if arg is data else arg for arg in parameter.args]
+    fixed = parameter.with_changes(args=args)
+    method = expr.func.attr.value
+    return Fix(
+        f"Move .{method}() inside the Parameter", (NodeEdit(expr, render(facts.module, expr, fixed)),), safe=False
+    )
 
 
 def _converted_parameter(

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import libcst as cst
 
+from torchlint.edits import render, torch_nn
 from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     AttrUse,
     attribute_uses,
@@ -76,7 +77,7 @@ class UnregisteredContainer(Rule):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
-                yield Hit(a.node, _message(a, held), cls)
+                yield Hit(a.node, _message(a, held), cls, _fix(facts, a, held, mine, methods))
 
 
 def _message(a: AttrAssign, held: str) -> str:
@@ -94,6 +95,66 @@ def _message(a: AttrAssign, held: str) -> str:
         f"model.parameters() (the optimizer never trains them), not moved by .to(), not saved in "
         f"state_dict(), and eval() does not reach them; use nn.ModuleList / nn.ModuleDict"
     )
+
+
+def _fix(
+    facts: ModuleFacts, a: AttrAssign, held: str, mine: list[AttrUse], methods: dict[str, FunctionInfo]
+) -> Fix | None:
+    """The assigned container wrapped in nn.ModuleList / ModuleDict / ParameterList /
+    ParameterDict, when everything put in it is a module (a Parameter) and a dict's keys are
+    strings; an empty dict is left alone (its keys come later and may not be strings)."""
+    value = a.value
+    items = [(e, a.method) for e in _elements(value)]
+    for u in mine:
+        items.extend((e, methods.get(u.method)) for e in _grown_with(u))
+    if held == "parameter":
+        fits = all(fn is not None and _item_kind(facts, e, fn) == "parameter" for e, fn in items)
+    else:
+        fits = all(fn is not None and _is_module(facts, e, fn) for e, fn in items)
+    spelling = torch_nn(facts, a.method.scope)
+    if not fits or spelling is None:
+        return None
+    nn, imports = spelling
+    is_dict = isinstance(value, (cst.Dict, cst.DictComp)) or _empty_call(value) == "dict"
+    if is_dict and not _string_keys(value):
+        return None
+    wrapper = f"{nn}.{'Parameter' if held == 'parameter' else 'Module'}{'Dict' if is_dict else 'List'}"
+    if _empty_call(value) or isinstance(value, (cst.List, cst.Dict)) and not value.elements:
+        inner = ""
+    elif isinstance(value, cst.Tuple) and not value.lpar:
+        inner = f"({render(facts.module, value)})"
+    else:
+        inner = render(facts.module, value)
+    return Fix(f"Wrap self.{a.name} in {wrapper}", (NodeEdit(value, f"{wrapper}({inner})"),), safe=False, imports=imports)
+
+
+def _is_module(facts: ModuleFacts, expr: cst.BaseExpression, fn: FunctionInfo, depth: int = 0) -> bool:
+    """A module construction, directly or through a local name assigned only such."""
+    if isinstance(expr, cst.Name) and depth < 2:
+        values = [v for _, v in fn.assignments.get(expr.value, [])]
+        return bool(values) and all(v is not None and _is_module(facts, v, fn, depth + 1) for v in values)
+    return isinstance(expr, cst.Call) and facts.is_module_class_expr(expr.func, fn.scope)
+
+
+def _string_keys(value: cst.BaseExpression | None) -> bool:
+    """Whether every key of a dict literal or comprehension is a string (a literal without a dot,
+    an f-string, ``str(...)``): ModuleDict takes no other."""
+    if isinstance(value, cst.Dict):
+        keys = [e.key if isinstance(e, cst.DictElement) else None for e in value.elements]
+    elif isinstance(value, cst.DictComp):
+        keys = [value.key]
+    else:
+        return False
+    return bool(keys) and all(_string_key(k) for k in keys)
+
+
+def _string_key(key: cst.BaseExpression | None) -> bool:
+    if isinstance(key, cst.SimpleString):
+        text = key.evaluated_value
+        return isinstance(text, str) and bool(text) and "." not in text
+    if isinstance(key, cst.FormattedString):
+        return True
+    return isinstance(key, cst.Call) and isinstance(key.func, cst.Name) and key.func.value == "str"
 
 
 # --- the container and what goes into it ---------------------------------------------------------

@@ -1,7 +1,8 @@
 """TL101 unregistered-tensor: a plain tensor attribute of an nn.Module, invisible to the module.
 
 Also holds what TL102 shares with this rule: which methods run at construction time, the
-classes of the file that share an instance with a class, and every use of ``self.<attr>``.
+classes of the file that share an instance with a class, and every use of ``self.<attr>``; and
+what the fixes of this family share: rendering a changed node in place, spelling ``torch.nn``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from torchlint.edits import render, torch_nn
 from torchlint.facts import (
     AttrAssign,
     ClassInfo,
@@ -19,7 +21,7 @@ from torchlint.facts import (
     self_attr,
     walk,
 )
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 
 _TYPED_TENSORS = {
     f"{kind}Tensor"
@@ -536,6 +538,9 @@ def _only_dtype(facts: ModuleFacts, call: cst.Call) -> bool:
     return bool(call.args)
 
 
+# --- fixes: a changed node rendered in place, torch.nn spelled as the file can ---------------
+
+
 # --- the rule -----------------------------------------------------------------------------------
 
 
@@ -561,10 +566,11 @@ class UnregisteredTensor(Rule):
             for a, factory in candidates:
                 if a.name in reported or a.name in registered:
                     continue
-                message = _judge(facts, relatives, a, factory, uses, init_methods)
-                if message:
+                judged = _judge(facts, relatives, a, factory, uses, init_methods)
+                if judged:
                     reported.add(a.name)
-                    yield Hit(a.node, message, cls)
+                    message, parameter = judged
+                    yield Hit(a.node, message, cls, _fix(facts, relatives, a, parameter))
 
 
 def _candidates(facts: ModuleFacts, cls: ClassInfo) -> list[tuple[AttrAssign, Factory]]:
@@ -579,6 +585,28 @@ def _candidates(facts: ModuleFacts, cls: ClassInfo) -> list[tuple[AttrAssign, Fa
     return out
 
 
+def _fix(facts: ModuleFacts, relatives: list[ClassInfo], a: AttrAssign, parameter: bool) -> Fix | None:
+    """``self.x = nn.Parameter(...)``, or the statement made ``self.register_buffer("x", ...)``:
+    only for a plain one-target assignment that nothing else in the classes assigns (registering
+    a name that already exists raises)."""
+    node, instance = a.node, a.method.instance
+    one_target = isinstance(node, cst.Assign) and len(node.targets) == 1 or isinstance(node, cst.AnnAssign)
+    if not one_target or a.value is None or not instance:
+        return None
+    if any(other is not a for c in relatives for other in c.assigns(a.name)):
+        return None
+    value = render(facts.module, a.value)
+    if parameter:
+        spelling = torch_nn(facts, a.method.scope)
+        if spelling is None:
+            return None
+        nn, imports = spelling
+        edit = NodeEdit(a.value, f"{nn}.Parameter({value})")
+        return Fix(f"Wrap self.{a.name} in {nn}.Parameter", (edit,), safe=False, imports=imports)
+    edit = NodeEdit(node, f'{instance}.register_buffer("{a.name}", {value})')
+    return Fix(f"Register self.{a.name} as a buffer", (edit,), safe=False)
+
+
 def _judge(
     facts: ModuleFacts,
     relatives: list[ClassInfo],
@@ -586,8 +614,9 @@ def _judge(
     factory: Factory,
     uses: list[AttrUse],
     init_methods: set[str],
-) -> str | None:
-    """The message for a candidate, or None when nothing would break."""
+) -> tuple[str, bool] | None:
+    """The message for a candidate and whether the tensor should be a Parameter (else a
+    buffer), or None when nothing would break."""
     mine = [u for u in uses if u.name == a.name and not u.local]
     where = next((u for u in mine if u.store and any(x is a.node for x in u.ancestors)), None)
     conditions = branch_conditions(facts, where.ancestors) if where else set()
@@ -610,7 +639,7 @@ def _judge(
         return (
             f"{attr} is a plain tensor, not an nn.Parameter: the optimizer never updates it "
             f"(it is not in parameters()), and it is not saved in state_dict(); wrap it in nn.Parameter"
-        )
+        ), True
     if kinds <= {MOVED, META, INDEX, UNKNOWN}:
         return None
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
@@ -619,7 +648,7 @@ def _judge(
         f"{attr} is a plain tensor attribute: not saved in state_dict() and left behind by "
         f".to(device)/.cuda() (a device-mismatch error on GPU); use "
         f"self.register_buffer({a.name!r}, ...)"
-    )
+    ), False
 
 
 _RANDOM = {"randn", "rand", "empty", "normal", "Tensor", "FloatTensor", "randn_like", "rand_like", "empty_like"}

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import libcst as cst
 import libcst.matchers as m
 
+from torchlint.edits import render, with_keyword
 from torchlint.facts import ModuleFacts, find_arg
-from torchlint.rules import Hit, Rule
+from torchlint.rules import Fix, Hit, NodeEdit, Rule
 
 LOADS = ("torch.load", "torch.serialization.load")
 
@@ -32,6 +33,7 @@ class UnsafeTorchLoad(Rule):
                     "torch.load() without weights_only=True unpickles the file, which can run "
                     "arbitrary code (the default before PyTorch 2.6); pass weights_only=True, or "
                     "load weights with safetensors",
+                    fix=_fix(facts, call.node),
                 )
             elif isinstance(arg.value, cst.Name) and arg.value.value == "False":
                 yield Hit(
@@ -39,7 +41,16 @@ class UnsafeTorchLoad(Rule):
                     "torch.load(weights_only=False) unpickles the file, which can run arbitrary "
                     "code; pass weights_only=True (allow-list your own classes with "
                     f"torch.serialization.add_safe_globals), or mark a trusted file with '# noqa: {self.code}'",
+                    fix=Fix("Replace weights_only=False with weights_only=True", (NodeEdit(arg.value, "True"),), safe=False),
                 )
+
+
+def _fix(facts: ModuleFacts, call: cst.Call) -> Fix | None:
+    """``weights_only=True`` appended; not with ``pickle_module=``, which it refuses."""
+    if find_arg(call, "pickle_module", 2)[0] is not None:
+        return None
+    fixed = with_keyword(call, "weights_only", "True")
+    return Fix("Pass weights_only=True", (NodeEdit(call, render(facts.module, call, fixed)),), safe=False)
 
 
 def _reads_weights_only(test: cst.BaseExpression) -> bool:
