@@ -148,12 +148,6 @@ def _tell_problems(results: list[fixes.FixResult]) -> None:
 
 
 PARSE_ERROR_SUMMARY = "a file that cannot be read, decoded or parsed"
-PARSE_ERROR_PAGE = f"""# {PARSE_ERROR_CODE} {PARSE_ERROR_NAME}
-
-Reported at the error's line for {PARSE_ERROR_SUMMARY}: a syntax error,
-bytes that are not UTF-8 (or not the encoding its PEP 263 cookie names), a null byte, a file that
-cannot be opened. No other rule checks that file; the other files of the run are still checked.
-"""
 
 
 def _rules() -> int:
@@ -176,9 +170,6 @@ def rule_doc(code: str) -> Path | None:
 
 def _rule(code: str) -> int:
     code = code.upper()
-    if code == PARSE_ERROR_CODE:
-        sys.stdout.write(PARSE_ERROR_PAGE)
-        return EXIT_CLEAN
     page = rule_doc(code)
     if page is None:
         raise ConfigError(f"unknown rule code {code!r} (see `torchlint rules`)")
