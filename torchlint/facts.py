@@ -892,11 +892,11 @@ class ModuleFacts:
 def references_attr(expr: cst.CSTNode, owner: str, attr: str) -> bool:
     """Whether ``owner.attr`` (e.g. ``self.training``) appears anywhere inside ``expr``."""
     finder = _AttrFinder(owner, attr)
-    expr.visit(finder)
+    finder.walk(expr)
     return finder.found
 
 
-class _AttrFinder(cst.CSTVisitor):
+class _AttrFinder(Walker):
     def __init__(self, owner: str, attr: str) -> None:
         self.owner, self.attr, self.found = owner, attr, False
 
