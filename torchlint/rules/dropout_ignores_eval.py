@@ -27,6 +27,8 @@ DROPOUTS = {
     "torch.nn.functional.alpha_dropout": 2,
     "torch.nn.functional.feature_alpha_dropout": 2,
 }
+# these two default to training=False instead: without the argument they never drop anything
+OFF_BY_DEFAULT = {"torch.nn.functional.alpha_dropout", "torch.nn.functional.feature_alpha_dropout"}
 
 
 class DropoutIgnoresEval(Rule):
@@ -43,10 +45,26 @@ class DropoutIgnoresEval(Rule):
             short = qualname.rsplit(".", 1)[1]
             if training is not None and not _is_true(training.value):
                 continue
+            fixed = with_keyword(call.node, "training", f"{instance}.training")
+            if training is None and qualname in OFF_BY_DEFAULT:
+                rate, _ = find_arg(call.node, "p", 1)
+                if rate is not None and is_zero(rate.value):
+                    continue
+                yield Hit(
+                    call.node,
+                    f"F.{short}() without training=: it defaults to False, so it never drops anything, "
+                    f"not even in training; pass training={instance}.training",
+                    fn.cls,
+                    Fix(
+                        f"Pass training={instance}.training",
+                        (NodeEdit(call.node, render(facts.module, call.node, fixed)),),
+                        safe=False,  # switches the dropout on in training: the numbers change
+                    ),
+                )
+                continue
             if gated_on_training(call, fn, instance, ("p", 1)):
                 continue
             if training is None:
-                fixed = with_keyword(call.node, "training", f"{instance}.training")
                 yield Hit(
                     call.node,
                     f"F.{short}() without training=: it defaults to True, so dropout stays on "
