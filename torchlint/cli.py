@@ -33,6 +33,16 @@ def _code_list(value: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="torchlint", description="Find the PyTorch bugs that do not crash.")
     parser.add_argument("--version", action="version", version=f"torchlint {__version__}")
@@ -52,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
     check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
+    check.add_argument("--verify", action="store_true", help="run each flagged model in a sandboxed subprocess and confirm or refute the finding (needs torch)")
+    check.add_argument("--verify-device", choices=["auto", "cpu", "cuda", "mps", "meta"], default="auto", help="the device the verifier runs on (default: auto, cuda then mps then cpu)")
+    check.add_argument("--verify-timeout", type=_seconds, default=20.0, metavar="S", help="seconds allowed for a file's import and for each finding (default: 20)")
+    check.add_argument("--verify-import", choices=["definitions", "full"], default="definitions", help="run only the file's definitions (default) or all its top-level code")
 
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="print a rule's documentation page")
@@ -92,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _check(args: argparse.Namespace) -> int:
     from torchlint.report import FORMATS, text
 
+    if args.verify:
+        from torchlint import verify
+
+        if verify.torch_missing():
+            raise ConfigError(verify.TORCH_MISSING)
     if args.isolated:
         pyproject = None
     elif args.config:
@@ -119,9 +138,31 @@ def _check(args: argparse.Namespace) -> int:
     if args.statistics:
         out = text.render_statistics(findings, unsafe=unsafe)
     else:
-        out = FORMATS[args.output_format](findings, unsafe=unsafe, fixed=fixed)
+        verifications = _verify(findings, args) if args.verify else None
+        out = FORMATS[args.output_format](findings, unsafe=unsafe, fixed=fixed, verifications=verifications)
     sys.stdout.write(out)
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
+
+
+def _verify(findings: list[engine.Finding], args: argparse.Namespace) -> dict:
+    """``--verify``: a verification per finding, with a progress line on stderr when it is a
+    terminal."""
+    from torchlint import verify
+
+    progress = _show_progress if sys.stderr.isatty() else None
+    try:
+        return verify.verify_findings(
+            findings, device=args.verify_device, timeout=args.verify_timeout, import_mode=args.verify_import, progress=progress
+        )
+    finally:
+        if progress:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _show_progress(n: int, total: int, path: str) -> None:
+    sys.stderr.write(f"\r\x1b[K[{n}/{total}] verifying {path}")
+    sys.stderr.flush()
 
 
 def _diff(results: list[fixes.FixResult], unsafe: bool) -> int:

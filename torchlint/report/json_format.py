@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from torchlint.engine import Finding, TextFix
 from torchlint.rules import ALL_RULES
 
+if TYPE_CHECKING:
+    from torchlint.verify.runner import Verification
 
-def render(findings: Sequence[Finding], *, unsafe: bool = False, fixed: int = 0) -> str:
+
+def render(
+    findings: Sequence[Finding],
+    *,
+    unsafe: bool = False,
+    fixed: int = 0,
+    verifications: Mapping[Finding, Verification] | None = None,
+) -> str:
     """Each finding's ``fix`` carries its applicability, so ``unsafe`` and ``fixed`` (the text
-    summary's) change nothing here."""
-    return json.dumps([as_dict(f) for f in findings], indent=2) + "\n"
+    summary's) change nothing here. ``verification`` is null unless ``verifications`` (``--verify``)
+    has the finding."""
+    verifications = verifications or {}
+    return json.dumps([as_dict(f, verifications.get(f)) for f in findings], indent=2) + "\n"
 
 
-def as_dict(f: Finding) -> dict:
+def as_dict(f: Finding, verification: Verification | None = None) -> dict:
     rule = ALL_RULES.get(f.code)
     return {
         "code": f.code,
@@ -27,8 +39,14 @@ def as_dict(f: Finding) -> dict:
         "noqa_row": f.line,
         "fix": fix_dict(f.fix),
         "url": rule.url() if rule else None,
-        "verification": None,
+        "verification": verification_dict(verification),
     }
+
+
+def verification_dict(v: Verification | None) -> dict | None:
+    if v is None:
+        return None
+    return {"verdict": v.verdict, "evidence": v.evidence, "device": v.device, "seconds": v.seconds}
 
 
 def fix_dict(fix: TextFix | None) -> dict | None:

@@ -1,19 +1,36 @@
 """``path:line:col: CODE message``, one per line, then a summary, as ruff prints. A finding whose
-fix ``--fix`` would apply is marked ``[*]`` after its code."""
+fix ``--fix`` would apply is marked ``[*]`` after its code. With ``--verify``, each finding is
+followed by an indented ``verdict: evidence`` line, and the summary says how many were confirmed."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from torchlint.engine import Finding
 from torchlint.fixes import fixable
 
+if TYPE_CHECKING:
+    from torchlint.verify.runner import Verification
 
-def render(findings: Sequence[Finding], *, unsafe: bool = False, fixed: int = 0) -> str:
+
+def render(
+    findings: Sequence[Finding],
+    *,
+    unsafe: bool = False,
+    fixed: int = 0,
+    verifications: Mapping[Finding, Verification] | None = None,
+) -> str:
     """``unsafe``: unsafe fixes count as fixable (``--unsafe-fixes``); ``fixed``: how many
-    findings ``--fix`` fixed (``findings`` are those that remain)."""
-    lines = [f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe) else ''}{f.message}" for f in findings]
+    findings ``--fix`` fixed (``findings`` are those that remain); ``verifications``: the
+    ``--verify`` verdicts."""
+    lines = []
+    for f in findings:
+        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe) else ''}{f.message}")
+        if verifications and f in verifications:
+            v = verifications[f]
+            lines.append(f"  {v.verdict}: {v.evidence}")
     n = len(findings)
     if fixed:
         total = fixed + n
@@ -24,7 +41,17 @@ def render(findings: Sequence[Finding], *, unsafe: bool = False, fixed: int = 0)
         lines.append("All checks passed!")
     if hint := fix_hint(findings, unsafe):
         lines.append(hint)
+    if verifications:
+        lines.append(verification_summary(list(verifications.values())))
     return "\n".join(lines) + "\n"
+
+
+def verification_summary(verifications: Sequence[Verification]) -> str:
+    """``Verified 8 findings on cpu: 5 confirmed, 0 refuted, 3 inconclusive.``"""
+    counts = Counter(v.verdict for v in verifications)
+    devices = Counter(v.device for v in verifications)
+    verdicts = ", ".join(f"{counts[k]} {k}" for k in ("confirmed", "refuted", "inconclusive"))
+    return f"Verified {_plural(len(verifications), 'finding')} on {devices.most_common(1)[0][0]}: {verdicts}."
 
 
 def fix_hint(findings: Sequence[Finding], unsafe: bool) -> str:

@@ -1,0 +1,485 @@
+"""One probe per rule: run the flagged module and show the finding's behaviour, or its absence.
+
+``verify_finding`` is the entry point (the worker calls it once per finding). A probe returns
+``(verdict, evidence)``: "confirmed" only with evidence specific to the finding, "refuted" when the
+behaviour did not happen, "inconclusive" otherwise, with the reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import operator
+import os
+import re
+import sys
+import traceback
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from torchlint.verify.build import (
+    BuildError,
+    candidate_inputs,
+    check_candidate,
+    instantiate,
+    pick_input,
+    tensors_in,
+)
+
+Verdict = tuple[str, str]
+NO_PROBE: Verdict = ("inconclusive", "no probe for this rule")
+
+
+def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Verdict:
+    """The verdict and evidence for one finding; never raises."""
+    probe = PROBES.get(finding.get("code", ""))
+    if probe is None:
+        return NO_PROBE
+    try:
+        cls = find_class(namespace, finding, path)
+        if cls is None:
+            return "inconclusive", f"no nn.Module class in the file contains line {finding['line']}"
+        module, _how = instantiate(cls, path)
+        module.to(device)
+        return probe(module, finding, path, device)
+    except BuildError as error:
+        return "inconclusive", f"could not build the module: {error}"
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - user code may raise anything
+        return "inconclusive", f"the probe failed: {_first_line(error)}"
+
+
+def find_class(namespace: dict, finding: dict, path: str) -> type | None:
+    """The innermost nn.Module class of ``namespace`` whose source span in ``path`` holds the line."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    line = finding["line"]
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            if start <= line <= (node.end_lineno or node.lineno):
+                spans.append((start, node.name))
+    for _start, name in sorted(spans, reverse=True):
+        value = namespace.get(name)
+        if isinstance(value, type) and issubclass(value, nn.Module):
+            return value
+    return None
+
+
+def probe_dropout_in_eval(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL201/TL202: in eval(), record each dropout-family call with its training flag and rate."""
+    module.eval()
+    candidate, _ = pick_input(module, device)
+    recorder = _DropoutRecorder(path, finding["line"], finding.get("end_line") or finding["line"])
+    torch.manual_seed(0)
+    with torch.no_grad(), recorder:
+        module(*candidate.make(2))
+    mine = [call for call in recorder.calls if call.at_flagged_line]
+    live = [call for call in mine if call.training and call.rate > 0]
+    if live:
+        call = live[0]
+        flag = "training=True" if call.name != "scaled_dot_product_attention" else "dropout active"
+        return "confirmed", (
+            f"{call.shown} ran with {flag} (p={call.rate:g}) while the module was in eval(), "
+            f"at line {call.line}"
+        )
+    if mine:
+        call = mine[0]
+        return "refuted", (
+            f"{call.shown} at line {call.line} ran with training={call.training} (p={call.rate:g}) in eval(): "
+            f"it dropped nothing"
+        )
+    return "inconclusive", f"forward on {candidate.describe} did not reach line {finding['line']}"
+
+
+def probe_unregistered(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL101/TL102/TL103: the attribute is absent from parameters(), buffers() and state_dict()."""
+    name = _attribute_name(finding, path)
+    if name is None:
+        return "inconclusive", "could not tell which attribute the finding is about"
+    shown = f"self.{name}"
+    for kind, table in (("parameter", module._parameters), ("buffer", module._buffers),
+                        ("submodule", module._modules)):
+        if name in table and table[name] is not None:
+            if finding["code"] == "TL103" and _converts_on_line(finding, path):
+                return "inconclusive", (
+                    f"{shown} is a registered {kind} here, but only because the conversion on line "
+                    f"{finding['line']} was a no-op on this device; on another device it would not be"
+                )
+            return "refuted", f"{shown} is registered as a {kind}"
+    if name not in vars(module):
+        return "inconclusive", f"{shown} does not exist on the built module"
+    value = vars(module)[name]
+    tensors = _held_tensors(value)
+    if not tensors:
+        return "inconclusive", f"{shown} holds no tensor, layer or Parameter"
+    registered = {id(t) for t in module.parameters()} | {id(t) for t in module.buffers()}
+    state_ids = {id(t) for t in module.state_dict(keep_vars=True).values()}
+    if any(id(t) in registered or id(t) in state_ids for t in tensors):
+        return "refuted", f"{shown}'s tensors are reachable through parameters(), buffers() or state_dict()"
+    what = _describe_held(value, tensors)
+    evidence = (f"{shown} ({what}) is not in parameters(), buffers() or state_dict(): the optimizer "
+                f"never sees it and it is not saved")
+    return "confirmed", evidence + _device_evidence(module, tensors)
+
+
+def probe_residual_without_skip(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL301/TL302: no path from the input joins the body's output (fx), else zeroed parameters."""
+    module.eval()
+    try:
+        graph = torch.fx.symbolic_trace(module).graph
+    except Exception:  # noqa: BLE001 - not traceable: fall back to running it
+        graph = None
+    if graph is not None:
+        join = _join_of_input_paths(graph)
+        if join is None:
+            return "confirmed", (
+                "the traced graph has no add, cat or other operation that joins the input with the "
+                "body's output: no path from the input reaches the output except through the body"
+            )
+        return "refuted", f"the traced graph joins two paths from the input at `{join}`"
+    return _zeroed_parameters_check(module, device)
+
+
+def probe_shape_error(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL304: forward raises a shape error whose innermost frame in the user's file is the flagged line."""
+    module.eval()
+    lines = range(finding["line"], (finding.get("end_line") or finding["line"]) + 1)
+    hit = other = None
+    for candidate in candidate_inputs(module, device):
+        torch.manual_seed(0)
+        try:
+            with torch.no_grad():
+                module(*candidate.make(2))
+        except Exception as error:  # noqa: BLE001
+            line = _innermost_line(error, path)
+            if _is_shape_error(error) and line in lines:
+                hit = hit or (candidate, error)
+            else:
+                other = other or (candidate, error, line)
+            continue
+        if check_candidate(module, candidate)[0]:
+            return "refuted", f"forward ran without error on {candidate.describe}"
+    if hit:
+        candidate, error = hit
+        return "confirmed", f"forward on {candidate.describe} raised at line {finding['line']}: {_first_line(error)}"
+    if other:
+        candidate, error, line = other
+        where = f"line {line}" if line else "outside the file"
+        return "inconclusive", f"forward on {candidate.describe} failed at {where}, not the flagged line: {_first_line(error)}"
+    return "inconclusive", "no input ran through forward"
+
+
+def probe_inplace_clobbers(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL401: the output changes when every layer's inplace flag is turned off."""
+    module.eval()
+    candidate, _ = pick_input(module, device)
+    torch.manual_seed(0)
+    inputs = candidate.make(2)
+    flagged = [m for m in module.modules() if getattr(m, "inplace", None) is True]
+    version_error = _version_counter_error(module, inputs)
+    if version_error:
+        return "confirmed", f"backward fails: {version_error}"
+    if not flagged:
+        return "inconclusive", "no layer has inplace=True; the in-place operation is not a flag to turn off"
+    outplace = copy.deepcopy(module)
+    for sub in outplace.modules():
+        if getattr(sub, "inplace", None) is True:
+            sub.inplace = False
+    with torch.no_grad():
+        torch.manual_seed(0)
+        before = list(tensors_in(module(*(t.clone() for t in inputs))))
+        torch.manual_seed(0)
+        after = list(tensors_in(outplace(*(t.clone() for t in inputs))))
+    names = ", ".join(sorted({type(m).__name__ for m in flagged}))
+    if len(before) != len(after) or any(not torch.equal(a, b) for a, b in zip(before, after)):
+        return "confirmed", (
+            f"turning off inplace=True ({names}) changes the output: the in-place layer modified the "
+            f"tensor kept for later"
+        )
+    return "refuted", f"turning off inplace=True ({names}) leaves the output unchanged"
+
+
+def probe_layer_in_forward(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL105: two eval forwards on the same input differ, and the layer is built during forward."""
+    module.eval()
+    layer = _constructed_class(finding["message"])
+    candidate, _ = pick_input(module, device)
+    torch.manual_seed(0)
+    inputs = candidate.make(2)
+    built: list[str] = []
+    original_init = nn.Module.__init__
+
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        original_init(self, *args, **kwargs)
+
+    nn.Module.__init__ = counting_init
+    try:
+        with torch.no_grad():
+            first = list(tensors_in(module(*inputs)))
+            second = list(tensors_in(module(*inputs)))
+    finally:
+        nn.Module.__init__ = original_init
+    differ = len(first) != len(second) or any(not torch.equal(a, b) for a, b in zip(first, second))
+    if not differ:
+        return "refuted", "two eval() forwards on the same input give the same output"
+    if layer and layer in built:
+        count = built.count(layer) // 2
+        return "confirmed", (
+            f"two eval() forwards on the same input give different outputs: each call builds "
+            f"{count} new {layer} with fresh random weights"
+        )
+    return "inconclusive", "two eval() forwards differ, but the flagged layer was not built during forward"
+
+
+PROBES: dict[str, Callable[[nn.Module, dict, str, str], Verdict]] = {
+    "TL101": probe_unregistered,
+    "TL102": probe_unregistered,
+    "TL103": probe_unregistered,
+    "TL105": probe_layer_in_forward,
+    "TL201": probe_dropout_in_eval,
+    "TL202": probe_dropout_in_eval,
+    "TL301": probe_residual_without_skip,
+    "TL302": probe_residual_without_skip,
+    "TL304": probe_shape_error,
+    "TL401": probe_inplace_clobbers,
+}
+
+_DROPOUTS: dict[Callable, str] = {
+    F.dropout: "F.dropout", F.dropout1d: "F.dropout1d", F.dropout2d: "F.dropout2d",
+    F.dropout3d: "F.dropout3d", F.alpha_dropout: "F.alpha_dropout",
+    F.feature_alpha_dropout: "F.feature_alpha_dropout",
+    F.scaled_dot_product_attention: "F.scaled_dot_product_attention",
+}
+
+
+class _DropoutCall:
+    def __init__(self, name: str, training: bool, rate: float, line: int | None, at_flagged_line: bool):
+        self.name = name.removeprefix("F.")
+        self.shown = name
+        self.training = training
+        self.rate = rate
+        self.line = line
+        self.at_flagged_line = at_flagged_line
+
+
+class _DropoutRecorder(TorchFunctionMode):
+    """Records each dropout-family call, its training flag and rate, and the user-file line it came from."""
+
+    def __init__(self, path: str, first_line: int, last_line: int):
+        super().__init__()
+        self.path = os.path.realpath(path)
+        self.lines = range(first_line, last_line + 1)
+        self.calls: list[_DropoutCall] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = _DROPOUTS.get(func)
+        if name is not None:
+            training, rate = _dropout_state(func, name, args, kwargs)
+            line = _caller_line(self.path)
+            self.calls.append(_DropoutCall(name, training, rate, line, line in self.lines))
+        return func(*args, **kwargs)
+
+
+def _dropout_state(func: Callable, name: str, args: tuple, kwargs: dict) -> tuple[bool, float]:
+    """(training, rate) of a dropout-family call, with the function's own defaults."""
+    if name == "F.scaled_dot_product_attention":
+        rate = float(kwargs.get("dropout_p", args[4] if len(args) > 4 else 0.0))
+        return rate > 0, rate
+    bound = inspect.signature(func).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return bool(bound.arguments["training"]), float(bound.arguments["p"])
+
+
+def _caller_line(path: str) -> int | None:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if os.path.realpath(frame.f_code.co_filename) == path:
+            return frame.f_lineno
+        frame = frame.f_back
+    return None
+
+
+def _attribute_name(finding: dict, path: str) -> str | None:
+    match = re.search(r"\bself\.(\w+)", finding.get("message", ""))
+    if match:
+        return match.group(1)
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.lineno == finding["line"]:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                    return target.attr
+    return None
+
+
+def _converts_on_line(finding: dict, path: str) -> bool:
+    with open(path, encoding="utf-8") as file:
+        lines = file.read().splitlines()
+    text = " ".join(lines[finding["line"] - 1:(finding.get("end_line") or finding["line"])])
+    return bool(re.search(r"\.(to|cuda|cpu|type|float|double|half|bfloat16)\(", text))
+
+
+def _held_tensors(value: object) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, nn.Module):
+        return list(value.parameters()) + list(value.buffers())
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
+    found: list[torch.Tensor] = []
+    for item in items:
+        if isinstance(item, (torch.Tensor, nn.Module)):
+            found.extend(_held_tensors(item))
+    return found
+
+
+def _describe_held(value: object, tensors: list[torch.Tensor]) -> str:
+    if isinstance(value, torch.Tensor):
+        kind = "a non-leaf tensor" if value.grad_fn is not None else "a plain tensor"
+        if isinstance(value, nn.Parameter):
+            kind = "a Parameter"
+        return f"{kind} of shape {tuple(value.shape)}"
+    kind = type(value).__name__
+    layers = [v for v in (value.values() if isinstance(value, dict) else value) if isinstance(v, nn.Module)]
+    if layers:
+        return f"a {kind} of {len(layers)} layers with {len(tensors)} tensors"
+    return f"a {kind} of {len(tensors)} tensors"
+
+
+def _device_evidence(module: nn.Module, tensors: list[torch.Tensor]) -> str:
+    """What a GPU user meets: after module.to(another device) the attribute has not moved."""
+    target = "meta"
+    start = tensors[0].device
+    if start.type == target:
+        return ""
+    try:
+        module.to(target)
+    except Exception:  # noqa: BLE001
+        return ""
+    if all(t.device == start for t in tensors):
+        return f"; after .to('{target}') it is still on {start.type}: a GPU run fails with a device mismatch"
+    return ""
+
+
+def _join_of_input_paths(graph: torch.fx.Graph) -> str | None:
+    """The first add/cat/stack node with two arguments that both carry data from the input, as text."""
+    carries: dict[torch.fx.Node, bool] = {}
+    first = next(iter(graph.nodes), None)
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            carries[node] = node is first
+            continue
+        carries[node] = not _is_metadata(node) and any(carries.get(a) for a in node.all_input_nodes)
+        if _is_join(node) and len(_data_arguments(node, carries)) >= 2:
+            return _show_node(node)
+    return None
+
+
+_JOIN_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.cat, torch.concat, torch.stack}
+_JOIN_METHODS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
+_METADATA_ATTRS = {"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"}
+_METADATA_METHODS = {"size", "dim", "numel", "type", "get_device", "is_contiguous"}
+
+
+def _is_join(node: torch.fx.Node) -> bool:
+    if node.op == "call_function":
+        return node.target in _JOIN_FUNCTIONS
+    return node.op == "call_method" and node.target in _JOIN_METHODS
+
+
+def _is_metadata(node: torch.fx.Node) -> bool:
+    if node.op == "call_method":
+        return node.target in _METADATA_METHODS
+    if node.op == "call_function":
+        if node.target is getattr and len(node.args) > 1 and node.args[1] in _METADATA_ATTRS:
+            return True
+        return node.target is len
+    return False
+
+
+def _data_arguments(node: torch.fx.Node, carries: dict) -> list[torch.fx.Node]:
+    """The arguments of ``node`` (inside lists too) that carry data from the input."""
+    found: list[torch.fx.Node] = []
+    torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if carries.get(n) else None)
+    return found
+
+
+def _show_node(node: torch.fx.Node) -> str:
+    target = node.target
+    if node.op == "call_function":
+        name = {operator.add: "+", operator.iadd: "+=", operator.mul: "*"}.get(target, getattr(target, "__name__", str(target)))
+    else:
+        name = str(target)
+    return f"{name} ({node.name})"
+
+
+def _zeroed_parameters_check(module: nn.Module, device: str) -> Verdict:
+    candidate, _ = pick_input(module, device)
+    zeroed = copy.deepcopy(module).eval()
+    with torch.no_grad():
+        for parameter in zeroed.parameters():
+            parameter.zero_()
+        torch.manual_seed(0)
+        first = list(tensors_in(zeroed(*candidate.make(2))))
+        torch.manual_seed(1)
+        second = list(tensors_in(zeroed(*candidate.make(2))))
+    if not first or len(first) != len(second):
+        return "inconclusive", "not traceable, and the zeroed-parameter outputs cannot be compared"
+    if all(torch.equal(a, b) for a, b in zip(first, second)):
+        return "confirmed", (
+            "with every parameter zeroed the output no longer depends on the input: no path from the "
+            "input reaches the output except through the body"
+        )
+    return "refuted", "with every parameter zeroed the output still depends on the input: a path bypasses the body"
+
+
+def _version_counter_error(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> str | None:
+    """Autograd's in-place error text when backward through the forward fails on it, else None."""
+    leaves = tuple(t.clone().requires_grad_(t.is_floating_point()) for t in inputs)
+    probe_copy = copy.deepcopy(module)
+    try:
+        outputs = [t for t in tensors_in(probe_copy(*(t.clone() if t.requires_grad else t for t in leaves)))
+                   if t.requires_grad]
+        if outputs:
+            sum(o.float().sum() for o in outputs).backward()
+    except RuntimeError as error:
+        if "modified by an inplace operation" in str(error):
+            return str(error).splitlines()[0]
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def _constructed_class(message: str) -> str | None:
+    match = re.match(r"\s*([\w.]+)\(", message)
+    return match.group(1).rsplit(".", 1)[-1] if match else None
+
+
+def _innermost_line(error: BaseException, path: str) -> int | None:
+    real = os.path.realpath(path)
+    line = None
+    for frame in traceback.extract_tb(error.__traceback__):
+        if os.path.realpath(frame.filename) == real:
+            line = frame.lineno
+    return line
+
+
+_SHAPE_WORDS = re.compile(r"size|shape|mat1|mat2|dimension|broadcast|expected input", re.IGNORECASE)
+
+
+def _is_shape_error(error: BaseException) -> bool:
+    return isinstance(error, (RuntimeError, ValueError, IndexError)) and bool(_SHAPE_WORDS.search(str(error)))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__

@@ -1,0 +1,243 @@
+"""The verifier's child process: one per file, started by ``runner`` as an isolated interpreter.
+
+It reads one JSON job from stdin, ``{"path", "import_mode", "device", "findings", "results_fd",
+"cpu_seconds"}``, drops the network where the OS lets it, sets its rlimits, imports torch (one
+thread), imports the user's file under a name that is not ``__main__`` and calls
+``probes.verify_finding`` for each finding. It reports on the inherited pipe ``results_fd``, one
+JSON object a line; stdout and stderr are the user's and go nowhere. The events, in order::
+
+    {"event": "started", "device": "cpu", "network": "dropped"}
+    {"event": "imported"}                       or {"event": "failed", "reason": "..."}
+    {"event": "result", "index": 0, "verdict": "...", "evidence": "...", "seconds": 0.12}
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+import time
+import traceback
+import types
+
+MODULE_NAME = "torchlint_verify_target"
+VERDICTS = ("confirmed", "refuted", "inconclusive")
+MEMORY_LIMIT = 4 << 30
+
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.buffer.read())
+    _quiet_stdio()
+    channel = os.fdopen(job["results_fd"], "w", buffering=1, encoding="utf-8")
+
+    def send(**event) -> None:
+        channel.write(json.dumps(event) + "\n")
+        channel.flush()
+
+    network = "dropped" if drop_network() else "kept"
+    _set_limit("RLIMIT_CPU", int(job["cpu_seconds"]))
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        device = choose_device(torch, job["device"])
+        from torchlint.verify import probes
+    except DeviceMissing as e:
+        send(event="failed", reason=str(e))
+        return
+    except Exception as e:
+        send(event="failed", reason=f"the verifier could not start: {_describe(e)}")
+        return
+    if device in ("cpu", "meta"):
+        _set_limit("RLIMIT_AS", memory_limit())
+    send(event="started", device=device, network=network)
+
+    path = job["path"]
+    try:
+        namespace = import_target(path, job["import_mode"])
+    except BaseException as e:  # the user's code: sys.exit, KeyboardInterrupt, anything
+        send(event="failed", reason=import_failure(e, path, job["import_mode"]))
+        return
+    send(event="imported")
+
+    for index, finding in enumerate(job["findings"]):
+        start = time.perf_counter()
+        try:
+            verdict, evidence = probes.verify_finding(namespace, finding, path, device)
+        except SystemExit as e:
+            verdict, evidence = "inconclusive", f"the module called {_exit_call(e)}"
+        except BaseException as e:
+            verdict, evidence = "inconclusive", f"the probe failed: {_describe(e)}"
+        if verdict not in VERDICTS:
+            verdict, evidence = "inconclusive", f"the probe returned an unknown verdict {verdict!r}"
+        seconds = round(time.perf_counter() - start, 3)
+        send(event="result", index=index, verdict=verdict, evidence=str(evidence), seconds=seconds)
+
+
+def import_target(path: str, import_mode: str) -> dict:
+    """Execute the file as module ``torchlint_verify_target`` (registered in ``sys.modules``, so
+    dataclasses and pickling work) and return its namespace. ``definitions``: only its imports,
+    functions, classes and constant assignments; ``full``: all of it. Either way ``__name__`` is not
+    ``"__main__"``, so the ``if __name__ == "__main__":`` block does not run."""
+    with open(path, "rb") as f:
+        tree = ast.parse(f.read(), path)
+    if import_mode == "definitions":
+        tree.body = definitions(tree.body)
+    code = compile(tree, path, "exec", dont_inherit=True)
+    module = types.ModuleType(MODULE_NAME)
+    module.__file__ = path
+    sys.modules[MODULE_NAME] = module
+    sys.path.insert(0, os.path.dirname(path))
+    sys.argv = [path]
+    exec(code, module.__dict__)
+    return module.__dict__
+
+
+def definitions(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The top-level statements that only define: imports, functions, classes, and assignments of
+    constant expressions (literals, containers of them, names defined before, attributes of those,
+    arithmetic). Everything else, ``if __name__ == "__main__":`` included, is dropped."""
+    kept: list[ast.stmt] = []
+    bound: set[str] = set()
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.Assign) and _is_constant(node.value, bound):
+            names = [_target_names(t) for t in node.targets]
+            if any(n is None for n in names):
+                continue
+            bound.update(n for group in names for n in group)
+        elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name) and _is_constant(node.value, bound):
+            bound.add(node.target.id)
+        else:
+            continue
+        kept.append(node)
+    return kept
+
+
+def _is_constant(node: ast.expr, bound: set[str]) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in bound
+    if isinstance(node, ast.Attribute):
+        return _is_constant(node.value, bound)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_is_constant(e, bound) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is None or _is_constant(k, bound) for k in node.keys) and all(_is_constant(v, bound) for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _is_constant(node.left, bound) and _is_constant(node.right, bound)
+    if isinstance(node, ast.UnaryOp):
+        return _is_constant(node.operand, bound)
+    return False
+
+
+def _target_names(target: ast.expr) -> list[str] | None:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        names = [_target_names(e) for e in target.elts]
+        return None if any(n is None for n in names) else [n for group in names for n in group]
+    return None
+
+
+def import_failure(error: BaseException, path: str, import_mode: str) -> str:
+    """Why the file could not be imported, as one line."""
+    if isinstance(error, SystemExit):
+        return f"the file called {_exit_call(error)} at import"
+    line = next((fs.lineno for fs in reversed(traceback.extract_tb(error.__traceback__)) if fs.filename == path), None)
+    if isinstance(error, SyntaxError):
+        line = error.lineno
+    where = f" (line {line})" if line else ""
+    hint = ""
+    if import_mode == "definitions" and isinstance(error, NameError):
+        hint = "; only the file's definitions ran, --verify-import full runs its top-level code"
+    return f"import failed: {_describe(error)}{where}{hint}"
+
+
+class DeviceMissing(Exception):
+    pass
+
+
+def choose_device(torch, requested: str) -> str:
+    """``auto``: cuda, then mps, then cpu. A requested device that is not there is an error."""
+    mps = getattr(torch.backends, "mps", None)
+    has = {"cuda": torch.cuda.is_available(), "mps": mps is not None and mps.is_available(), "cpu": True, "meta": True}
+    if requested == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if has[d])
+    if not has.get(requested, False):
+        raise DeviceMissing(f"--verify-device {requested}: this machine's torch has no {requested} device")
+    return requested
+
+
+def drop_network() -> bool:
+    """Enter a new user and network namespace (Linux; no privilege needed where user namespaces
+    are enabled): the process then sees only a loopback device that is down. False when the OS
+    does not allow it; the run goes on with the network."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        uid, gid = os.getuid(), os.getgid()
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0:
+            return False
+    except Exception:
+        return False
+    for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+        try:
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+        except OSError:
+            pass
+    return True
+
+
+def memory_limit() -> int:
+    """4 GiB, or half the machine's memory when that is less."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return MEMORY_LIMIT
+    return min(MEMORY_LIMIT, max(total // 2, 1 << 30))
+
+
+def _set_limit(name: str, value: int) -> None:
+    try:
+        import resource
+
+        which = getattr(resource, name)
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, hard))
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+
+
+def _quiet_stdio() -> None:
+    """stdin, stdout and stderr on /dev/null: the user's code reads nothing and prints nowhere."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _exit_call(error: SystemExit) -> str:
+    return "sys.exit()" if error.code is None else f"sys.exit({error.code!r})"
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+if __name__ == "__main__":
+    main()
