@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check files and directories (default: .)")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
-    check.add_argument("--output-format", choices=["text", "json"], default="text")
+    check.add_argument("--output-format", choices=["text", "json", "sarif", "github"], default="text", help="text (default), json, sarif (SARIF 2.1.0, for code scanning) or github (workflow annotations)")
     check.add_argument("--select", type=_code_list, help="comma-separated codes or prefixes to enable (replaces the configured set)")
     check.add_argument("--ignore", type=_code_list, default=[], help="codes or prefixes to disable")
     check.add_argument("--extend-select", type=_code_list, default=[], help="codes or prefixes to enable in addition")
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("rules", help="list every rule")
     rule = sub.add_parser("rule", help="print a rule's documentation page")
     rule.add_argument("code")
+    sub.add_parser("lsp", help="start the language server on stdio (needs the lsp extra)")
     return parser
 
 
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = _check(args)
         elif args.command == "rules":
             status = _rules()
+        elif args.command == "lsp":
+            status = _lsp()
         else:
             status = _rule(args.code)
         sys.stdout.flush()
@@ -186,6 +189,17 @@ def _tell_problems(results: list[fixes.FixResult]) -> None:
     for r in results:
         if r.problem:
             print(f"torchlint: {r.path}: {r.problem}" if r.changed else f"torchlint: not fixing {r.path}: {r.problem}", file=sys.stderr)
+
+
+def _lsp() -> int:
+    try:
+        from torchlint import lsp
+    except ImportError as e:
+        if (e.name or "").partition(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise ConfigError("the language server needs pygls: pip install 'torchlint[lsp]'") from None
+    lsp.serve()
+    return EXIT_CLEAN
 
 
 PARSE_ERROR_SUMMARY = "a file that cannot be read, decoded or parsed"
