@@ -309,6 +309,20 @@ class Walker:
             leave(self, node)
 
 
+class ScopeWalker(Walker):
+    """A Walker that stays in the scope it starts in: nested functions, lambdas and classes are
+    not entered (their statements run elsewhere, or not at all)."""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        return False
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return False
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        return False
+
+
 class _Collector(Walker):
     """The one walk. Visits each expression once, in evaluation order, so that every ``Name``
     read is recorded in the function it occurs in (and its enclosing functions), and binding

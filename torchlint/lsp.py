@@ -28,7 +28,7 @@ from pygls.workspace import TextDocument
 
 from torchlint import __version__, config, engine, fixes, index
 from torchlint.config import ConfigError
-from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, DOCS_URL
+from torchlint.rules import ALL_RULES, DOCS_URL, PARSE_ERROR_CODE, PARSE_ERROR_NAME
 
 SOURCE = "torchlint"
 DEBOUNCE_SECONDS = 0.3

@@ -6,7 +6,13 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, ModuleFacts, Walker, find_arg
+from torchlint.facts import (
+    ClassInfo,
+    ModuleFacts,
+    ScopeWalker,
+    find_arg,
+    self_attr,
+)
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies, body_of, methods_named
 
@@ -107,14 +113,9 @@ def _values_of(expr: cst.BaseExpression, body: Body, before: cst.CSTNode | None)
         values = assigned_values(body, expr.value, before)
         return [values[-1]] if values and values[-1] is not None else []
     fn = body.function
-    if (
-        isinstance(expr, cst.Attribute)
-        and fn is not None
-        and fn.cls is not None
-        and isinstance(expr.value, cst.Name)
-        and expr.value.value == fn.instance
-    ):
-        assigns = fn.cls.assigns(expr.attr.value)
+    attr = self_attr(expr, fn.instance) if fn is not None and fn.cls is not None else None
+    if attr is not None:
+        assigns = fn.cls.assigns(attr)
         return [a.value for a in assigns] if len(assigns) == 1 and assigns[0].value is not None else []
     return [expr]
 
@@ -173,16 +174,7 @@ def _forward_ends_in(facts: ModuleFacts, cls: ClassInfo, depth: int) -> str | No
 def _returns(block: cst.BaseSuite) -> list[cst.Return]:
     found: list[cst.Return] = []
 
-    class _Finder(Walker):
-        def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-            return False
-
-        def visit_Lambda(self, node: cst.Lambda) -> bool:
-            return False
-
-        def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-            return False
-
+    class _Finder(ScopeWalker):
         def visit_Return(self, node: cst.Return) -> None:
             found.append(node)
 

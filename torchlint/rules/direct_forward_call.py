@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from torchlint.edits import render
-from torchlint.facts import ModuleFacts, Scope
+from torchlint.facts import ModuleFacts, Scope, self_attr
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies
 
@@ -80,14 +80,9 @@ def _is_container(facts: ModuleFacts, expr: cst.BaseExpression, body: Body, dept
 def _attr_values(expr: cst.BaseExpression, body: Body) -> list[cst.BaseExpression | None] | None:
     """The values ``self.<attr>`` is assigned in the class of this method, or None."""
     fn = body.function
-    if (
-        isinstance(expr, cst.Attribute)
-        and fn is not None
-        and fn.cls is not None
-        and isinstance(expr.value, cst.Name)
-        and expr.value.value == fn.instance
-    ):
-        return [a.value for a in fn.cls.assigns(expr.attr.value)]
+    attr = self_attr(expr, fn.instance) if fn is not None and fn.cls is not None else None
+    if attr is not None:
+        return [a.value for a in fn.cls.assigns(attr)]
     return None
 
 

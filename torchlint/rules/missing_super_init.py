@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, Walker, self_attr
+from torchlint.facts import (
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    ScopeWalker,
+    self_attr,
+)
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.parameter_converted import PARAMETER
 
@@ -141,7 +147,7 @@ def _initialised_by_subclass(facts: ModuleFacts, cls: ClassInfo) -> bool:
     return False
 
 
-class _Events(Walker):
+class _Events(ScopeWalker):
     """Walks ``__init__`` in source order (not into nested functions): where the base class is
     initialised, where the first layer or Parameter is stored, and whether ``self`` is used."""
 
@@ -152,15 +158,6 @@ class _Events(Walker):
         self.uses_self = False
         self.methods = methods_with_bases(facts, cls)
         self.foreign_base = _has_foreign_base(facts, cls)
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        return False
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:

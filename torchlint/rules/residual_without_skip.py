@@ -19,6 +19,7 @@ from torchlint.facts import (
     FunctionInfo,
     ModuleFacts,
     Scope,
+    ScopeWalker,
     Walker,
     children,
     self_attr,
@@ -490,18 +491,12 @@ class _Combinations(Walker):
             self.found = True  # an unknown function of two input-derived tensors
 
 
-class _Returns(Walker):
+class _Returns(ScopeWalker):
     """The returned values of a function body, not of functions nested in it."""
 
     def __init__(self) -> None:
         self.values: list[cst.BaseExpression] = []
         self.yields = False
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        return False
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return False
 
     def visit_Return(self, node: cst.Return) -> None:
         if node.value is not None:

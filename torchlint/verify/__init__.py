@@ -3,6 +3,11 @@ process and prove or refute each finding. Importing this package does not import
 
 from __future__ import annotations
 
-from torchlint.verify.runner import TORCH_MISSING, Verification, torch_missing, verify_findings
+from torchlint.verify.runner import (
+    TORCH_MISSING,
+    Verification,
+    torch_missing,
+    verify_findings,
+)
 
 __all__ = ["TORCH_MISSING", "Verification", "torch_missing", "verify_findings"]
