@@ -1,4 +1,5 @@
-"""The command line: ``torchlint check``, ``torchlint rules``, ``torchlint rule CODE``.
+"""The command line: ``torchlint check``, ``torchlint rules``, ``torchlint rule CODE``,
+``torchlint clean``, ``torchlint lsp``.
 
 Exit status, as ruff's: 0 no findings, 1 findings, 2 usage, configuration or internal error.
 With ``--fix``, the findings that remain count; with ``--diff``, 1 when there is a diff.
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from torchlint import __version__, config, engine, fixes, index
+from torchlint import __version__, cache, config, engine, fixes, index
 from torchlint.config import ConfigError
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME
 
@@ -43,6 +44,25 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _jobs(value: str) -> int:
+    if value == "auto":
+        return _cores()
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of processes (1 or more) or 'auto', got {value!r}")
+    return jobs
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="torchlint", description="Find the PyTorch bugs that do not crash.")
     parser.add_argument("--version", action="version", version=f"torchlint {__version__}")
@@ -62,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
     check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
+    check.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="check files in N processes (default: auto, one per core)")
+    check.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    check.add_argument("--cache-dir", type=Path, metavar="DIR", help="the cache directory (default: .torchlint_cache in the project root, or $TORCHLINT_CACHE_DIR)")
     check.add_argument("--verify", action="store_true", help="run each flagged model in a sandboxed subprocess and confirm or refute the finding (needs torch)")
     check.add_argument("--verify-device", choices=["auto", "cpu", "cuda", "mps", "meta"], default="auto", help="the device the verifier runs on (default: auto, cuda then mps then cpu)")
     check.add_argument("--verify-timeout", type=_seconds, default=20.0, metavar="S", help="seconds allowed for a file's import and for each finding (default: 20)")
@@ -71,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     rule = sub.add_parser("rule", help="print a rule's documentation page")
     rule.add_argument("code")
     sub.add_parser("lsp", help="start the language server on stdio (needs the lsp extra)")
+    clean = sub.add_parser("clean", help="remove the cache directories under the current directory")
+    clean.add_argument("--cache-dir", type=Path, metavar="DIR", help="also remove this cache directory")
     return parser
 
 
@@ -83,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = _rules()
         elif args.command == "lsp":
             status = _lsp()
+        elif args.command == "clean":
+            status = _clean(args)
         else:
             status = _rule(args.code)
         sys.stdout.flush()
@@ -124,9 +151,14 @@ def _check(args: argparse.Namespace) -> int:
         pyproject = config.find_pyproject(Path(args.paths[0]))
     settings = config.load(pyproject)
     selection = config.selection(settings, args.select, args.ignore, args.extend_select)
+    root = index.find_root(Path(args.paths[0]))
+    cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
     project = None
     if settings.project_index and not args.no_project:
-        project = index.loader(index.find_root(Path(args.paths[0])))
+        project = index.loader(root, cache_dir, use_cache=not args.no_cache)
+    results_cache = None
+    if not args.no_cache:
+        results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)
     unsafe = args.unsafe_fixes
     if args.diff:
         return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, write=False), unsafe)
@@ -137,7 +169,8 @@ def _check(args: argparse.Namespace) -> int:
         findings = sorted(f for r in results for f in r.remaining)
         fixed = sum(r.fixed for r in results)
     else:
-        findings = engine.check_paths(args.paths, selection, project)
+        jobs = args.jobs if args.jobs is not None else _cores()
+        findings = engine.check_paths(args.paths, selection, project, results_cache, jobs)
     if args.statistics:
         out = text.render_statistics(findings, unsafe=unsafe)
     else:
@@ -199,6 +232,19 @@ def _lsp() -> int:
             raise
         raise ConfigError("the language server needs pygls: pip install 'torchlint[lsp]'") from None
     lsp.serve()
+    return EXIT_CLEAN
+
+
+def _clean(args: argparse.Namespace) -> int:
+    """Remove every ``.torchlint_cache`` under the current directory (as ``ruff clean``), the
+    one ``$TORCHLINT_CACHE_DIR`` names, and ``--cache-dir``."""
+    found = [Path(d) / name for d, names, _ in os.walk(".") for name in names if name == cache.CACHE_DIR]
+    if os.environ.get("TORCHLINT_CACHE_DIR"):
+        found.append(Path(os.environ["TORCHLINT_CACHE_DIR"]))
+    if args.cache_dir:
+        found.append(args.cache_dir)
+    for directory in cache.clean(list(dict.fromkeys(found))):
+        print(f"Removing cache at: {directory}", file=sys.stderr)
     return EXIT_CLEAN
 
 

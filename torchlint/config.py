@@ -15,7 +15,7 @@ else:  # pragma: no cover
 from torchlint.engine import Selection
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
-KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index"}
+KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index", "cache-dir"}
 
 
 class ConfigError(Exception):
@@ -30,6 +30,7 @@ class Settings:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     project_index: bool = True  # resolve names across the project's files
+    cache_dir: Path | None = None  # relative to the pyproject.toml; default: <project root>/.torchlint_cache
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -64,6 +65,10 @@ def load(path: Path | None) -> Settings:
     settings.project_index = table.get("project-index", True)
     if not isinstance(settings.project_index, bool):
         raise ConfigError(f"{path}: project-index must be true or false")
+    if "cache-dir" in table:
+        if not isinstance(table["cache-dir"], str) or not table["cache-dir"]:
+            raise ConfigError(f"{path}: cache-dir must be a path")
+        settings.cache_dir = path.parent / Path(table["cache-dir"]).expanduser()
     if "select" in table:
         settings.select = _codes(table["select"], f"{path}: select")
     settings.ignore = _codes(table.get("ignore", []), f"{path}: ignore")

@@ -3,6 +3,8 @@ argument keeping the call's layout, name ``torch.nn`` the way a scope can."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import libcst as cst
 
 # LibCST's code generator state: the public Module.code_for_node cannot start inside indented
@@ -45,7 +47,7 @@ def with_keyword(call: cst.Call, keyword: str, code: str) -> cst.Call:
     comma stays trailing, one argument a line stays so)."""
     args = list(call.args)
     new = cst.Arg(
-        cst.parse_expression(code),
+        _expression(code),
         keyword=cst.Name(keyword),
         equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
     )
@@ -61,6 +63,13 @@ def with_keyword(call: cst.Call, keyword: str, code: str) -> cst.Call:
             separator = cst.Comma(whitespace_after=call.whitespace_before_args)
     args[-1] = last.with_changes(comma=separator)
     return call.with_changes(args=[*args, new])
+
+
+@lru_cache(maxsize=256)
+def _expression(code: str) -> cst.BaseExpression:
+    """A parsed expression; cached, as fixes add the same few (``self.training``) many times
+    and LibCST's nodes are immutable."""
+    return cst.parse_expression(code)
 
 
 def torch_nn(facts: ModuleFacts, scope: Scope) -> tuple[str, tuple[tuple[str, str | None], ...]] | None:

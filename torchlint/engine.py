@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import hashlib
 import io
+import multiprocessing
 import os
 import re
+import sys
 import tokenize
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libcst as cst
-from libcst.metadata import CodeRange, MetadataWrapper, PositionProvider
+from libcst.metadata import CodeRange
 
 from torchlint.facts import ModuleFacts
+from torchlint.incremental import DocumentTree
+from torchlint.positions import Positions
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, Fix, Rule
+
+if TYPE_CHECKING:
+    from torchlint.cache import ResultCache
 
 # Directories never descended into, as ruff's defaults.
 SKIP_DIRS = {
@@ -45,12 +56,33 @@ class TextEdit:
     content: str
 
 
-@dataclass(frozen=True)
 class TextFix:
-    message: str
-    applicability: str  # "safe" or "unsafe", as ruff's
-    edits: tuple[TextEdit, ...]
-    imports: tuple[tuple[str, str | None], ...] = ()
+    """A fix as ruff's JSON ``fix``: a message, ``applicability`` ("safe" or "unsafe", as ruff's),
+    text edits, and the ``(module, name)`` imports it needs. ``edits`` may be given as a function,
+    called when they are first read: the language server renders a fix only when it is asked for."""
+
+    __slots__ = ("message", "applicability", "_edits", "imports")
+
+    def __init__(
+        self,
+        message: str,
+        applicability: str,
+        edits: tuple[TextEdit, ...] | Callable[[], tuple[TextEdit, ...]],
+        imports: tuple[tuple[str, str | None], ...] = (),
+    ) -> None:
+        self.message, self.applicability, self._edits, self.imports = message, applicability, edits, imports
+
+    @property
+    def edits(self) -> tuple[TextEdit, ...]:
+        if callable(self._edits):
+            self._edits = self._edits()
+        return self._edits
+
+    def __reduce__(self):  # rendered, so it can be cached and sent to another process
+        return TextFix, (self.message, self.applicability, self.edits, self.imports)
+
+    def __repr__(self) -> str:
+        return f"TextFix({self.message!r}, {self.applicability!r}, {self.edits!r}, {self.imports!r})"
 
 
 @dataclass(frozen=True, order=True)
@@ -82,6 +114,10 @@ class Selection:
         if not ignored:
             return self.codes
         return frozenset(c for c in self.codes if not c.startswith(tuple(ignored)))
+
+    def settings_key(self, path: str, project_index: bool) -> str:
+        """What a file's cached findings depend on besides its content and torchlint's version."""
+        return f"{','.join(sorted(self.codes_for(path)))};project-index={project_index}"
 
     def excluded(self, path: Path) -> bool:
         return any(_glob_match(str(path), glob, self.root) for glob in self.exclude)
@@ -182,15 +218,20 @@ def check_source(
     module_name: str | None = None,
     apply_noqa: bool = True,
     project: Callable[[], object] | None = None,
+    tree: DocumentTree | None = None,
+    lazy_fixes: bool = False,
 ) -> list[Finding]:
-    """The findings of the given codes (default: every rule, and TL000) in one source text, sorted."""
+    """The findings of the given codes (default: every rule, and TL000) in one source text, sorted.
+    ``tree``: the document's tree across edits (the language server), parsed again only where
+    the text changed. ``lazy_fixes``: render each fix's edits only when they are read (the
+    rendered text and the tree stay alive with the findings until then)."""
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
     rules = rules_for(text, codes)
     if not rules and (not report_errors or _cpython_parses(text)):
         return []  # no rule can fire; CPython's parser is the cheaper syntax check
     try:
-        module = cst.parse_module(text)
+        module = cst.parse_module(text) if tree is None else tree.parse(text)
     except cst.ParserSyntaxError as e:
         return [_parse_error(path, *_syntax_error(text, e))] if report_errors else []
     except (RecursionError, MemoryError) as e:
@@ -202,16 +243,16 @@ def check_source(
         hits = [(rule, hit) for rule in rules for hit in rule.check(facts)]
         if not hits:
             return []
-        positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        positions = Positions(module) if tree is None else tree.positions()
     except RecursionError:
         return [_parse_error(path, "cannot check: nested too deeply", 1, 1)] if report_errors else []
     newline = module.default_newline
     lines = re.split(r"\r\n?|\n", text)
     findings = [
-        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline))
+        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline, lazy_fixes))
         for rule, hit in hits
     ]
-    if apply_noqa:
+    if apply_noqa and _ANY_NOQA.search(text):
         findings = _without_noqa(findings, positions)
     return sorted(set(findings))
 
@@ -245,29 +286,115 @@ def check_file(
     path: Path, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
 ) -> list[Finding]:
     """The findings of one file; ``project`` lazily gives the project index (see ModuleFacts)."""
-    codes = selection.codes_for(str(path))
     try:
-        text = decode(path.read_bytes())
+        data = path.read_bytes()
     except OSError as e:
-        error = SourceError(f"cannot read: {e.strerror or e}")
+        data, error = None, SourceError(f"cannot read: {e.strerror or e}")
+    return check_bytes(path, data, selection, apply_noqa, project) if data is not None else _read_error(path, selection, error)
+
+
+def check_bytes(
+    path: Path, data: bytes, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
+) -> list[Finding]:
+    """The findings of a file's content."""
+    try:
+        text = decode(data)
     except SourceError as e:
-        error = e
-    else:
-        return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project)
-    return [_parse_error(str(path), str(error), error.line, error.column)] if PARSE_ERROR_CODE in codes else []
+        return _read_error(path, selection, e)
+    return check_source(text, str(path), selection.codes_for(str(path)), module_name_for(path), apply_noqa, project)
+
+
+def _read_error(path: Path, selection: Selection, error: SourceError) -> list[Finding]:
+    if PARSE_ERROR_CODE not in selection.codes_for(str(path)):
+        return []
+    return [_parse_error(str(path), str(error), error.line, error.column)]
 
 
 def check_paths(
-    paths: Sequence[str], selection: Selection, project: Callable[[], object] | None = None
+    paths: Sequence[str],
+    selection: Selection,
+    project: Callable[[], object] | None = None,
+    cache: ResultCache | None = None,
+    jobs: int = 1,
 ) -> list[Finding]:
-    """Every finding under the given paths, sorted by path, line, column and code."""
+    """Every finding under the given paths, sorted by path, line, column and code.
+
+    Files found in ``cache`` unchanged are not checked again; the others are checked in ``jobs``
+    processes (in this one for ``jobs=1`` or a single file), their results collected as they
+    come and sorted at the end, so the output does not depend on the order they finish in."""
     findings: list[Finding] = []
+    todo: list[tuple[Path, bytes | None, str]] = []
     for path in discover(paths, selection):
         try:
-            findings.extend(check_file(path, selection, project=project))
-        except Exception as e:
-            raise InternalError(f"while checking {path}: {type(e).__name__}: {e}") from e
+            data = path.read_bytes()
+        except OSError as e:
+            findings.extend(_read_error(path, selection, SourceError(f"cannot read: {e.strerror or e}")))
+            continue
+        key = selection.settings_key(str(path), project is not None)
+        cached = cache.get(path, cache_digest(data), key) if cache is not None else None
+        if cached is not None:
+            findings.extend(cached)
+        else:
+            todo.append((path, data, key))
+    if jobs > 1 and len(todo) > 1:
+        if project is not None:
+            project()  # built once here; the workers inherit it
+        results = _in_processes(todo, selection, project, jobs)
+    else:
+        results = (_check_one(path, data, selection, project) for path, data, _ in todo)
+    for (path, data, key), (result, used_index) in zip(todo, results):
+        findings.extend(result)
+        if cache is not None:
+            cache.put(path, cache_digest(data), key, used_index, result)
+    if cache is not None:
+        cache.save()
     return sorted(findings)
+
+
+def cache_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _check_one(
+    path: Path, data: bytes, selection: Selection, project: Callable[[], object] | None
+) -> tuple[list[Finding], bool]:
+    """One file's findings, and whether its check consulted the project index."""
+    used: list[bool] = []
+
+    def tracked() -> object:
+        used.append(True)
+        return project()
+
+    try:
+        return check_bytes(path, data, selection, project=tracked if project is not None else None), bool(used)
+    except Exception as e:
+        raise InternalError(f"while checking {path}: {type(e).__name__}: {e}") from e
+
+
+_worker_state: tuple[Selection, Callable[[], object] | None] | None = None
+
+
+def _start_worker(selection: Selection, project: Callable[[], object] | None) -> None:
+    global _worker_state
+    _worker_state = (selection, project)
+
+
+def _work(item: tuple[Path, bytes]) -> tuple[list[Finding], bool]:
+    assert _worker_state is not None
+    return _check_one(item[0], item[1], *_worker_state)
+
+
+def _in_processes(
+    todo: list[tuple[Path, bytes | None, str]], selection: Selection, project: Callable[[], object] | None, jobs: int
+) -> Iterator[tuple[list[Finding], bool]]:
+    """The results of ``_check_one`` for each file, in order, from a pool of processes. Where the
+    platform can fork, the workers start from this process's memory: its imports, the project
+    index, and the files' bytes already read."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
+    context = multiprocessing.get_context(method)
+    chunksize = max(1, min(16, len(todo) // (jobs * 8)))
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(selection, project)) as pool:
+        yield from pool.map(_work, [(path, data) for path, data, _ in todo], chunksize=chunksize)
 
 
 def _parse_error(path: str, message: str, line: int, column: int) -> Finding:
@@ -280,41 +407,49 @@ def _finding(path: str, rule: Rule, message: str, r: CodeRange, fix: TextFix | N
     )
 
 
-def _text_fix(fix: Fix | None, positions: Mapping[cst.CSTNode, CodeRange], lines: list[str], newline: str) -> TextFix | None:
-    """A rule's node edits as text edits: replacements over the node's range; insertions of a
-    statement line before a statement, with that statement's own indentation."""
+def _text_fix(fix: Fix | None, positions: Positions, lines: list[str], newline: str, lazy: bool) -> TextFix | None:
     if fix is None:
         return None
+    edits = partial(_text_edits, fix, positions, lines, newline)
+    return TextFix(fix.message, "safe" if fix.safe else "unsafe", edits if lazy else edits(), fix.imports)
+
+
+def _text_edits(fix: Fix, positions: Positions, lines: list[str], newline: str) -> tuple[TextEdit, ...]:
+    """A rule's node edits as text edits: replacements over the node's range; insertions of a
+    statement line before a statement, with that statement's own indentation."""
     edits = []
     for e in fix.edits:
         r = positions[e.node]
+        code = e.code() if callable(e.code) else e.code
         if e.before:
             line = lines[r.start.line - 1] if r.start.line <= len(lines) else ""
             indent = line[: len(line) - len(line.lstrip())]
             at = (r.start.line, r.start.column + 1)
-            edits.append(TextEdit(*at, *at, e.code + newline + indent))
+            edits.append(TextEdit(*at, *at, code + newline + indent))
         else:
-            edits.append(TextEdit(r.start.line, r.start.column + 1, r.end.line, r.end.column + 1, e.code))
-    return TextFix(fix.message, "safe" if fix.safe else "unsafe", tuple(edits), fix.imports)
+            edits.append(TextEdit(r.start.line, r.start.column + 1, r.end.line, r.end.column + 1, code))
+    return tuple(edits)
 
 
 # --- noqa ------------------------------------------------------------------------------------
 
 _CODES = r"(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*)"
+_ANY_NOQA = re.compile("noqa", re.I)
 _NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
 _FILE_NOQA = re.compile(rf"#\s*torchlint:\s*noqa(?::\s*{_CODES})?\s*$", re.I)
 
 
-def _without_noqa(findings: list[Finding], positions: Mapping[cst.CSTNode, CodeRange]) -> list[Finding]:
+def _without_noqa(findings: list[Finding], positions: Positions) -> list[Finding]:
     """flake8's rules, read from the file's comments (never from strings): ``# noqa`` silences its
     line, ``# noqa: TL2,TL301`` those code prefixes; ``# torchlint: noqa[: codes]`` on a line of
     its own silences the whole file."""
     line_codes: dict[int, str | None] = {}
     file_codes: list[str | None] = []
-    for node, r in positions.items():
-        if isinstance(node, cst.Comment) and (m := _NOQA.search(node.value)):
-            line_codes[r.start.line] = m.group("codes")
-        elif isinstance(node, cst.EmptyLine) and node.comment and (m := _FILE_NOQA.match(node.comment.value)):
+    for comment, line in positions.comments():
+        if m := _NOQA.search(comment.value):
+            line_codes[line] = m.group("codes")
+    for comment in positions.own_line_comments():
+        if m := _FILE_NOQA.match(comment.value):
             file_codes.append(m.group("codes"))
 
     def suppressed(f: Finding) -> bool:

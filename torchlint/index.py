@@ -17,18 +17,15 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from torchlint import __version__
+from torchlint import __version__, cache
 from torchlint.engine import Selection, discover, module_name_for
 from torchlint.facts import is_module_base
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
-CACHE_DIR = ".torchlint_cache"
-CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# torchlint cache: https://bford.info/cachedir/\n"
 
 
 @dataclass
@@ -190,6 +187,15 @@ class ProjectIndex:
         self.files = files  # module name -> entry
         self._module_cache: dict[str, tuple[bool | None, str]] = {}
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """Changes when any file of the project changes (what cached results that used the
+        index are checked against)."""
+        h = hashlib.blake2b(digest_size=16)
+        for module in sorted(self.files):
+            h.update(f"{module}\0{self.files[module].path}\0{self.files[module].digest}\n".encode())
+        return h.hexdigest()
+
     def find_class(self, qualname: str, hops: int = 0) -> tuple[FileEntry, ClassEntry] | None:
         """The entry for a class by qualified name, following re-exports (``from .a import B``)."""
         module, _, name = qualname.rpartition(".")
@@ -244,8 +250,7 @@ def _python_files(root: Path) -> list[Path]:
 
 
 def _cache_file(root: Path, cache_dir: Path | None) -> Path:
-    directory = cache_dir or root / CACHE_DIR
-    return directory / f"index-{__version__}.json"
+    return (cache_dir or cache.default_dir(root)) / f"index-{__version__}.json"
 
 
 def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> ProjectIndex:
@@ -290,13 +295,29 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> 
         fresh[key] = record
         files[record["entry"]["module"]] = _entry_from_dict(record["entry"])
     if use_cache and (changed or len(fresh) != len(cached)):
-        _write_atomically(cache_path, json.dumps(fresh))
+        cache.write_atomically(cache_path, json.dumps(fresh))
     return ProjectIndex(root, files)
 
 
-def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> Callable[[], ProjectIndex]:
-    """A zero-argument function that builds the index on its first call and then keeps it."""
-    return functools.cache(lambda: build(root, cache_dir, use_cache))
+class Loader:
+    """A zero-argument function that builds the index on its first call and then keeps it. It
+    pickles without the index (a process started afresh builds its own from the cache)."""
+
+    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> None:
+        self.root, self.cache_dir, self.use_cache = root, cache_dir, use_cache
+        self._index: ProjectIndex | None = None
+
+    def __call__(self) -> ProjectIndex:
+        if self._index is None:
+            self._index = build(self.root, self.cache_dir, self.use_cache)
+        return self._index
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_index": None}
+
+
+def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> Loader:
+    return Loader(root, cache_dir, use_cache)
 
 
 def loader_for(path: Path) -> Callable[[], ProjectIndex]:
@@ -313,17 +334,3 @@ def _shared_loader(root: Path) -> Callable[[], ProjectIndex]:
 def _entry_from_dict(d: dict) -> FileEntry:
     classes = {name: ClassEntry(**c) for name, c in d["classes"].items()}
     return FileEntry(d["module"], d["path"], d["digest"], classes, d["imports"], d["star_imports"])
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for name, content in (("CACHEDIR.TAG", CACHEDIR_TAG), (".gitignore", "*\n")):
-            if not (path.parent / name).exists():
-                (path.parent / name).write_text(content)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only project still gets its findings, just without a cache

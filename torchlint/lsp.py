@@ -28,6 +28,7 @@ from pygls.workspace import TextDocument
 
 from torchlint import __version__, config, engine, fixes, index
 from torchlint.config import ConfigError
+from torchlint.incremental import DocumentTree
 from torchlint.rules import ALL_RULES, DOCS_URL, PARSE_ERROR_CODE, PARSE_ERROR_NAME
 
 SOURCE = "torchlint"
@@ -48,6 +49,7 @@ class TorchlintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("torchlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.checked: dict[str, tuple[str, list[engine.Finding]]] = {}
+        self.trees: dict[str, DocumentTree] = {}  # each open document's tree, parsed again where edited
         self.pending: dict[str, asyncio.Task] = {}
         self.config_errors: set[str] = set()
 
@@ -56,7 +58,8 @@ class TorchlintServer(LanguageServer):
         text = document.source
         cached = self.checked.get(document.uri)
         if cached is None or cached[0] != text:
-            cached = (text, check_document(text, file_path(document)))
+            tree = self.trees.setdefault(document.uri, DocumentTree())
+            cached = (text, check_document(text, file_path(document), tree))
             self.checked[document.uri] = cached
         return cached[1]
 
@@ -106,11 +109,11 @@ def file_path(document: TextDocument) -> str | None:
     return document.path if document.uri.startswith("file:") else None
 
 
-def check_document(text: str, path: str | None) -> list[engine.Finding]:
+def check_document(text: str, path: str | None, tree: DocumentTree | None = None) -> list[engine.Finding]:
     """The engine's findings for a document's text, with the settings of its workspace (the
     defaults for a document that is not a file); none for a file the settings exclude."""
     if path is None:
-        return engine.check_source(text, "<untitled>", config.selection(config.Settings()).codes)
+        return engine.check_source(text, "<untitled>", config.selection(config.Settings()).codes, tree=tree, lazy_fixes=True)
     file = Path(path)
     settings = config.load(config.find_pyproject(file))
     selection = config.selection(settings)
@@ -120,7 +123,7 @@ def check_document(text: str, path: str | None) -> list[engine.Finding]:
     on_disk = file.is_file()
     module_name = engine.module_name_for(file) if on_disk else None
     project = index.loader_for(file) if settings.project_index and on_disk else None
-    return engine.check_source(text, path, codes, module_name, project=project)
+    return engine.check_source(text, path, codes, module_name, project=project, tree=tree, lazy_fixes=True)
 
 
 # --- positions -------------------------------------------------------------------------------
@@ -316,6 +319,7 @@ def build_server() -> TorchlintServer:
         uri = params.text_document.uri
         ls.cancel_pending(uri)
         ls.checked.pop(uri, None)
+        ls.trees.pop(uri, None)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     @server.feature(

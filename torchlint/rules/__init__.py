@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -19,10 +19,11 @@ DOCS_URL = "https://github.com/torchlint/torchlint/blob/main/rules/{code}-{name}
 class NodeEdit:
     """One change a fix makes, in terms of the tree: replace ``node``'s source with ``code``, or,
     with ``before=True``, insert ``code`` as a new statement line before the statement ``node``
-    (indented as that statement is)."""
+    (indented as that statement is). ``code`` may be a function giving it, for code that costs a
+    rendering: it is called only when the fix is shown or applied."""
 
     node: cst.CSTNode
-    code: str
+    code: str | Callable[[], str]
     before: bool = False
 
 

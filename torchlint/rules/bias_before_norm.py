@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from collections.abc import Iterator
 
 import libcst as cst
@@ -77,7 +79,7 @@ def _fix(facts: ModuleFacts, layer: Layer) -> Fix:
     if bias is not None:
         edit = NodeEdit(bias.value, "False")
     else:
-        edit = NodeEdit(layer.node, render(facts.module, layer.node, with_keyword(layer.node, "bias", "False")))
+        edit = NodeEdit(layer.node, partial(render, facts.module, layer.node, with_keyword(layer.node, "bias", "False")))
     return Fix("Pass bias=False", (edit,), safe=False)
 
 

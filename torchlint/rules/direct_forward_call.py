@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from collections.abc import Iterator
 
 import libcst as cst
@@ -37,7 +39,7 @@ class DirectForwardCall(Rule):
                         call.cls if call.cls is not None and call.cls.is_module else None,
                         Fix(
                             f"Call {target}(...) instead of {target}.forward(...)",
-                            (NodeEdit(func, render(facts.module, func.value)),),
+                            (NodeEdit(func, partial(render, facts.module, func.value)),),
                             safe=False,  # the hooks now run: that is the point, but it changes what runs
                         ),
                     )

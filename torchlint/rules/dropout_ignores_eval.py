@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from collections.abc import Iterator
 
 import libcst as cst
@@ -57,7 +59,7 @@ class DropoutIgnoresEval(Rule):
                     fn.cls,
                     Fix(
                         f"Pass training={instance}.training",
-                        (NodeEdit(call.node, render(facts.module, call.node, fixed)),),
+                        (NodeEdit(call.node, partial(render, facts.module, call.node, fixed)),),
                         safe=False,  # switches the dropout on in training: the numbers change
                     ),
                 )
@@ -72,7 +74,7 @@ class DropoutIgnoresEval(Rule):
                     fn.cls,
                     Fix(
                         f"Pass training={instance}.training",
-                        (NodeEdit(call.node, render(facts.module, call.node, fixed)),),
+                        (NodeEdit(call.node, partial(render, facts.module, call.node, fixed)),),
                     ),
                 )
             else:

@@ -3,6 +3,8 @@ Parameter; ``self.w = self.w.cuda()`` after ``self.w = nn.Parameter(t)`` raises 
 
 from __future__ import annotations
 
+from functools import partial
+
 from collections.abc import Iterator
 
 import libcst as cst
@@ -78,7 +80,7 @@ def _fix(facts: ModuleFacts, converted: tuple[cst.BaseExpression, cst.Call]) -> 
     fixed = parameter.with_changes(args=args)
     method = expr.func.attr.value
     return Fix(
-        f"Move .{method}() inside the Parameter", (NodeEdit(expr, render(facts.module, expr, fixed)),), safe=False
+        f"Move .{method}() inside the Parameter", (NodeEdit(expr, partial(render, facts.module, expr, fixed)),), safe=False
     )
 
 

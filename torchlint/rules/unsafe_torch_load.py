@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from collections.abc import Iterator
 
 import libcst as cst
@@ -50,7 +52,7 @@ def _fix(facts: ModuleFacts, call: cst.Call) -> Fix | None:
     if find_arg(call, "pickle_module", 2)[0] is not None:
         return None
     fixed = with_keyword(call, "weights_only", "True")
-    return Fix("Pass weights_only=True", (NodeEdit(call, render(facts.module, call, fixed)),), safe=False)
+    return Fix("Pass weights_only=True", (NodeEdit(call, partial(render, facts.module, call, fixed)),), safe=False)
 
 
 def _reads_weights_only(test: cst.BaseExpression) -> bool:
