@@ -321,31 +321,31 @@ def check_paths(
 
     Files found in ``cache`` unchanged are not checked again; the others are checked in ``jobs``
     processes (in this one for ``jobs=1`` or a single file), their results collected as they
-    come and sorted at the end, so the output does not depend on the order they finish in."""
+    come and sorted at the end, so the output does not depend on the order they finish in. No
+    file's content is kept after its check: memory grows with the largest file, not their number."""
     findings: list[Finding] = []
-    todo: list[tuple[Path, bytes | None, str]] = []
+    todo: list[tuple[Path, str]] = []
     for path in discover(paths, selection):
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            findings.extend(_read_error(path, selection, SourceError(f"cannot read: {e.strerror or e}")))
-            continue
         key = selection.settings_key(str(path), project is not None)
-        cached = cache.get(path, cache_digest(data), key) if cache is not None else None
-        if cached is not None:
-            findings.extend(cached)
-        else:
-            todo.append((path, data, key))
+        if cache is not None:
+            try:
+                cached = cache.get(path, cache_digest(path.read_bytes()), key)
+            except OSError:
+                cached = None
+            if cached is not None:
+                findings.extend(cached)
+                continue
+        todo.append((path, key))
     if jobs > 1 and len(todo) > 1:
         if project is not None:
             project()  # built once here; the workers inherit it
-        results = _in_processes(todo, selection, project, jobs)
+        results = _in_processes([path for path, _ in todo], selection, project, jobs)
     else:
-        results = (_check_one(path, data, selection, project) for path, data, _ in todo)
-    for (path, data, key), (result, used_index) in zip(todo, results):
+        results = (_check_one(path, selection, project) for path, _ in todo)
+    for (path, key), (result, digest, used_index) in zip(todo, results):
         findings.extend(result)
-        if cache is not None:
-            cache.put(path, cache_digest(data), key, used_index, result)
+        if cache is not None and digest is not None:
+            cache.put(path, digest, key, used_index, result)
     if cache is not None:
         cache.save()
     return sorted(findings)
@@ -356,9 +356,10 @@ def cache_digest(data: bytes) -> str:
 
 
 def _check_one(
-    path: Path, data: bytes, selection: Selection, project: Callable[[], object] | None
-) -> tuple[list[Finding], bool]:
-    """One file's findings, and whether its check consulted the project index."""
+    path: Path, selection: Selection, project: Callable[[], object] | None
+) -> tuple[list[Finding], str | None, bool]:
+    """One file's findings, the digest of the content they are for (None: unreadable), and
+    whether the check consulted the project index."""
     used: list[bool] = []
 
     def tracked() -> object:
@@ -366,9 +367,14 @@ def _check_one(
         return project()
 
     try:
-        return check_bytes(path, data, selection, project=tracked if project is not None else None), bool(used)
+        data = path.read_bytes()
+    except OSError as e:
+        return _read_error(path, selection, SourceError(f"cannot read: {e.strerror or e}")), None, False
+    try:
+        findings = check_bytes(path, data, selection, project=tracked if project is not None else None)
     except Exception as e:
         raise InternalError(f"while checking {path}: {type(e).__name__}: {e}") from e
+    return findings, cache_digest(data), bool(used)
 
 
 _worker_state: tuple[Selection, Callable[[], object] | None] | None = None
@@ -379,22 +385,22 @@ def _start_worker(selection: Selection, project: Callable[[], object] | None) ->
     _worker_state = (selection, project)
 
 
-def _work(item: tuple[Path, bytes]) -> tuple[list[Finding], bool]:
+def _work(path: Path) -> tuple[list[Finding], str | None, bool]:
     assert _worker_state is not None
-    return _check_one(item[0], item[1], *_worker_state)
+    return _check_one(path, *_worker_state)
 
 
 def _in_processes(
-    todo: list[tuple[Path, bytes | None, str]], selection: Selection, project: Callable[[], object] | None, jobs: int
-) -> Iterator[tuple[list[Finding], bool]]:
+    todo: list[Path], selection: Selection, project: Callable[[], object] | None, jobs: int
+) -> Iterator[tuple[list[Finding], str | None, bool]]:
     """The results of ``_check_one`` for each file, in order, from a pool of processes. Where the
-    platform can fork, the workers start from this process's memory: its imports, the project
-    index, and the files' bytes already read."""
+    platform can fork, the workers start from this process's memory: its imports and the
+    project index."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
     context = multiprocessing.get_context(method)
     chunksize = max(1, min(16, len(todo) // (jobs * 8)))
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(selection, project)) as pool:
-        yield from pool.map(_work, [(path, data) for path, data, _ in todo], chunksize=chunksize)
+        yield from pool.map(_work, todo, chunksize=chunksize)
 
 
 def _parse_error(path: str, message: str, line: int, column: int) -> Finding:
