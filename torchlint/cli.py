@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
     check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
+    check.add_argument("--extension", action="append", default=[], metavar="EXT:LANG", help="read files ending in .EXT as LANG (python or ipynb), e.g. ipynb:python; comma-separated, repeatable (default: py, pyi: python; ipynb: ipynb)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
     check.add_argument("--verify", action="store_true", help="run each flagged model in a sandboxed subprocess and confirm or refute the finding (needs torch)")
     check.add_argument("--verify-device", choices=["auto", "cpu", "cuda", "mps", "meta"], default="auto", help="the device the verifier runs on (default: auto, cuda then mps then cpu)")
@@ -123,7 +124,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         pyproject = config.find_pyproject(Path(args.paths[0]))
     settings = config.load(pyproject)
-    selection = config.selection(settings, args.select, args.ignore, args.extend_select)
+    selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension))
     project = None
     if settings.project_index and not args.no_project:
         project = index.loader(index.find_root(Path(args.paths[0])))

@@ -252,6 +252,17 @@ class Notebook:
         end = self.module_line(f.cell, f.end_line) if f.end_line else 0
         return replace(f, line=self.module_line(f.cell, f.line), end_line=end, cell=None)
 
+    def name_cells(self, text: str) -> str:
+        """``line 22`` of the module, in a message, as ``cell 4, line 3``."""
+        if not self.cells:
+            return text
+
+        def cell_line(m: re.Match) -> str:
+            cell, line = self.locate(int(m.group(1)))
+            return f"cell {cell}, line {line}"
+
+        return re.sub(r"\bline (\d+)\b", cell_line, text)
+
     def split(self, module: str) -> dict[int, str]:
         """The cells' sources (unmasked, as the notebook holds them) in an edited module."""
         parts: list[list[str]] = [[]]
