@@ -186,11 +186,15 @@ class FixFailed(Exception):
 
 
 def fix_text(
-    text: str, check: Callable[[str], list[Finding]], unsafe: bool
+    text: str,
+    check: Callable[[str], list[Finding]],
+    unsafe: bool,
+    add_imports: Callable[[str, Iterable[tuple[str, str | None]]], str] | None = None,
 ) -> tuple[str, int, list[Finding], list[Finding], str | None]:
     """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed, the
     findings that remain, those of the first pass, and what is left to say (or None).
-    FixFailed when the fixed text does not parse."""
+    ``add_imports`` puts the imports fixes need in (default: ``with_imports``). FixFailed when
+    the fixed text does not parse."""
     fixed, first, problem = 0, None, None
     for done in range(MAX_PASSES + 1):
         findings = check(text)
@@ -202,7 +206,7 @@ def fix_text(
             problem = f"fixes still apply after {MAX_PASSES} passes; run --fix again"
             break
         try:
-            text = _fixed_text(text, chosen)
+            text = _fixed_text(text, chosen, add_imports or with_imports)
         except _DoesNotParse as e:
             applied = ", ".join(sorted({f.code for f in chosen}))
             raise FixFailed(first, f"the fixed code does not parse ({e}; fixes of {applied})") from None
@@ -210,11 +214,11 @@ def fix_text(
     return text, fixed, findings, first, problem
 
 
-def _fixed_text(text: str, chosen: Sequence[Finding]) -> str:
+def _fixed_text(text: str, chosen: Sequence[Finding], add_imports=with_imports) -> str:
     """The text with the chosen fixes and the imports they need, checked to parse."""
     edited = apply_edits(text, [e for f in chosen for e in f.fix.edits])
     try:
-        fixed = with_imports(edited, [i for f in chosen for i in f.fix.imports])
+        fixed = add_imports(edited, [i for f in chosen for i in f.fix.imports])
         cst.parse_module(fixed)
     except cst.ParserSyntaxError as e:
         message = str(e.message).strip().splitlines()

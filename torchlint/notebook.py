@@ -30,6 +30,8 @@ from dataclasses import dataclass, field, replace
 from json.decoder import WHITESPACE, scanstring
 from pathlib import Path
 
+import libcst as cst
+
 from torchlint import engine, fixes
 from torchlint.engine import Finding, TextEdit, TextFix
 from torchlint.rules import PARSE_ERROR_CODE
@@ -297,6 +299,15 @@ class Notebook:
             text = text[: span.start] + value + text[span.end:]
         return ("\ufeff" if self.bom else "") + text
 
+    def to_file(self, f: Finding) -> Finding:
+        """A finding on a cell located in the notebook's JSON text instead (for an editor showing
+        that text): no fix, the cell named in the message."""
+        if f.cell is None or f.cell not in self.spans:
+            return f
+        line, column = self.json_position(f.cell, f.line, f.column)
+        end_line, end_column = self.json_position(f.cell, f.end_line or f.line, f.end_column or f.column + 1)
+        return replace(f, line=line, column=column, end_line=end_line, end_column=end_column, fix=None, cell=None, message=cell_prefix(f) + f.message)
+
     def json_position(self, cell: int, line: int, column: int) -> tuple[int, int]:
         """The line and column (1-based) in the notebook's file of a cell's line and column."""
         span = self.spans.get(cell)
@@ -456,14 +467,17 @@ def load(text: str) -> Notebook:
             source = "".join(source)
         if not isinstance(source, str) or span is None:
             raise NotebookError(f"not a Jupyter notebook: code cell {number} has no source")
-        masked, originals = mask(source)
-        cells.append(Cell(number, source, masked, originals))
+        cells.append(Cell(number, source, *mask(source)))
         spans[number] = span
     if isinstance(language, str) and language.lower() != "python":
         cells = []  # an R or Julia notebook: nothing here is Python
-    notebook = Notebook(text, cells, spans, bom)
-    notebook.source = _join(cells)
-    return notebook
+    return Notebook(text, cells, spans, bom, _join(cells))
+
+
+def from_cells(sources: Iterable[tuple[int, str]]) -> Notebook:
+    """A notebook of code cells given as (number, source), as an editor sends them (no JSON)."""
+    cells = [Cell(number, source, *mask(source)) for number, source in sources]
+    return Notebook("", cells, {}, False, _join(cells))
 
 
 def _join(cells: Sequence[Cell]) -> str:
@@ -483,14 +497,18 @@ def _join(cells: Sequence[Cell]) -> str:
     return "".join(parts)
 
 
-def read(path: Path) -> Notebook:
+def read_text(path: Path) -> str:
+    """A notebook file's text (JSON is UTF-8)."""
     data = path.read_bytes()
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise NotebookError(f"cannot decode notebook as utf-8: invalid byte {data[e.start]:#04x}", line) from None
-    return load(text)
+
+
+def read(path: Path) -> Notebook:
+    return load(read_text(path))
 
 
 def file_region(f: Finding, cache: dict[str, Notebook | None] | None = None) -> tuple[int, int, int, int]:
@@ -509,7 +527,8 @@ def file_region(f: Finding, cache: dict[str, Notebook | None] | None = None) -> 
     notebook = cache[f.path]
     if notebook is None or f.cell not in notebook.spans:
         return (f.line, f.column, *end)
-    return (*notebook.json_position(f.cell, f.line, f.column), *notebook.json_position(f.cell, *end))
+    g = notebook.to_file(f)
+    return g.line, g.column, g.end_line, g.end_column
 
 
 def cell_prefix(f: Finding) -> str:
@@ -528,15 +547,35 @@ def _error(path: Path, error: Exception) -> Finding:
 def check_notebook(
     path: Path, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None
 ) -> list[Finding]:
-    """The findings of one notebook, located by cell."""
+    """The findings of one notebook file, located by cell."""
     codes = frozenset(codes)
     try:
-        notebook = read(path)
+        text = read_text(path)
     except OSError as e:
-        return [_error(path, engine.SourceError(f"cannot read: {e.strerror or e}"))] if PARSE_ERROR_CODE in codes else []
+        error = engine.SourceError(f"cannot read: {e.strerror or e}")
+        return [_error(path, error)] if PARSE_ERROR_CODE in codes else []
     except NotebookError as e:
         return [_error(path, e)] if PARSE_ERROR_CODE in codes else []
-    findings = engine.check_source(notebook.source, str(path), codes, None, apply_noqa, project)
+    return check_text(text, str(path), codes, apply_noqa, project)[1]
+
+
+def check_text(
+    text: str, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None
+) -> tuple[Notebook | None, list[Finding]]:
+    """The notebook in a notebook's text and its findings (None and a TL000 when it is not one)."""
+    codes = frozenset(codes)
+    try:
+        notebook = load(text)
+    except NotebookError as e:
+        return None, [_error(Path(path), e)] if PARSE_ERROR_CODE in codes else []
+    return notebook, check_cells(notebook, path, codes, apply_noqa, project)
+
+
+def check_cells(
+    notebook: Notebook, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None
+) -> list[Finding]:
+    """The findings of a notebook's code cells, checked as one module, located by cell."""
+    findings = engine.check_source(notebook.source, path, codes, None, apply_noqa, project)
     return sorted(notebook.to_cells(f) for f in findings)
 
 
@@ -555,7 +594,7 @@ def fix_notebook(path: Path, selection: engine.Selection, project, unsafe: bool,
     before = notebook.with_sources({})
     cells = {c.number: c.source for c in notebook.cells}
     try:
-        text, fixed, findings, first, problem = fixes.fix_text(notebook.source, check, unsafe)
+        text, fixed, findings, first, problem = fixes.fix_text(notebook.source, check, unsafe, imports_in_first_cell)
     except fixes.FixFailed as e:
         return NotebookFixResult(path, [notebook.to_cells(f) for f in e.findings], 0, before, before, e.problem, cells, cells)
     if text == notebook.source:
@@ -576,6 +615,24 @@ def fix_notebook(path: Path, selection: engine.Selection, project, unsafe: bool,
         except OSError as e:
             return NotebookFixResult(path, untouched, 0, before, before, f"cannot write: {e.strerror or e}", cells, cells)
     return NotebookFixResult(path, remaining, fixed, before, after, problem, cells, sources)
+
+
+def imports_in_first_cell(module: str, imports: Iterable[tuple[str, str | None]]) -> str:
+    """Add the imports fixes need to the first code cell (after its own imports), where a reader
+    of a notebook looks for them; to the whole module when that cell does not parse alone."""
+    imports = list(imports)
+    if not imports:
+        return module
+    lines = _LINE.findall(module)
+    cut = next((i for i, line in enumerate(lines) if _CELL_MARKER.fullmatch(line.rstrip("\r\n"))), len(lines))
+    head, rest = "".join(lines[:cut]), "".join(lines[cut:])
+    try:
+        head = fixes.with_imports(head, imports)
+    except cst.ParserSyntaxError:
+        return fixes.with_imports(module, imports)
+    if rest and not head.endswith(("\n", "\r")):
+        head += "\n"
+    return head + rest
 
 
 @dataclass
