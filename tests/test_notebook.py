@@ -257,15 +257,20 @@ def test_fix_changes_only_the_fixed_line_and_a_second_run_nothing(tmp_path, cli,
 
 
 def test_fix_keeps_a_string_source_and_a_file_without_final_newline(tmp_path, cli):
-    nb = notebook_json(code(IMPORTS), code(BLOCK), {**code(""), "source": "%%time\n" + NET})
+    nb = notebook_json(markdown("# Modèle"), code(IMPORTS), code(BLOCK), {**code(""), "source": "%%time\n" + NET})
+    nb["metadata"]["lr"] = 1.5e-05
     path = tmp_path / "nb.ipynb"
-    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")  # no final newline, non-ASCII escaped
+    # as another writer may write it: no final newline, non-ASCII escaped, numbers as JavaScript
+    # prints them; json.dumps would spell the number 1.5e-05
+    text = json.dumps(nb, indent=1).replace("1.5e-05", "0.000015")
+    path.write_text(text, encoding="utf-8")
     before = path.read_text(encoding="utf-8")
     assert cli("check", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path).returncode == 0
     after = path.read_text(encoding="utf-8")
     ((old, new),) = _changed_lines(before, after)
     assert '"source": "%%time\\nclass Net' in old and "training=self.training" in new
-    assert not after.endswith("\n") and json.loads(after)["cells"][2]["source"].startswith("%%time\n")
+    assert not after.endswith("\n") and json.loads(after)["cells"][3]["source"].startswith("%%time\n")
+    assert '"lr": 0.000015' in after and "Mod\\u00e8le" in after
 
 
 def test_diff_shows_the_change_per_cell_and_writes_nothing(tmp_path, cli):
