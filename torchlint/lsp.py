@@ -149,6 +149,17 @@ class TorchlintServer(LanguageServer):
         support = support and support.code_action and support.code_action.resolve_support
         return bool(support and "edit" in support.properties)
 
+    def forget(self, uri: str) -> None:
+        """Drop a document's (or notebook's) pending check and its last findings."""
+        self.cancel_pending(uri)
+        self.checked.pop(uri, None)
+
+    def lint_now(self, uri: str) -> None:
+        """Check a document (or notebook) afresh, now: it was opened, or saved (the settings or
+        the project may have changed)."""
+        self.forget(uri)
+        self.lint(uri)
+
     def cancel_pending(self, uri: str) -> None:
         task = self.pending.pop(uri, None)
         if task is not None:
@@ -171,47 +182,44 @@ def file_path(document: TextDocument) -> str | None:
     return document.path if document.uri.startswith("file:") else None
 
 
-def _settings(path: str) -> tuple[engine.Selection, frozenset[str], Callable[[], object] | None] | None:
-    """The selection, codes and project index for a file, from its workspace's settings; None
-    for a file they exclude."""
+def _settings(path: str | None) -> tuple[str, engine.Selection, frozenset[str], Callable[[], object] | None] | None:
+    """The name to report, selection, codes and project index for a document, from its
+    workspace's settings (the defaults for a document that is not a file); None for a file they
+    exclude."""
+    if path is None:
+        selection = config.selection(config.Settings())
+        return "<untitled>", selection, selection.codes, None
     file = Path(path)
     settings = config.load(config.find_pyproject(file))
     selection = config.selection(settings)
     if selection.excluded(file):
         return None
-    on_disk = file.is_file()
-    project = index.loader_for(file) if settings.project_index and on_disk else None
-    return selection, selection.codes_for(path), project
+    project = index.loader_for(file) if settings.project_index and file.is_file() else None
+    return path, selection, selection.codes_for(path), project
 
 
 def check_document(text: str, path: str | None) -> list[engine.Finding]:
-    """The engine's findings for a document's text, with the settings of its workspace (the
-    defaults for a document that is not a file); none for a file the settings exclude. A
-    notebook's JSON gets findings at the lines of that JSON."""
-    if path is None:
-        return engine.check_source(text, "<untitled>", config.selection(config.Settings()).codes)
+    """The engine's findings for a document's text, with the settings of its workspace; none
+    for a file the settings exclude. A notebook's JSON gets findings at the lines of that JSON."""
     found = _settings(path)
     if found is None:
         return []
-    selection, codes, project = found
-    file = Path(path)
-    if selection.language(file) == "ipynb":
+    name, selection, codes, project = found
+    file = Path(name)
+    if path is not None and selection.language(file) == "ipynb":
         nb, findings = notebook.check_text(text, path, codes, project=project)
         return findings if nb is None else sorted(nb.to_file(f) for f in findings)
-    module_name = engine.module_name_for(file) if file.is_file() else None
-    return engine.check_source(text, path, codes, module_name, project=project)
+    module_name = engine.module_name_for(file) if path is not None and file.is_file() else None
+    return engine.check_source(text, name, codes, module_name, project=project)
 
 
 def check_cells(cells: Sequence[tuple[int, str]], path: str | None) -> list[engine.Finding]:
     """The findings of a notebook's code cells (number, text), checked as one module."""
-    nb = notebook.from_cells(cells)
-    if path is None:
-        return notebook.check_cells(nb, "<untitled>", config.selection(config.Settings()).codes)
     found = _settings(path)
     if found is None:
         return []
-    _, codes, project = found
-    return notebook.check_cells(nb, path, codes, project=project)
+    name, _, codes, project = found
+    return notebook.check_cells(notebook.from_cells(cells), name, codes, project=project)
 
 
 # --- positions -------------------------------------------------------------------------------
@@ -401,52 +409,32 @@ def resolve_fix_all(server: TorchlintServer, action: types.CodeAction) -> types.
 def build_server() -> TorchlintServer:
     server = TorchlintServer()
 
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: TorchlintServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.cancel_pending(params.text_document.uri)
-        ls.checked.pop(params.text_document.uri, None)
-        ls.lint(params.text_document.uri)
+    # Opened or saved (the settings or the project may have changed): check now; changed: after a
+    # pause in typing. A notebook's cells come with the notebook's own notifications.
+    def text_uri(params) -> str:
+        return params.text_document.uri
 
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: TorchlintServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.lint_later(params.text_document.uri)
+    def notebook_uri(params) -> str:
+        return params.notebook_document.uri
 
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: TorchlintServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.cancel_pending(params.text_document.uri)
-        ls.checked.pop(params.text_document.uri, None)  # the settings or the project may have changed
-        ls.lint(params.text_document.uri)
+    for opened, changed, saved, uri_of in (
+        (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_SAVE, text_uri),
+        (types.NOTEBOOK_DOCUMENT_DID_OPEN, types.NOTEBOOK_DOCUMENT_DID_CHANGE, types.NOTEBOOK_DOCUMENT_DID_SAVE, notebook_uri),
+    ):
+        for method, check in ((opened, TorchlintServer.lint_now), (changed, TorchlintServer.lint_later), (saved, TorchlintServer.lint_now)):
+            # pygls passes the server to a handler whose first parameter is named ``ls``
+            server.feature(method)(lambda ls, params, check=check, uri_of=uri_of: check(ls, uri_of(params)))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TorchlintServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.cancel_pending(uri)
-        ls.checked.pop(uri, None)
+        ls.forget(uri)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
-
-    @server.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
-    def notebook_did_open(ls: TorchlintServer, params: types.DidOpenNotebookDocumentParams) -> None:
-        uri = params.notebook_document.uri
-        ls.cancel_pending(uri)
-        ls.checked.pop(uri, None)
-        ls.lint_notebook(uri)
-
-    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
-    def notebook_did_change(ls: TorchlintServer, params: types.DidChangeNotebookDocumentParams) -> None:
-        ls.lint_later(params.notebook_document.uri)
-
-    @server.feature(types.NOTEBOOK_DOCUMENT_DID_SAVE)
-    def notebook_did_save(ls: TorchlintServer, params: types.DidSaveNotebookDocumentParams) -> None:
-        uri = params.notebook_document.uri
-        ls.cancel_pending(uri)
-        ls.checked.pop(uri, None)
-        ls.lint_notebook(uri)
 
     @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
     def notebook_did_close(ls: TorchlintServer, params: types.DidCloseNotebookDocumentParams) -> None:
         uri = params.notebook_document.uri
-        ls.cancel_pending(uri)
-        ls.checked.pop(uri, None)
+        ls.forget(uri)
         for cell_uri in ls.published.pop(uri, set()) | {c.uri for c in params.cell_text_documents}:
             ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=cell_uri, diagnostics=[]))
 
