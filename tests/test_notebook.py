@@ -137,6 +137,24 @@ def test_invalid_json_is_tl000_and_other_files_still_run(tmp_path, cli):
     assert any(line.startswith('list.ipynb:1:1: TL000 not a Jupyter notebook: no "cells" list') for line in lines)
 
 
+def test_a_syntax_error_is_tl000_in_its_cell(tmp_path, cli):
+    broken = "x = 1\ndef f(:\n    pass"
+    write(tmp_path / "nb.ipynb", notebook_json(markdown("# a"), code(IMPORTS), code(broken), code(NET)))
+    result = cli("check", "--isolated", "nb.ipynb", cwd=tmp_path)
+    line, column = where(broken, "(:")
+    assert result.stdout.startswith(f"nb.ipynb:cell 3:{line}:{column + 1}: TL000 cannot parse: ")
+
+
+def test_a_repeated_cells_key_counts_as_json_reads_it(tmp_path, cli):
+    text = json.dumps(notebook_json(code(IMPORTS), code(BLOCK), code(NET)), indent=1)
+    text = text.replace('{\n "cells": [', '{\n "cells": [{"cell_type": "code", "source": ["x"]}],\n "cells": [', 1)
+    (tmp_path / "nb.ipynb").write_text(text, encoding="utf-8")
+    assert cli("check", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path).returncode == 0
+    fixed = (tmp_path / "nb.ipynb").read_text(encoding="utf-8")
+    assert fixed.startswith('{\n "cells": [{"cell_type": "code", "source": ["x"]}],')
+    assert "training=self.training" in "".join(json.loads(fixed)["cells"][2]["source"])
+
+
 def test_empty_and_markdown_only_notebooks_are_clean(tmp_path, cli):
     write(tmp_path / "empty.ipynb", notebook_json())
     write(tmp_path / "blank.ipynb", notebook_json(code(""), code("\n\n")))
@@ -155,7 +173,8 @@ def test_noqa_in_a_cell(tmp_path, cli):
     other = "class Other(Block):\n    def forward(self, x):\n        return F.dropout(x, p=0.1)"
     write(tmp_path / "nb.ipynb", notebook_json(code(IMPORTS), code(BLOCK), code(silenced), code(other)))
     result = cli("check", "--isolated", "nb.ipynb", cwd=tmp_path)
-    assert [line.split(": ")[0] for line in result.stdout.splitlines()[:-2]] == [f"nb.ipynb:cell 4:3:16"]
+    line, column = where(other, "F.dropout")
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()[:-2]] == [f"nb.ipynb:cell 4:{line}:{column}"]
 
 
 def test_per_file_ignores_match_a_notebook_path(tmp_path, cli):

@@ -86,7 +86,7 @@ def load(path: Path | None) -> Settings:
 
 def suffix(extension: str) -> str:
     """``ipynb`` or ``.ipynb`` as the suffix ``.ipynb``."""
-    return "." + extension.strip().lstrip(".").lower()
+    return "." + extension.strip().lstrip(".")
 
 
 def language(value: str, where: str) -> str:

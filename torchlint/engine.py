@@ -97,7 +97,7 @@ class Selection:
 
     def language(self, path: Path) -> str:
         """``ipynb`` for a file read as a notebook, else ``python``."""
-        return self.extensions.get(path.suffix.lower(), "python")
+        return self.extensions.get(path.suffix, "python")
 
     def codes_for(self, path: str) -> frozenset[str]:
         ignored = [p for glob, prefixes in self.per_file_ignores.items() if _glob_match(path, glob, self.root) for p in prefixes]
@@ -143,7 +143,7 @@ def _walk(path: Path, selection: Selection) -> Iterator[Path]:
             and not (here / d / "pyvenv.cfg").exists() and not selection.excluded(here / d)
         )
         for name in sorted(filenames):
-            if Path(name).suffix.lower() in selection.extensions and not selection.excluded(here / name):
+            if Path(name).suffix in selection.extensions and not selection.excluded(here / name):
                 yield here / name
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import libcst as cst
 
 from torchlint import engine, fixes
-from torchlint.engine import Finding, TextEdit, TextFix
+from torchlint.engine import Finding, TextEdit
 from torchlint.rules import PARSE_ERROR_CODE
 
 # Cell magics whose body is Python run in the notebook's own namespace (as ruff's list, less
@@ -54,10 +54,6 @@ _SOURCE_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")  # how nbformat splits a cell's 
 _HELP = re.compile(r"(\?\??[\w.*\[\]]+|[\w.*\[\]%]+\?\??)\s*")
 _ASSIGN_MAGIC = re.compile(r"([A-Za-z_][\w.]*(?:\s*,\s*[A-Za-z_][\w.]*)*)\s*=\s*[!%]")
 _AUTOMAGIC = re.compile(rf"(?:{'|'.join(sorted(AUTOMAGICS))})(?:\s+\S.*)?")
-
-
-def is_notebook(path: Path, selection: engine.Selection | None = None) -> bool:
-    return (selection or engine.Selection()).language(Path(path)) == "ipynb"
 
 
 class NotebookError(Exception):
@@ -431,6 +427,7 @@ def source_spans(text: str) -> list[Span | None]:
 
     def top(key: str, v: int) -> int | None:
         if key == "cells" and text[v] == "[":
+            spans.clear()  # a repeated key: json.loads keeps the last one, and so does this
             return _items(text, v, cell)
         return None
 
