@@ -349,3 +349,16 @@ def test_verify_runs_a_notebooks_definitions(tmp_path, cli):
     assert lines[0].startswith(f"nb.ipynb:cell 4:{line}:{column}: TL201")
     assert lines[1].startswith("  confirmed: F.dropout ran with training=True")
     assert lines[1].endswith(f"at cell 4, line {line}")
+
+
+@pytest.mark.parametrize("ascii_only", [False, True])
+@pytest.mark.parametrize("split", ["lines", "string", "anywhere"])
+def test_file_positions_point_at_the_code_in_the_json(split, ascii_only):
+    source = "s = 'é'\n" + NET
+    cut = source.index(CALL)
+    layout = {"lines": source.splitlines(True), "string": source, "anywhere": [source[:9], source[9:cut], source[cut:]]}[split]
+    nb = notebook_json(markdown("# é"), {**code(""), "source": layout})
+    text = json.dumps(nb, indent=1, ensure_ascii=ascii_only)
+    line, column = where(source, CALL)
+    file_line, file_column = notebook.load(text).json_position(2, line, column)
+    assert text.splitlines()[file_line - 1][file_column - 1:].startswith(CALL)

@@ -305,19 +305,20 @@ class Notebook:
         return replace(f, line=line, column=column, end_line=end_line, end_column=end_column, fix=None, cell=None, message=cell_prefix(f) + f.message)
 
     def json_position(self, cell: int, line: int, column: int) -> tuple[int, int]:
-        """The line and column (1-based) in the notebook's file of a cell's line and column."""
-        span = self.spans.get(cell)
-        if span is None:
-            return 1, 1
-        if span.items is None:
-            offset = span.start
-        else:
-            if not span.items:
-                offset = span.start
-            else:
-                start, end = span.items[min(max(line, 1), len(span.items)) - 1]
-                value = json.loads(self.text[start:end])
-                offset = start + len(json.dumps(value[: max(column, 1) - 1], ensure_ascii=_writes_ascii(self.text))) - 1
+        """The line and column (1-based) in the notebook's file of a cell's line and column (the
+        source's strings may split it anywhere, not only at line ends)."""
+        span = self.spans[cell]
+        source = next(c.source for c in self.cells if c.number == cell)
+        lines = _LINE.findall(source)
+        wanted = sum(len(text) for text in lines[: line - 1]) + column - 1  # offset in the source
+        offset = span.start
+        ascii_only = _writes_ascii(self.text)
+        for start, end in span.items if span.items is not None else [(span.start, span.end)]:
+            value = json.loads(self.text[start:end])
+            offset = start + len(json.dumps(value[: max(wanted, 0)], ensure_ascii=ascii_only)) - 1
+            if wanted < len(value):
+                break
+            wanted -= len(value)
         head = self.text[:offset]
         return head.count("\n") + 1, offset - (head.rfind("\n") + 1) + 1
 
