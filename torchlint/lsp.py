@@ -61,7 +61,8 @@ class TorchlintServer(LanguageServer):
             "torchlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             notebook_document_sync=NOTEBOOK_SYNC,
         )
-        self.checked: dict[str, tuple[object, list[engine.Finding]]] = {}
+        self.checked: dict[str, tuple[str, list[engine.Finding]]] = {}
+        self.checked_cells: dict[str, tuple[tuple, list[engine.Finding]]] = {}  # by notebook URI
         self.published: dict[str, set[str]] = {}  # notebook URI -> the cell URIs given diagnostics
         self.pending: dict[str, asyncio.Task] = {}
         self.config_errors: set[str] = set()
@@ -90,11 +91,11 @@ class TorchlintServer(LanguageServer):
             if document.language_id in (None, "python"):
                 cells.append((number, cell.document, document.source))
         key = tuple((number, text) for number, _, text in cells)
-        cached = self.checked.get(nb.uri)
+        cached = self.checked_cells.get(nb.uri)
         if cached is None or cached[0] != key:
             path = to_fs_path(nb.uri) if nb.uri.startswith("file:") else None
             cached = (key, check_cells(key, path))
-            self.checked[nb.uri] = cached
+            self.checked_cells[nb.uri] = cached
         return {uri: [f for f in cached[1] if f.cell == number] for number, uri, _ in cells}
 
     def _checked(self, check: Callable[[], object]) -> object | None:
@@ -153,6 +154,7 @@ class TorchlintServer(LanguageServer):
         """Drop a document's (or notebook's) pending check and its last findings."""
         self.cancel_pending(uri)
         self.checked.pop(uri, None)
+        self.checked_cells.pop(uri, None)
 
     def lint_now(self, uri: str) -> None:
         """Check a document (or notebook) afresh, now: it was opened, or saved (the settings or
