@@ -318,3 +318,103 @@ def test_neovim_applies_the_quick_fix(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert "training=self.training" in path.read_text(encoding="utf-8")
+
+
+# --- notebooks -------------------------------------------------------------------------------
+
+NOTEBOOK_CELLS = [
+    (types.NotebookCellKind.Code, "import torch.nn as nn\nimport torch.nn.functional as F\n%matplotlib inline"),
+    (types.NotebookCellKind.Markup, "# The head"),
+    (types.NotebookCellKind.Code, "class Block(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(4, 4)"),
+    (types.NotebookCellKind.Code, f"class Head(Block):\n    def forward(self, x):\n        !echo hi\n        return {CALL}"),
+]
+
+
+async def _diagnostics_of(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
+    """Wait until ``uri`` has diagnostics published (a notebook publishes one set per cell)."""
+    client.diagnostics.pop(uri, None)
+    while uri not in client.diagnostics:
+        await asyncio.wait_for(client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 20)
+    return list(client.diagnostics[uri])
+
+
+def _open_notebook(client: LanguageClient, path: Path, cells) -> list[str]:
+    uris = [f"vscode-notebook-cell:{path.as_posix()}#cell{i}" for i in range(len(cells))]
+    language = {types.NotebookCellKind.Code: "python", types.NotebookCellKind.Markup: "markdown"}
+    client.notebook_document_did_open(
+        types.DidOpenNotebookDocumentParams(
+            notebook_document=types.NotebookDocument(
+                uri=path.as_uri(), notebook_type="jupyter-notebook", version=1,
+                cells=[types.NotebookCell(kind=kind, document=uri) for (kind, _), uri in zip(cells, uris)],
+            ),
+            cell_text_documents=[
+                types.TextDocumentItem(uri=uri, language_id=language[kind], version=1, text=text)
+                for (kind, text), uri in zip(cells, uris)
+            ],
+        )
+    )
+    return uris
+
+
+@pytest.mark.asyncio
+async def test_notebook_cells_are_checked_together(client: LanguageClient, tmp_path: Path):
+    uris = _open_notebook(client, tmp_path / "nb.ipynb", NOTEBOOK_CELLS)
+    (diagnostic,) = await _diagnostics_of(client, uris[3])
+    assert diagnostic.code == "TL201"
+    head = NOTEBOOK_CELLS[3][1].splitlines()
+    line = next(i for i, text in enumerate(head) if CALL in text)
+    assert (diagnostic.range.start.line, diagnostic.range.start.character) == (line, head[line].index(CALL))
+    assert list(client.diagnostics[uris[0]]) == [] and uris[1] not in client.diagnostics  # published before cell 4's
+
+    actions = await _actions(client, uris[3], diagnostic)
+    (fix,) = [a for a in actions if a.is_preferred]
+    fixed = _apply(NOTEBOOK_CELLS[3][1], fix.edit.changes[uris[3]])
+    assert "!echo hi" in fixed and "training=self.training" in fixed
+
+    client.notebook_document_did_change(
+        types.DidChangeNotebookDocumentParams(
+            notebook_document=types.VersionedNotebookDocumentIdentifier(uri=(tmp_path / "nb.ipynb").as_uri(), version=2),
+            change=types.NotebookDocumentChangeEvent(
+                cells=types.NotebookDocumentCellChanges(
+                    text_content=[
+                        types.NotebookDocumentCellContentChanges(
+                            document=types.VersionedTextDocumentIdentifier(uri=uris[3], version=2),
+                            changes=[types.TextDocumentContentChangeWholeDocument(text=fixed)],
+                        )
+                    ]
+                )
+            ),
+        )
+    )
+    assert await _diagnostics_of(client, uris[3]) == []
+
+    client.notebook_document_did_close(
+        types.DidCloseNotebookDocumentParams(
+            notebook_document=types.NotebookDocumentIdentifier(uri=(tmp_path / "nb.ipynb").as_uri()),
+            cell_text_documents=[types.TextDocumentIdentifier(uri=u) for u in uris],
+        )
+    )
+    assert await _diagnostics_of(client, uris[3]) == []
+
+
+@pytest.mark.asyncio
+async def test_a_notebook_opened_as_json_text(client: LanguageClient, tmp_path: Path):
+    import json
+
+    cells = [
+        {"cell_type": "code" if kind == types.NotebookCellKind.Code else "markdown", "metadata": {}, "source": text.splitlines(True)}
+        for kind, text in NOTEBOOK_CELLS
+    ]
+    text = json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n"
+    path = tmp_path / "nb.ipynb"
+    path.write_text(text, encoding="utf-8")
+    uri = path.as_uri()
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri=uri, language_id="json", version=1, text=text))
+    )
+    (diagnostic,) = await _diagnostics(client, uri)
+    json_line = next(i for i, line in enumerate(text.splitlines()) if CALL in line)
+    assert diagnostic.code == "TL201" and diagnostic.range.start.line == json_line
+    assert text.splitlines()[json_line][diagnostic.range.start.character:].startswith(CALL)
+    assert diagnostic.message.startswith("cell 4, line 4: ")
+    assert await _actions(client, uri, diagnostic) == []

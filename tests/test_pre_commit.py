@@ -94,3 +94,17 @@ def test_hooks_pass_with_no_python_file(hook_repo: Path, project: Path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("(no files to check)Skipped") == 2
     assert "F.dropout(x, p=0.5)\n" in (project / "buggy.py").read_text(encoding="utf-8")
+
+
+def test_hooks_check_a_notebook(hook_repo: Path, project: Path):
+    import json
+
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": BUGGY.splitlines(True)}
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# nb"]}, cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (project / "nb.ipynb").write_text(json.dumps(notebook, indent=1) + "\n", encoding="utf-8")
+    git(project, "add", "nb.ipynb")
+    done = try_repo(hook_repo, project, "nb.ipynb")
+    assert done.returncode == 1, done.stdout + done.stderr
+    line = BUGGY.splitlines().index("        return F.dropout(x, p=0.5)") + 1
+    assert f"nb.ipynb:cell 2:{line}:16: TL201 [*] F.dropout() without training=" in done.stdout
+    assert "training=self.training" in "".join(json.loads((project / "nb.ipynb").read_text(encoding="utf-8"))["cells"][1]["source"])

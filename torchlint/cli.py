@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
     check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
+    check.add_argument("--extension", action="append", default=[], metavar="EXT:LANG", help="read files ending in .EXT as LANG (python or ipynb), e.g. ipynb:python; comma-separated, repeatable (default: py, pyi: python; ipynb: ipynb)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
     check.add_argument("-j", "--jobs", type=_jobs, default=None, metavar="N", help="check files in N processes (default: auto, one per core)")
     check.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
@@ -150,7 +151,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         pyproject = config.find_pyproject(Path(args.paths[0]))
     settings = config.load(pyproject)
-    selection = config.selection(settings, args.select, args.ignore, args.extend_select)
+    selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension))
     root = index.find_root(Path(args.paths[0]))
     cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
     project = None

@@ -12,10 +12,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from torchlint.engine import Selection
+from torchlint.engine import DEFAULT_EXTENSIONS, Selection
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
-KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index", "cache-dir"}
+KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index", "extension", "cache-dir"}
+LANGUAGES = ("python", "pyi", "ipynb")  # what a file suffix can be read as (``pyi`` is Python)
 
 
 class ConfigError(Exception):
@@ -31,6 +32,7 @@ class Settings:
     exclude: list[str] = field(default_factory=list)
     project_index: bool = True  # resolve names across the project's files
     cache_dir: Path | None = None  # relative to the pyproject.toml; default: <project root>/.torchlint_cache
+    extension: dict[str, str] = field(default_factory=dict)  # suffix (".ipynb") -> language
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -77,10 +79,40 @@ def load(path: Path | None) -> Settings:
     if not isinstance(pfi, dict):
         raise ConfigError(f"{path}: per-file-ignores must be a table of glob = [codes]")
     settings.per_file_ignores = {glob: _codes(codes, f"{path}: per-file-ignores {glob!r}") for glob, codes in pfi.items()}
+    ext = table.get("extension", {})
+    if not isinstance(ext, dict) or not all(isinstance(v, str) for v in ext.values()):
+        raise ConfigError(f'{path}: extension must be a table of suffix = language, e.g. {{ ipynb = "python" }}')
+    settings.extension = {suffix(k): language(v, f"{path}: extension {k!r}") for k, v in ext.items()}
     settings.exclude = _strings(table.get("exclude", []), f"{path}: exclude") + _strings(
         table.get("extend-exclude", []), f"{path}: extend-exclude"
     )
     return settings
+
+
+def suffix(extension: str) -> str:
+    """``ipynb`` or ``.ipynb`` as the suffix ``.ipynb``."""
+    return "." + extension.strip().lstrip(".")
+
+
+def language(value: str, where: str) -> str:
+    value = value.strip().lower()
+    if value not in LANGUAGES:
+        raise ConfigError(f"{where}: unknown language {value!r} (known: {', '.join(LANGUAGES)})")
+    return "python" if value == "pyi" else value
+
+
+def parse_extensions(values: Iterable[str]) -> dict[str, str]:
+    """``--extension ipynb:python,nb:ipynb`` as a mapping of suffixes to languages."""
+    out = {}
+    for value in values:
+        for item in value.split(","):
+            if not item.strip():
+                continue
+            ext, sep, lang = item.partition(":")
+            if not sep or not ext.strip():
+                raise ConfigError(f"--extension: expected EXTENSION:LANGUAGE (e.g. ipynb:python), got {item!r}")
+            out[suffix(ext)] = language(lang, f"--extension {item!r}")
+    return out
 
 
 def _strings(value, where: str) -> list[str]:
@@ -112,9 +144,12 @@ def selection(
     select: Sequence[str] | None = None,
     ignore: Sequence[str] = (),
     extend_select: Sequence[str] = (),
+    extension: dict[str, str] | None = None,
 ) -> Selection:
     """Resolve the enabled codes: command-line select replaces the configured one; ignores and
-    extend-selects from both add up. TL000 (unreadable file) is always on unless ignored."""
+    extend-selects from both add up. TL000 (unreadable file) is always on unless ignored.
+    ``extension`` (``--extension``) adds to the configured suffix languages, which add to the
+    defaults (.py, .pyi: python; .ipynb: ipynb)."""
     chosen = select if select is not None else settings.select
     if chosen is None:
         codes = {c for c, r in ALL_RULES.items() if r.default_enabled} | {PARSE_ERROR_CODE}
@@ -127,4 +162,5 @@ def selection(
         per_file_ignores={g: tuple(c) for g, c in settings.per_file_ignores.items()},
         exclude=tuple(settings.exclude),
         root=settings.root,
+        extensions={**DEFAULT_EXTENSIONS, **settings.extension, **(extension or {})},
     )

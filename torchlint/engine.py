@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -42,6 +43,9 @@ SKIP_DIRS = {
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".torchlint_cache", "_build", "buck-out",
 }
 PYTHON_SUFFIXES = (".py", ".pyi")
+# How each file suffix is read: as Python, or as a Jupyter notebook (torchlint/notebook.py).
+# ``--extension``/``extension`` add to it; a file named explicitly is read as Python otherwise.
+DEFAULT_EXTENSIONS = {".py": "python", ".pyi": "python", ".ipynb": "ipynb"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class TextEdit:
     end_line: int
     end_column: int
     content: str
+    cell: int | None = None  # in a notebook: the cell the lines count in (see Finding.cell)
 
 
 class TextFix:
@@ -85,9 +90,12 @@ class TextFix:
         return f"TextFix({self.message!r}, {self.applicability!r}, {self.edits!r}, {self.imports!r})"
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True)
 class Finding:
-    """One finding, with 1-based line and column (columns count characters, as ruff's)."""
+    """One finding, with 1-based line and column (columns count characters, as ruff's). In a
+    notebook, ``cell`` is the 1-based index of the cell among all the notebook's cells and the
+    lines count in that cell; None in a Python file. Findings sort by path, cell, line, column."""
 
     path: str
     line: int
@@ -98,6 +106,15 @@ class Finding:
     end_column: int = 0
     name: str = field(default="", compare=False)
     fix: TextFix | None = field(default=None, compare=False)
+    cell: int | None = None
+
+    def _key(self) -> tuple:
+        return (self.path, self.cell or 0, self.line, self.column, self.code, self.message, self.end_line, self.end_column)
+
+    def __lt__(self, other: Finding) -> bool:
+        if not isinstance(other, Finding):
+            return NotImplemented
+        return self._key() < other._key()
 
 
 @dataclass
@@ -108,6 +125,11 @@ class Selection:
     per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
+    extensions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EXTENSIONS))
+
+    def language(self, path: Path) -> str:
+        """``ipynb`` for a file read as a notebook, else ``python``."""
+        return self.extensions.get(path.suffix, "python")
 
     def codes_for(self, path: str) -> frozenset[str]:
         ignored = [p for glob, prefixes in self.per_file_ignores.items() if _glob_match(path, glob, self.root) for p in prefixes]
@@ -117,7 +139,7 @@ class Selection:
 
     def settings_key(self, path: str, project_index: bool) -> str:
         """What a file's cached findings depend on besides its content and torchlint's version."""
-        return f"{','.join(sorted(self.codes_for(path)))};project-index={project_index}"
+        return f"{','.join(sorted(self.codes_for(path)))};{self.language(Path(path))};project-index={project_index}"
 
     def excluded(self, path: Path) -> bool:
         return any(_glob_match(str(path), glob, self.root) for glob in self.exclude)
@@ -157,7 +179,7 @@ def _walk(path: Path, selection: Selection) -> Iterator[Path]:
             and not (here / d / "pyvenv.cfg").exists() and not selection.excluded(here / d)
         )
         for name in sorted(filenames):
-            if name.endswith(PYTHON_SUFFIXES) and not selection.excluded(here / name):
+            if Path(name).suffix in selection.extensions and not selection.excluded(here / name):
                 yield here / name
 
 
@@ -296,12 +318,17 @@ def check_file(
 def check_bytes(
     path: Path, data: bytes, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
 ) -> list[Finding]:
-    """The findings of a file's content."""
+    """The findings of a file's content (a notebook's located by cell)."""
+    codes = selection.codes_for(str(path))
+    if selection.language(path) == "ipynb":
+        from torchlint import notebook
+
+        return notebook.check_data(data, path, codes, apply_noqa, project)
     try:
         text = decode(data)
     except SourceError as e:
         return _read_error(path, selection, e)
-    return check_source(text, str(path), selection.codes_for(str(path)), module_name_for(path), apply_noqa, project)
+    return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project)
 
 
 def _read_error(path: Path, selection: Selection, error: SourceError) -> list[Finding]:

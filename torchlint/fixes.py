@@ -121,10 +121,12 @@ class FixResult:
     def diff(self) -> str:
         """A unified diff of the change, ``--- a/path`` / ``+++ b/path`` as git's (``patch -p1``)."""
         name = Path(self.path).as_posix()
-        lines = difflib.unified_diff(
-            _LINE.findall(self.before), _LINE.findall(self.after), f"a/{name}", f"b/{name}"
-        )
-        return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
+        return unified_diff(self.before, self.after, f"a/{name}", f"b/{name}")
+
+
+def unified_diff(before: str, after: str, old_name: str, new_name: str) -> str:
+    lines = difflib.unified_diff(_LINE.findall(before), _LINE.findall(after), old_name, new_name)
+    return "".join(line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n" for line in lines)
 
 
 def fix_file(
@@ -136,7 +138,12 @@ def fix_file(
 ) -> FixResult:
     """Apply every fix that applies to one file, pass after pass, and write the result back in
     the file's own encoding (BOM kept) when ``write``. A result that does not parse, or cannot be
-    encoded or written, leaves the file untouched."""
+    encoded or written, leaves the file untouched. A notebook goes through
+    ``notebook.fix_notebook``."""
+    if selection.language(path) == "ipynb":
+        from torchlint import notebook
+
+        return notebook.fix_notebook(path, selection, project, unsafe, write)
     try:
         data = path.read_bytes()
         before = decode(data)
@@ -145,23 +152,13 @@ def fix_file(
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     codes, module_name = selection.codes_for(str(path)), module_name_for(path)
 
-    text, fixed, first, problem = before, 0, None, None
-    for done in range(MAX_PASSES + 1):
-        findings = check_source(text, str(path), codes, module_name, project=project)
-        first = findings if first is None else first
-        chosen, _ = choose(findings, unsafe)
-        if not chosen:
-            break
-        if done == MAX_PASSES:
-            problem = f"fixes still apply after {MAX_PASSES} passes; run --fix again"
-            break
-        try:
-            text = _fixed_text(text, chosen)
-        except _DoesNotParse as e:
-            applied = ", ".join(sorted({f.code for f in chosen}))
-            return _untouched(path, first, before, f"the fixed code does not parse ({e}; fixes of {applied})")
-        fixed += len(chosen)
+    def check(text: str) -> list[Finding]:
+        return check_source(text, str(path), codes, module_name, project=project)
 
+    try:
+        text, fixed, findings, first, problem = fix_text(before, check, unsafe)
+    except FixFailed as e:
+        return _untouched(path, e.findings, before, e.problem)
     if text == before:
         return FixResult(path, findings, 0, before, text, problem)
     try:
@@ -180,11 +177,48 @@ class _DoesNotParse(Exception):
     """Fixes whose result is not Python: the file is left as it was."""
 
 
-def _fixed_text(text: str, chosen: Sequence[Finding]) -> str:
+class FixFailed(Exception):
+    """Fixes that cannot be applied: ``findings`` (those before any fix) and why."""
+
+    def __init__(self, findings: list[Finding], problem: str) -> None:
+        super().__init__(problem)
+        self.findings, self.problem = findings, problem
+
+
+def fix_text(
+    text: str,
+    check: Callable[[str], list[Finding]],
+    unsafe: bool,
+    add_imports: Callable[[str, Iterable[tuple[str, str | None]]], str] | None = None,
+) -> tuple[str, int, list[Finding], list[Finding], str | None]:
+    """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed, the
+    findings that remain, those of the first pass, and what is left to say (or None).
+    ``add_imports`` puts the imports fixes need in (default: ``with_imports``). FixFailed when
+    the fixed text does not parse."""
+    fixed, first, problem = 0, None, None
+    for done in range(MAX_PASSES + 1):
+        findings = check(text)
+        first = findings if first is None else first
+        chosen, _ = choose(findings, unsafe)
+        if not chosen:
+            break
+        if done == MAX_PASSES:
+            problem = f"fixes still apply after {MAX_PASSES} passes; run --fix again"
+            break
+        try:
+            text = _fixed_text(text, chosen, add_imports or with_imports)
+        except _DoesNotParse as e:
+            applied = ", ".join(sorted({f.code for f in chosen}))
+            raise FixFailed(first, f"the fixed code does not parse ({e}; fixes of {applied})") from None
+        fixed += len(chosen)
+    return text, fixed, findings, first, problem
+
+
+def _fixed_text(text: str, chosen: Sequence[Finding], add_imports=with_imports) -> str:
     """The text with the chosen fixes and the imports they need, checked to parse."""
     edited = apply_edits(text, [e for f in chosen for e in f.fix.edits])
     try:
-        fixed = with_imports(edited, [i for f in chosen for i in f.fix.imports])
+        fixed = add_imports(edited, [i for f in chosen for i in f.fix.imports])
         cst.parse_module(fixed)
     except cst.ParserSyntaxError as e:
         message = str(e.message).strip().splitlines()

@@ -6,6 +6,11 @@ reads them. Positions are converted from the engine's 1-based character columns 
 units of the position encoding negotiated at ``initialize`` (UTF-16 unless the client offers
 UTF-8 or UTF-32 first).
 
+Notebooks: an editor that syncs notebooks (LSP 3.17 ``notebookDocument/*``, as VS Code does)
+sends each cell as a text document; the code cells of a notebook are checked together as one
+module (``torchlint.notebook``) and each cell gets its own diagnostics. A ``.ipynb`` file opened
+as plain text (its JSON) gets diagnostics at the cells' lines in that JSON, without code actions.
+
 A fix is sent as one text edit: the fixed document (the fix's edits plus the imports it needs,
 ``fixes.apply_edits`` and ``fixes.with_imports``) compared with the current one, with their common
 beginning and end left out. It is right wherever the import lands, and small when the fix is.
@@ -24,9 +29,10 @@ from pathlib import Path
 import libcst as cst
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
 from pygls.workspace import TextDocument
 
-from torchlint import __version__, config, engine, fixes, index
+from torchlint import __version__, config, engine, fixes, index, notebook
 from torchlint.config import ConfigError
 from torchlint.incremental import DocumentTree
 from torchlint.rules import ALL_RULES, DOCS_URL, PARSE_ERROR_CODE, PARSE_ERROR_NAME
@@ -35,6 +41,11 @@ SOURCE = "torchlint"
 DEBOUNCE_SECONDS = 0.3
 FIX_ALL_KIND = "source.fixAll.torchlint"
 FIX_ALL_TITLE = "Fix all safe torchlint problems"
+NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions(
+    notebook_selector=[
+        types.NotebookDocumentFilterWithCells(cells=[types.NotebookCellLanguage(language="python")], notebook="jupyter-notebook")
+    ]
+)
 
 # The length of a piece of text in the code units of the negotiated position encoding.
 Units = Callable[[str], int]
@@ -47,14 +58,23 @@ class TorchlintServer(LanguageServer):
     """The server, with the findings of the text each open document was last checked with."""
 
     def __init__(self) -> None:
-        super().__init__("torchlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "torchlint", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            notebook_document_sync=NOTEBOOK_SYNC,
+        )
         self.checked: dict[str, tuple[str, list[engine.Finding]]] = {}
         self.trees: dict[str, DocumentTree] = {}  # each open document's tree, parsed again where edited
+        self.checked_cells: dict[str, tuple[tuple, list[engine.Finding]]] = {}  # by notebook URI
+        self.published: dict[str, set[str]] = {}  # notebook URI -> the cell URIs given diagnostics
         self.pending: dict[str, asyncio.Task] = {}
         self.config_errors: set[str] = set()
 
     def findings(self, document: TextDocument) -> list[engine.Finding]:
-        """The findings of the document's current text (computed again only when it changed)."""
+        """The findings of the document's current text (computed again only when it changed); for
+        a notebook cell, that cell's findings from its notebook's code cells checked together."""
+        nb = self.workspace.get_notebook_document(cell_uri=document.uri)
+        if nb is not None:
+            return self.cell_findings(nb).get(document.uri, [])
         text = document.source
         cached = self.checked.get(document.uri)
         if cached is None or cached[0] != text:
@@ -63,29 +83,87 @@ class TorchlintServer(LanguageServer):
             self.checked[document.uri] = cached
         return cached[1]
 
-    def lint(self, uri: str) -> None:
-        """Check the document and publish its diagnostics."""
-        document = self.workspace.get_text_document(uri)
+    def cell_findings(self, nb: types.NotebookDocument) -> dict[str, list[engine.Finding]]:
+        """The findings of each Python code cell of an open notebook, by the cell's URI. Cells are
+        numbered as in ``torchlint check``: from 1, among all the notebook's cells."""
+        cells = []
+        for number, cell in enumerate(nb.cells, 1):
+            if cell.kind != types.NotebookCellKind.Code:
+                continue
+            document = self.workspace.get_text_document(cell.document)
+            if document.language_id in (None, "python"):
+                cells.append((number, cell.document, document.source))
+        key = tuple((number, text) for number, _, text in cells)
+        cached = self.checked_cells.get(nb.uri)
+        if cached is None or cached[0] != key:
+            path = to_fs_path(nb.uri) if nb.uri.startswith("file:") else None
+            cached = (key, check_cells(key, path))
+            self.checked_cells[nb.uri] = cached
+        return {uri: [f for f in cached[1] if f.cell == number] for number, uri, _ in cells}
+
+    def _checked(self, check: Callable[[], object]) -> object | None:
+        """``check()``, or None after saying why it failed: a configuration error once, not at
+        every keystroke; a bug in torchlint in the log, and the server goes on."""
         try:
-            findings = self.findings(document)
-        except ConfigError as e:  # shown once, not at every keystroke
+            return check()
+        except ConfigError as e:
             if str(e) not in self.config_errors:
                 self.config_errors.add(str(e))
                 self.window_show_message(types.ShowMessageParams(types.MessageType.Error, f"torchlint: {e}"))
-            return
-        except Exception as e:  # a bug in torchlint: say it, keep serving
+        except Exception as e:
             self.window_log_message(types.LogMessageParams(types.MessageType.Error, f"torchlint: internal error: {type(e).__name__}: {e}"))
+        return None
+
+    def lint(self, uri: str) -> None:
+        """Check the document (or notebook) and publish its diagnostics."""
+        if self.workspace.get_notebook_document(notebook_uri=uri) is not None:
+            return self.lint_notebook(uri)
+        document = self.workspace.get_text_document(uri)
+        findings = self._checked(lambda: self.findings(document))
+        if findings is None:
             return
         diagnostics = to_diagnostics(findings, document.source, self.workspace.position_codec.client_num_units)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics, version=document.version)
         )
 
+    def lint_notebook(self, uri: str) -> None:
+        """Check a notebook's code cells together and publish each cell's diagnostics (empty ones
+        for the cells that no longer have any)."""
+        nb = self.workspace.get_notebook_document(notebook_uri=uri)
+        if nb is None:
+            return
+        by_cell = self._checked(lambda: self.cell_findings(nb))
+        if by_cell is None:
+            return
+        units = self.workspace.position_codec.client_num_units
+        for cell_uri in self.published.get(uri, set()) - set(by_cell):
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=cell_uri, diagnostics=[]))
+        for cell_uri, findings in by_cell.items():
+            document = self.workspace.get_text_document(cell_uri)
+            diagnostics = to_diagnostics(findings, document.source, units)
+            self.text_document_publish_diagnostics(
+                types.PublishDiagnosticsParams(uri=cell_uri, diagnostics=diagnostics, version=document.version)
+            )
+        self.published[uri] = set(by_cell)
+
     def resolves_edits(self) -> bool:
         """Whether the client asks for a code action's edit only when the action is chosen."""
         support = self.client_capabilities.text_document
         support = support and support.code_action and support.code_action.resolve_support
         return bool(support and "edit" in support.properties)
+
+    def forget(self, uri: str) -> None:
+        """Drop a document's (or notebook's) pending check and its last findings."""
+        self.cancel_pending(uri)
+        self.checked.pop(uri, None)
+        self.checked_cells.pop(uri, None)
+
+    def lint_now(self, uri: str) -> None:
+        """Check a document (or notebook) afresh, now: it was opened, or saved (the settings or
+        the project may have changed)."""
+        self.forget(uri)
+        self.lint(uri)
 
     def cancel_pending(self, uri: str) -> None:
         task = self.pending.pop(uri, None)
@@ -109,21 +187,45 @@ def file_path(document: TextDocument) -> str | None:
     return document.path if document.uri.startswith("file:") else None
 
 
-def check_document(text: str, path: str | None, tree: DocumentTree | None = None) -> list[engine.Finding]:
-    """The engine's findings for a document's text, with the settings of its workspace (the
-    defaults for a document that is not a file); none for a file the settings exclude."""
+def _settings(path: str | None) -> tuple[str, engine.Selection, frozenset[str], Callable[[], object] | None] | None:
+    """The name to report, selection, codes and project index for a document, from its
+    workspace's settings (the defaults for a document that is not a file); None for a file they
+    exclude."""
     if path is None:
-        return engine.check_source(text, "<untitled>", config.selection(config.Settings()).codes, tree=tree, lazy_fixes=True)
+        selection = config.selection(config.Settings())
+        return "<untitled>", selection, selection.codes, None
     file = Path(path)
     settings = config.load(config.find_pyproject(file))
     selection = config.selection(settings)
     if selection.excluded(file):
+        return None
+    project = index.loader_for(file) if settings.project_index and file.is_file() else None
+    return path, selection, selection.codes_for(path), project
+
+
+def check_document(text: str, path: str | None, tree: DocumentTree | None = None) -> list[engine.Finding]:
+    """The engine's findings for a document's text, with the settings of its workspace; none
+    for a file the settings exclude. A notebook's JSON gets findings at the lines of that JSON.
+    ``tree``: the document's tree from its last check, parsed again only where it changed."""
+    found = _settings(path)
+    if found is None:
         return []
-    codes = selection.codes_for(path)
-    on_disk = file.is_file()
-    module_name = engine.module_name_for(file) if on_disk else None
-    project = index.loader_for(file) if settings.project_index and on_disk else None
-    return engine.check_source(text, path, codes, module_name, project=project, tree=tree, lazy_fixes=True)
+    name, selection, codes, project = found
+    file = Path(name)
+    if path is not None and selection.language(file) == "ipynb":
+        nb, findings = notebook.check_text(text, path, codes, project=project)
+        return findings if nb is None else sorted(nb.to_file(f) for f in findings)
+    module_name = engine.module_name_for(file) if path is not None and file.is_file() else None
+    return engine.check_source(text, name, codes, module_name, project=project, tree=tree, lazy_fixes=True)
+
+
+def check_cells(cells: Sequence[tuple[int, str]], path: str | None) -> list[engine.Finding]:
+    """The findings of a notebook's code cells (number, text), checked as one module."""
+    found = _settings(path)
+    if found is None:
+        return []
+    name, _, codes, project = found
+    return notebook.check_cells(notebook.from_cells(cells), name, codes, project=project)
 
 
 # --- positions -------------------------------------------------------------------------------
@@ -212,6 +314,15 @@ def fixed_text(text: str, chosen: Sequence[engine.Finding]) -> str | None:
     return result
 
 
+def _fixed_cell(text: str, f: engine.Finding) -> str | None:
+    """A notebook cell with one finding's fix (the cell alone need not parse: it may hold
+    magics); None for a fix that adds an import or edits another cell, which is left to
+    ``torchlint check --fix``."""
+    if f.fix.imports or any(e.cell != f.cell for e in f.fix.edits):
+        return None
+    return fixes.apply_edits(text, f.fix.edits)
+
+
 def fix_all(text: str, path: str | None) -> str:
     """The text with every safe fix applied, pass after pass, as ``torchlint check --fix`` does."""
     for _ in range(fixes.MAX_PASSES):
@@ -247,8 +358,14 @@ def _wanted(kind: str, only: Sequence[str] | None) -> bool:
 
 
 def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """Quick fixes, noqa and fix-all for a document. In a notebook cell: the fixes that edit only
+    that cell and add no import, and noqa; none in a notebook's JSON."""
     document = server.workspace.get_text_document(params.text_document.uri)
     text, units = document.source, server.workspace.position_codec.client_num_units
+    path = file_path(document)
+    if path is not None and engine.Selection().language(Path(path)) == "ipynb":
+        return []
+    in_cell = server.workspace.get_notebook_document(cell_uri=document.uri) is not None
     try:
         findings = server.findings(document)
     except ConfigError:  # already shown when the document was checked
@@ -269,13 +386,13 @@ def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> lis
         for f in findings:
             if not _overlaps(finding_range(f, lines, units), params.range):
                 continue
-            if f.fix is not None and (after := fixed_text(text, [f])) is not None and after != text:
+            if f.fix is not None and (after := _fixed_cell(text, f) if in_cell else fixed_text(text, [f])) is not None and after != text:
                 safe = f.fix.applicability == "safe"
                 title = f"{f.code}: {f.fix.message}" + ("" if safe else " (unsafe)")
                 actions.append(action(title, types.CodeActionKind.QuickFix, edit_between(text, after, units), f, safe))
             if f.code != PARSE_ERROR_CODE and (edit := noqa_edit(lines, f, units)) is not None:
                 actions.append(action(f"Disable {f.code} for this line", types.CodeActionKind.QuickFix, edit, f))
-    if _wanted(FIX_ALL_KIND, only) and any(f.fix and f.fix.applicability == "safe" for f in findings):
+    if not in_cell and _wanted(FIX_ALL_KIND, only) and any(f.fix and f.fix.applicability == "safe" for f in findings):
         fix_all_action = types.CodeAction(title=FIX_ALL_TITLE, kind=FIX_ALL_KIND, data={"uri": document.uri})
         actions.append(fix_all_action if server.resolves_edits() else resolve_fix_all(server, fix_all_action))
     return actions
@@ -298,29 +415,35 @@ def resolve_fix_all(server: TorchlintServer, action: types.CodeAction) -> types.
 def build_server() -> TorchlintServer:
     server = TorchlintServer()
 
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: TorchlintServer, params: types.DidOpenTextDocumentParams) -> None:
-        ls.cancel_pending(params.text_document.uri)
-        ls.checked.pop(params.text_document.uri, None)
-        ls.lint(params.text_document.uri)
+    # Opened or saved (the settings or the project may have changed): check now; changed: after a
+    # pause in typing. A notebook's cells come with the notebook's own notifications.
+    def text_uri(params) -> str:
+        return params.text_document.uri
 
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: TorchlintServer, params: types.DidChangeTextDocumentParams) -> None:
-        ls.lint_later(params.text_document.uri)
+    def notebook_uri(params) -> str:
+        return params.notebook_document.uri
 
-    @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
-    def did_save(ls: TorchlintServer, params: types.DidSaveTextDocumentParams) -> None:
-        ls.cancel_pending(params.text_document.uri)
-        ls.checked.pop(params.text_document.uri, None)  # the settings or the project may have changed
-        ls.lint(params.text_document.uri)
+    for opened, changed, saved, uri_of in (
+        (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_SAVE, text_uri),
+        (types.NOTEBOOK_DOCUMENT_DID_OPEN, types.NOTEBOOK_DOCUMENT_DID_CHANGE, types.NOTEBOOK_DOCUMENT_DID_SAVE, notebook_uri),
+    ):
+        for method, check in ((opened, TorchlintServer.lint_now), (changed, TorchlintServer.lint_later), (saved, TorchlintServer.lint_now)):
+            # pygls passes the server to a handler whose first parameter is named ``ls``
+            server.feature(method)(lambda ls, params, check=check, uri_of=uri_of: check(ls, uri_of(params)))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: TorchlintServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.cancel_pending(uri)
-        ls.checked.pop(uri, None)
+        ls.forget(uri)
         ls.trees.pop(uri, None)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+
+    @server.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def notebook_did_close(ls: TorchlintServer, params: types.DidCloseNotebookDocumentParams) -> None:
+        uri = params.notebook_document.uri
+        ls.forget(uri)
+        for cell_uri in ls.published.pop(uri, set()) | {c.uri for c in params.cell_text_documents}:
+            ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=cell_uri, diagnostics=[]))
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,

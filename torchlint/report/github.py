@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from torchlint.engine import Finding
+from torchlint.notebook import cell_prefix, file_region
 from torchlint.report.sarif import level, relative_path, repository_root
 
 if TYPE_CHECKING:
@@ -37,20 +38,17 @@ def render(
     message. ``root``: the repository root paths are relative to (default: found from the cwd)."""
     root = repository_root(root)
     verifications = verifications or {}
-    return "".join(annotation(f, root, verifications.get(f)) + "\n" for f in findings)
+    notebooks: dict = {}
+    return "".join(annotation(f, root, verifications.get(f), notebooks) + "\n" for f in findings)
 
 
-def annotation(f: Finding, root: Path, verification: Verification | None = None) -> str:
+def annotation(f: Finding, root: Path, verification: Verification | None = None, notebooks: dict | None = None) -> str:
+    """One annotation. A finding in a notebook points at its line in the notebook's file, and its
+    message starts with the cell and the line in it."""
     path = relative_path(f.path, root) or Path(f.path).resolve().as_posix()
-    properties = {
-        "file": path,
-        "line": f.line,
-        "col": f.column,
-        "endLine": f.end_line or f.line,
-        "endColumn": f.end_column or f.column + 1,
-        "title": f.code,
-    }
-    message = f"{f.code} {f.message}"
+    line, column, end_line, end_column = file_region(f, notebooks)
+    properties = {"file": path, "line": line, "col": column, "endLine": end_line, "endColumn": end_column, "title": f.code}
+    message = f"{f.code} {cell_prefix(f)}{f.message}"
     if verification is not None:
         message += f"\n{verification.verdict}: {verification.evidence}"
     props = ",".join(f"{key}={escape_property(str(value))}" for key, value in properties.items())

@@ -1,4 +1,5 @@
-"""A JSON array with ruff's field names, plus ``verification`` (null unless ``--verify``)."""
+"""A JSON array with ruff's field names, plus ``verification`` (null unless ``--verify``). In a
+notebook, ``cell`` is the cell's number and the rows count in it (as ruff's); null in a .py file."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from torchlint.engine import Finding, TextFix
+from torchlint.engine import Finding, TextEdit, TextFix
 from torchlint.rules import ALL_RULES
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def as_dict(f: Finding, verification: Verification | None = None) -> dict:
         "location": {"row": f.line, "column": f.column},
         "end_location": {"row": f.end_line or f.line, "column": f.end_column or f.column},
         "noqa_row": f.line,
+        "cell": f.cell,
         "fix": fix_dict(f.fix),
         "url": rule.url() if rule else None,
         "verification": verification_dict(verification),
@@ -56,12 +58,16 @@ def fix_dict(fix: TextFix | None) -> dict | None:
     return {
         "applicability": fix.applicability,
         "message": fix.message,
-        "edits": [
-            {
-                "content": e.content,
-                "location": {"row": e.line, "column": e.column},
-                "end_location": {"row": e.end_line, "column": e.end_column},
-            }
-            for e in fix.edits
-        ],
+        "edits": [edit_dict(e) for e in fix.edits],
     }
+
+
+def edit_dict(e: TextEdit) -> dict:
+    out = {
+        "content": e.content,
+        "location": {"row": e.line, "column": e.column},
+        "end_location": {"row": e.end_line, "column": e.end_column},
+    }
+    if e.cell is not None:
+        out["cell"] = e.cell
+    return out

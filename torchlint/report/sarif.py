@@ -14,6 +14,7 @@ from urllib.parse import quote
 from torchlint import __version__
 from torchlint.cli import PARSE_ERROR_SUMMARY, rule_doc
 from torchlint.engine import Finding
+from torchlint.notebook import cell_prefix, file_region
 from torchlint.report.json_format import verification_dict
 from torchlint.rules import ALL_RULES, DOCS_URL, PARSE_ERROR_CODE, PARSE_ERROR_NAME
 
@@ -58,6 +59,7 @@ def render(
     rules = rule_descriptors()
     index = {rule["id"]: i for i, rule in enumerate(rules)}
     verifications = verifications or {}
+    notebooks: dict = {}
     run = {
         "tool": {
             "driver": {
@@ -70,7 +72,7 @@ def render(
         },
         "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri() + "/"}},
         "columnKind": "unicodeCodePoints",
-        "results": [result(f, index, root, verifications.get(f)) for f in findings],
+        "results": [result(f, index, root, verifications.get(f), notebooks) for f in findings],
     }
     log = {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
@@ -105,23 +107,22 @@ def what_it_finds(code: str) -> str:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-def result(f: Finding, index: Mapping[str, int], root: Path, verification: Verification | None) -> dict:
+def result(f: Finding, index: Mapping[str, int], root: Path, verification: Verification | None, notebooks: dict | None = None) -> dict:
+    """One result. A finding in a notebook points at its line in the notebook's file, and its
+    message starts with the cell and the line in it."""
     relative = relative_path(f.path, root)
     if relative is None:
         artifact = {"uri": Path(f.path).resolve().as_uri()}
     else:
         artifact = {"uri": quote(relative, safe="/"), "uriBaseId": SRCROOT}
-    region = {
-        "startLine": f.line,
-        "startColumn": f.column,
-        "endLine": f.end_line or f.line,
-        "endColumn": f.end_column or f.column + 1,  # a finding without an end (TL000) marks one character
-    }
+    # a finding without an end (TL000) marks one character
+    line, column, end_line, end_column = file_region(f, notebooks)
+    region = {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column}
     out = {
         "ruleId": f.code,
         "ruleIndex": index[f.code],
         "level": level(f.code),
-        "message": {"text": f.message},
+        "message": {"text": cell_prefix(f) + f.message},
         "locations": [{"physicalLocation": {"artifactLocation": artifact, "region": region}}],
     }
     if verification is not None:

@@ -27,7 +27,7 @@ def render(
     ``--verify`` verdicts."""
     lines = []
     for f in findings:
-        lines.append(f"{f.path}:{f.line}:{f.column}: {f.code} {'[*] ' if fixable(f, unsafe) else ''}{f.message}")
+        lines.append(f"{location(f)}: {f.code} {'[*] ' if fixable(f, unsafe) else ''}{f.message}")
         if verifications and f in verifications:
             v = verifications[f]
             lines.append(f"  {v.verdict}: {v.evidence}")
@@ -44,6 +44,12 @@ def render(
     if verifications:
         lines.append(verification_summary(list(verifications.values())))
     return "\n".join(lines) + "\n"
+
+
+def location(f: Finding) -> str:
+    """``path:line:col``, or ``nb.ipynb:cell 4:3:9`` in a notebook (as ruff prints it)."""
+    cell = f"cell {f.cell}:" if f.cell is not None else ""
+    return f"{f.path}:{cell}{f.line}:{f.column}"
 
 
 def verification_summary(verifications: Sequence[Verification]) -> str:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torchlint.engine import Finding
@@ -105,11 +105,40 @@ def verify_findings(
 
 def verify_file(path: str, findings: Sequence[Finding], *, device: str, timeout: float, import_mode: str) -> list[Verification]:
     """The verifications of one file's findings, in order."""
+    if any(f.cell is not None for f in findings):
+        return _verify_notebook(path, findings, device=device, timeout=timeout, import_mode=import_mode)
+    return _verify_module(path, findings, device=device, timeout=timeout, import_mode=import_mode)
+
+
+def _verify_notebook(path: str, findings: Sequence[Finding], *, device: str, timeout: float, import_mode: str) -> list[Verification]:
+    """A notebook's findings: its joined code cells (masked as the checks read them) written to a
+    temporary .py file that runs with the notebook's directory first on sys.path, the findings
+    moved to that file's lines, and the lines the evidence names moved back to cells."""
+    from torchlint import notebook
+
+    try:
+        nb = notebook.read(Path(path))
+    except (OSError, notebook.NotebookError) as e:
+        return [Verification("inconclusive", f"cannot read the notebook: {e}", device, 0.0) for _ in findings]
+    with tempfile.TemporaryDirectory(prefix="torchlint-notebook-") as directory:
+        module = Path(directory) / "notebook_cells.py"
+        module.write_text(nb.source, encoding="utf-8")
+        moved = [nb.to_module(f) for f in findings]
+        results = _verify_module(
+            str(module), moved, device=device, timeout=timeout, import_mode=import_mode,
+            directory=os.path.dirname(os.path.abspath(path)),
+        )
+    return [replace(v, evidence=nb.name_cells(v.evidence)) for v in results]
+
+
+def _verify_module(
+    path: str, findings: Sequence[Finding], *, device: str, timeout: float, import_mode: str, directory: str | None = None
+) -> list[Verification]:
     results: list[Verification | None] = [None] * len(findings)
     pending = list(range(len(findings)))
     while pending and not _stopping.is_set():
         batch = [findings[i] for i in pending]
-        run = _Worker(os.path.abspath(path), batch, device, timeout, import_mode).run()
+        run = _Worker(os.path.abspath(path), batch, device, timeout, import_mode, directory).run()
         for local, verification in run.results.items():
             results[pending[local]] = verification
         if run.failure is not None:
@@ -133,8 +162,9 @@ class _Run:
 class _Worker:
     """One child process over some findings of one file, read event by event against deadlines."""
 
-    def __init__(self, path: str, findings: Sequence[Finding], device: str, timeout: float, import_mode: str):
+    def __init__(self, path: str, findings: Sequence[Finding], device: str, timeout: float, import_mode: str, directory: str | None = None):
         self.path, self.findings, self.device, self.timeout, self.import_mode = path, findings, device, timeout, import_mode
+        self.directory = directory
         self.buffer = b""
 
     def run(self) -> _Run:
@@ -143,6 +173,7 @@ class _Worker:
             job = {
                 "path": self.path,
                 "import_mode": self.import_mode,
+                "directory": self.directory,
                 "device": self.device,
                 "findings": [_finding_dict(f) for f in self.findings],
                 "results_fd": write_fd,

@@ -1,7 +1,7 @@
 """The verifier's child process: one per file, started by ``runner`` as an isolated interpreter.
 
 It reads one JSON job from stdin, ``{"path", "import_mode", "device", "findings", "results_fd",
-"cpu_seconds"}``, drops the network where the OS lets it, sets its rlimits, imports torch (one
+"cpu_seconds", "directory"}``, drops the network where the OS lets it, sets its rlimits, imports torch (one
 thread), imports the user's file under a name that is not ``__main__`` and calls
 ``probes.verify_finding`` for each finding. It reports on the inherited pipe ``results_fd``, one
 JSON object a line; stdout and stderr are the user's and go nowhere. The events, in order::
@@ -57,7 +57,7 @@ def main() -> None:
 
     path = job["path"]
     try:
-        namespace = import_target(path, job["import_mode"])
+        namespace = import_target(path, job["import_mode"], job.get("directory"))
     except BaseException as e:  # the user's code: sys.exit, KeyboardInterrupt, anything
         send(event="failed", reason=import_failure(e, path, job["import_mode"]))
         return
@@ -77,11 +77,12 @@ def main() -> None:
         send(event="result", index=index, verdict=verdict, evidence=str(evidence), seconds=seconds)
 
 
-def import_target(path: str, import_mode: str) -> dict:
+def import_target(path: str, import_mode: str, directory: str | None = None) -> dict:
     """Execute the file as module ``torchlint_verify_target`` (registered in ``sys.modules``, so
     dataclasses and pickling work) and return its namespace. ``definitions``: only its imports,
     functions, classes and constant assignments; ``full``: all of it. Either way ``__name__`` is not
-    ``"__main__"``, so the ``if __name__ == "__main__":`` block does not run."""
+    ``"__main__"``, so the ``if __name__ == "__main__":`` block does not run. ``directory`` goes
+    first on ``sys.path`` (default: the file's own; a notebook's cells run from a copy elsewhere)."""
     with open(path, "rb") as f:
         tree = ast.parse(f.read(), path)
     if import_mode == "definitions":
@@ -90,7 +91,7 @@ def import_target(path: str, import_mode: str) -> dict:
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = path
     sys.modules[MODULE_NAME] = module
-    sys.path.insert(0, os.path.dirname(path))
+    sys.path.insert(0, directory or os.path.dirname(path))
     sys.argv = [path]
     exec(code, module.__dict__)
     return module.__dict__
