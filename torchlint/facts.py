@@ -233,14 +233,31 @@ def _child_fields(kind: type) -> tuple[str, ...]:
     )
 
 
+def _node_types() -> frozenset[type]:
+    """Every LibCST node class: a set lookup of ``type(value)`` is much cheaper than
+    ``isinstance`` against the abstract CSTNode, and the walk asks it of every field."""
+    found, todo = set(), [cst.CSTNode]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return frozenset(found)
+
+
+_NODE_TYPES = _node_types()
+
+
 def _children(node: cst.CSTNode, fields: tuple[str, ...]) -> Iterator[cst.CSTNode]:
+    node_types = _NODE_TYPES
     for name in fields:
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
+        kind = type(value)
+        if kind in node_types:
             yield value
-        elif isinstance(value, (tuple, list)):
+        elif kind is tuple or kind is list:
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if type(item) in node_types:
                     yield item
 
 

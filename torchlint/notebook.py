@@ -27,13 +27,14 @@ import re
 import tokenize
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from json.decoder import WHITESPACE, scanstring
 from pathlib import Path
 
 import libcst as cst
 
 from torchlint import engine, fixes
-from torchlint.engine import Finding, TextEdit
+from torchlint.engine import Finding, TextEdit, TextFix
 from torchlint.rules import PARSE_ERROR_CODE
 
 # Cell magics whose body is Python run in the notebook's own namespace (as ruff's list, less
@@ -235,8 +236,12 @@ class Notebook:
                 end_line, end_column = line, f.column + 1
         fix = f.fix
         if fix is not None:
-            fix = replace(fix, edits=tuple(self._edit_to_cells(e) for e in fix.edits))
+            fix = TextFix(fix.message, fix.applicability, partial(self._edits_to_cells, fix), fix.imports)
         return replace(f, line=line, end_line=end_line, end_column=end_column, fix=fix, cell=cell)
+
+    def _edits_to_cells(self, fix: TextFix) -> tuple[TextEdit, ...]:
+        """A fix's edits, moved to cells when they are read (fixes render lazily)."""
+        return tuple(self._edit_to_cells(e) for e in fix.edits)
 
     def _edit_to_cells(self, e: TextEdit) -> TextEdit:
         cell, line = self.locate(e.line)
