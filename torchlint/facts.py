@@ -750,6 +750,8 @@ class ModuleFacts:
         self._qualname_cache: dict[int, str | None] = {}
         _Collector(self).walk(module)
         self._classes_by_name = {c.name: c for c in self.classes if c.scope is self.module_scope}
+        self._subclasses: dict[int, list[ClassInfo]] | None = None  # by id of the local base
+        self._families: dict[int, tuple[ClassInfo, ...]] = {}
         self._resolving: set[int] = set()
         for cls in self.classes:
             self._resolve_module_status(cls)
@@ -825,6 +827,34 @@ class ModuleFacts:
                 yield call, q, fn, fn.instance
 
     # classes
+
+    def family(self, cls: ClassInfo) -> tuple[ClassInfo, ...]:
+        """The class with its bases and its subclasses defined in this file (one instance holds
+        the attributes of them all): the bases, then each direct subclass and its own subclasses
+        in file order. Computed once per class."""
+        if self._subclasses is None:
+            self._subclasses = {}
+            for other in self.classes:
+                for base in other.bases:
+                    parent = self.local_class(base)
+                    if parent is not None and other not in self._subclasses.setdefault(id(parent), []):
+                        self._subclasses[id(parent)].append(other)
+        found = self._families.get(id(cls))
+        if found is None:
+            out = [cls]
+            for c in out:
+                for base in c.bases:
+                    local = self.local_class(base)
+                    if local is not None and local not in out:
+                        out.append(local)
+            for other in self._subclasses.get(id(cls), ()):
+                if other not in out:
+                    down = [other]
+                    for c in down:
+                        down.extend(s for s in self._subclasses.get(id(c), ()) if s not in down and s not in out)
+                    out.extend(down)
+            found = self._families[id(cls)] = tuple(out)
+        return found
 
     def local_class(self, expr: cst.BaseExpression) -> ClassInfo | None:
         """The class defined at this file's top level that ``expr`` names, if any."""

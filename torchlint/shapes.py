@@ -15,8 +15,9 @@ found here too, so rules and the verifier share one reading of them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import libcst as cst
 
@@ -94,7 +95,11 @@ class Feature:
 
     size: int
     axis: str
-    source: str  # how to name where it came from in a message
+    origin: str | Callable[[], str]  # where it came from, for a message (a function: named only if one needs it)
+
+    @property
+    def source(self) -> str:
+        return self.origin() if callable(self.origin) else self.origin
 
     @property
     def unit(self) -> str:
@@ -111,7 +116,7 @@ def _compatible(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and (a == b or BOTH in (a, b))
 
 
-def feed(layer: Layer | None, feature: Feature | None, source: str = "") -> tuple[Feature | None, Mismatch | None]:
+def feed(layer: Layer | None, feature: Feature | None, source: str | Callable[[], str] = "") -> tuple[Feature | None, Mismatch | None]:
     """The feature after ``layer``, and the mismatch when the layer cannot take ``feature``.
     ``source`` names the layer in the output feature (default: its constructor)."""
     if layer is None:
@@ -129,10 +134,10 @@ def feed(layer: Layer | None, feature: Feature | None, source: str = "") -> tupl
     axis = layer.writes
     if axis == BOTH:
         axis = feature.axis if feature and _compatible(feature.axis, BOTH) else CHANNEL
-    return Feature(layer.out_size, axis, source or layer.label), None
+    return Feature(layer.out_size, axis, source or partial(getattr, layer, "label")), None
 
 
-def _feed_sequence(layer: Layer, feature: Feature | None, source: str) -> tuple[Feature | None, Mismatch | None]:
+def _feed_sequence(layer: Layer, feature: Feature | None, source: str | Callable[[], str]) -> tuple[Feature | None, Mismatch | None]:
     """Through a Sequential: only a mismatch with the incoming feature is reported; one between
     its own elements is the Sequential's finding, reported where it is built."""
     current = feature
@@ -142,7 +147,7 @@ def _feed_sequence(layer: Layer, feature: Feature | None, source: str) -> tuple[
             return None, (mismatch if mismatch.got is feature else None)
     if current is None or current is feature:
         return current, None
-    return Feature(current.size, current.axis, source or layer.label), None
+    return Feature(current.size, current.axis, source or partial(getattr, layer, "label")), None
 
 
 class ShapeModel:

@@ -11,7 +11,6 @@ import libcst as cst
 from torchlint.edits import render, with_keyword
 from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
-from torchlint.rules.unregistered_tensor import family
 from torchlint.shapes import BATCH_NORMS, CONVS, INSTANCE_NORMS, Layer, ShapeModel
 
 _BATCH_NORMS = BATCH_NORMS | {f"LazyBatchNorm{n}d" for n in (1, 2, 3)}
@@ -100,7 +99,7 @@ def _in_methods(facts: ModuleFacts, model: ShapeModel) -> Iterator[tuple[Layer, 
     """``self.bn(self.conv(x))``, or ``y = self.conv(x)`` with the next statement ``self.bn(y)``,
     where ``self.conv`` is called nowhere else."""
     for cls in facts.module_classes():
-        relatives = family(facts, cls)
+        relatives = facts.family(cls)
         layers = model.attr_layers(relatives)
         if not layers:
             continue

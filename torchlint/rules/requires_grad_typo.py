@@ -20,7 +20,6 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Hit, Rule
-from torchlint.rules.unregistered_tensor import family
 
 TYPOS = {
     "require_grad", "require_grads", "requires_grads", "requires_gradient", "require_gradient",
@@ -89,7 +88,7 @@ def _own_attributes(facts: ModuleFacts, walk: _Walk) -> dict[str, set[int]]:
     stored: dict[str, set[int]] = {}
     for a in walk.accesses:
         if a.store and a.cls is not None and _on_instance(a):
-            stored.setdefault(a.node.attr.value, set()).update(id(c) for c in family(facts, a.cls))
+            stored.setdefault(a.node.attr.value, set()).update(id(c) for c in facts.family(a.cls))
     read = {a.node.attr.value for a in walk.accesses if not a.store}
     return {name: classes for name, classes in stored.items() if name in read}
 
@@ -230,7 +229,7 @@ def _assigns_literal(walk: _Walk, node: cst.Attribute) -> bool:
 
 def _reads_own_flag(facts: ModuleFacts, walk: _Walk, cls: ClassInfo) -> bool:
     """A class that reads ``self.requires_grad`` keeps it as its own setting (a config flag)."""
-    relatives = {id(c) for c in family(facts, cls)}
+    relatives = {id(c) for c in facts.family(cls)}
     return any(
         not x.store
         and x.cls is not None
@@ -243,7 +242,7 @@ def _reads_own_flag(facts: ModuleFacts, walk: _Walk, cls: ClassInfo) -> bool:
 
 def _attr_is_module(facts: ModuleFacts, cls: ClassInfo, attr: str) -> bool:
     """``self.<attr>`` is assigned a module somewhere in the class (or a relative), and nothing else."""
-    values = [(a.value, a.method) for c in family(facts, cls) for a in c.assigns(attr)]
+    values = [(a.value, a.method) for c in facts.family(cls) for a in c.assigns(attr)]
     if not values:
         return False
     found = False
@@ -330,7 +329,7 @@ def _iterates_modules(facts: ModuleFacts, it: cst.BaseExpression, a: _Access) ->
     attr = self_attr(it, a.fn.instance if a.fn else None)
     if not attr or not a.cls:
         return False
-    for c in family(facts, a.cls):
+    for c in facts.family(a.cls):
         for assign in c.assigns(attr):
             v = assign.value
             if not isinstance(v, cst.Call) or facts.qualname(v.func, assign.method.scope) not in _ITERABLE_CONTAINERS:

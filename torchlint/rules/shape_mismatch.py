@@ -20,7 +20,6 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Hit, Rule
-from torchlint.rules.unregistered_tensor import family
 from torchlint.shapes import (
     CHANNEL,
     LAST,
@@ -101,7 +100,7 @@ def _flow_hits(facts: ModuleFacts, model: ShapeModel) -> Iterator[Hit]:
         cls, instance = fn.cls, fn.instance
         relatives: list[ClassInfo] = []
         if cls is not None and cls.is_module and instance:
-            relatives = families.setdefault(id(cls), family(facts, cls))
+            relatives = families.setdefault(id(cls), facts.family(cls))
         flow = _Flow(model, fn, instance if relatives else None, relatives)
         if not flow.layers and not any(model.facts.call_qualname(c) == LINEAR for c in fn.calls):
             continue  # no layer of known size and no F.linear: nothing can mismatch here
@@ -221,7 +220,7 @@ class _Flow:
         if attr is not None:
             if attr in self.layers and len(node.args) == 1 and not node.args[0].keyword and not node.args[0].star:
                 layer, _ = self.layers[attr]
-                out, mismatch = feed(layer, features[0], f"self.{attr} ({layer.label})")
+                out, mismatch = feed(layer, features[0], lambda attr=attr, layer=layer: f"self.{attr} ({layer.label})")
                 if mismatch:
                     self.report_layer(node, attr, layer, mismatch)
                 return out

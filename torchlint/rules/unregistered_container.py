@@ -12,7 +12,6 @@ from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     AttrUse,
     attribute_uses,
-    family,
     init_time_methods,
     registered_names,
 )
@@ -60,7 +59,7 @@ class UnregisteredContainer(Rule):
             ]
             if not candidates:
                 continue
-            relatives = family(facts, cls)
+            relatives = facts.family(cls)
             _, dynamic = registered_names(facts, relatives, _MODULE_REGISTRARS)
             if dynamic:
                 continue

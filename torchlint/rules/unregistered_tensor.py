@@ -142,32 +142,9 @@ def _closure(cls: ClassInfo, names: set[str]) -> set[str]:
     return names
 
 
-def family(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
-    """The class with its bases and subclasses defined in this file: they share one instance."""
-    out = [cls]
-    for c in out:
-        for base in c.bases:
-            local = facts.local_class(base)
-            if local is not None and local not in out:
-                out.append(local)
-    for other in facts.classes:
-        if other not in out and any(facts.local_class(b) is cls for b in other.bases):
-            out.extend(family_down(facts, other, out))
-    return out
-
-
-def family_down(facts: ModuleFacts, cls: ClassInfo, seen: list[ClassInfo]) -> list[ClassInfo]:
-    out = [cls]
-    for c in out:
-        for other in facts.classes:
-            if other not in out and other not in seen and any(facts.local_class(b) is c for b in other.bases):
-                out.append(other)
-    return out
-
-
 def overrides_moving(facts: ModuleFacts, cls: ClassInfo) -> bool:
     """Whether the class (or a local relative) moves its own state: ``_apply``/``to``/``cuda``."""
-    return any(name in c.methods for c in family(facts, cls) for name in MOVING_OVERRIDES)
+    return any(name in c.methods for c in facts.family(cls) for name in MOVING_OVERRIDES)
 
 
 def is_network(facts: ModuleFacts, relatives: list[ClassInfo]) -> bool:
@@ -554,7 +531,7 @@ class UnregisteredTensor(Rule):
             candidates = _candidates(facts, cls)
             if not candidates or overrides_moving(facts, cls):
                 continue
-            relatives = family(facts, cls)
+            relatives = facts.family(cls)
             if not is_network(facts, relatives):
                 continue
             registered, dynamic = registered_names(facts, relatives, TENSOR_REGISTRARS)
