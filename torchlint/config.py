@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,11 @@ else:  # pragma: no cover
 from torchlint.engine import Selection
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
-KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index"}
+KNOWN_KEYS = {
+    "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index",
+    "target-version",
+}
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
 
 
 class ConfigError(Exception):
@@ -30,6 +35,7 @@ class Settings:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     project_index: bool = True  # resolve names across the project's files
+    target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -64,6 +70,8 @@ def load(path: Path | None) -> Settings:
     settings.project_index = table.get("project-index", True)
     if not isinstance(settings.project_index, bool):
         raise ConfigError(f"{path}: project-index must be true or false")
+    if "target-version" in table:
+        settings.target_version = parse_target_version(table["target-version"], f"{path}: target-version")
     if "select" in table:
         settings.select = _codes(table["select"], f"{path}: select")
     settings.ignore = _codes(table.get("ignore", []), f"{path}: ignore")
@@ -76,6 +84,14 @@ def load(path: Path | None) -> Settings:
         table.get("extend-exclude", []), f"{path}: extend-exclude"
     )
     return settings
+
+
+def parse_target_version(value, where: str = "target-version") -> tuple[int, int]:
+    """A PyTorch version, ``"2.4"`` (a patch, ``"2.4.1"``, is accepted and ignored), as (2, 4)."""
+    m = _VERSION.fullmatch(value.strip()) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{where} must be a PyTorch version such as \"2.4\", got {value!r}")
+    return int(m.group(1)), int(m.group(2))
 
 
 def _strings(value, where: str) -> list[str]:
@@ -107,9 +123,11 @@ def selection(
     select: Sequence[str] | None = None,
     ignore: Sequence[str] = (),
     extend_select: Sequence[str] = (),
+    target_version: tuple[int, int] | None = None,
 ) -> Selection:
     """Resolve the enabled codes: command-line select replaces the configured one; ignores and
-    extend-selects from both add up. TL000 (unreadable file) is always on unless ignored."""
+    extend-selects from both add up. TL000 (unreadable file) is always on unless ignored. A
+    command-line ``target_version`` replaces the configured one."""
     chosen = select if select is not None else settings.select
     if chosen is None:
         codes = {c for c, r in ALL_RULES.items() if r.default_enabled} | {PARSE_ERROR_CODE}
@@ -122,4 +140,5 @@ def selection(
         per_file_ignores={g: tuple(c) for g, c in settings.per_file_ignores.items()},
         exclude=tuple(settings.exclude),
         root=settings.root,
+        target_version=target_version or settings.target_version,
     )

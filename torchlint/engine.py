@@ -76,6 +76,7 @@ class Selection:
     per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
+    target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
 
     def codes_for(self, path: str) -> frozenset[str]:
         ignored = [p for glob, prefixes in self.per_file_ignores.items() if _glob_match(path, glob, self.root) for p in prefixes]
@@ -159,9 +160,12 @@ def decode(data: bytes) -> str:
     return text
 
 
-def rules_for(text: str, codes: Iterable[str]) -> list[Rule]:
+def rules_for(text: str, codes: Iterable[str], target_version: tuple[int, int] | None = None) -> list[Rule]:
     """The enabled rules that could fire on this text (the cheap prefilter)."""
-    return [ALL_RULES[c]() for c in sorted(codes) if c in ALL_RULES and any(n in text for n in ALL_RULES[c].needles)]
+    rules = [ALL_RULES[c]() for c in sorted(codes) if c in ALL_RULES and any(n in text for n in ALL_RULES[c].needles)]
+    for rule in rules:
+        rule.target_version = target_version
+    return rules
 
 
 def module_name_for(path: Path) -> str | None:
@@ -182,11 +186,13 @@ def check_source(
     module_name: str | None = None,
     apply_noqa: bool = True,
     project: Callable[[], object] | None = None,
+    target_version: tuple[int, int] | None = None,
 ) -> list[Finding]:
-    """The findings of the given codes (default: every rule, and TL000) in one source text, sorted."""
+    """The findings of the given codes (default: every rule, and TL000) in one source text, sorted.
+    ``target_version``: the oldest torch the project supports (None: the latest)."""
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
-    rules = rules_for(text, codes)
+    rules = rules_for(text, codes, target_version)
     if not rules and (not report_errors or _cpython_parses(text)):
         return []  # no rule can fire; CPython's parser is the cheaper syntax check
     try:
@@ -253,7 +259,7 @@ def check_file(
     except SourceError as e:
         error = e
     else:
-        return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project)
+        return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project, selection.target_version)
     return [_parse_error(str(path), str(error), error.line, error.column)] if PARSE_ERROR_CODE in codes else []
 
 

@@ -147,7 +147,7 @@ def fix_file(
 
     text, fixed, first, problem = before, 0, None, None
     for done in range(MAX_PASSES + 1):
-        findings = check_source(text, str(path), codes, module_name, project=project)
+        findings = check_source(text, str(path), codes, module_name, project=project, target_version=selection.target_version)
         first = findings if first is None else first
         chosen, _ = choose(findings, unsafe)
         if not chosen:

@@ -120,7 +120,7 @@ def check_document(text: str, path: str | None) -> list[engine.Finding]:
     on_disk = file.is_file()
     module_name = engine.module_name_for(file) if on_disk else None
     project = index.loader_for(file) if settings.project_index and on_disk else None
-    return engine.check_source(text, path, codes, module_name, project=project)
+    return engine.check_source(text, path, codes, module_name, project=project, target_version=selection.target_version)
 
 
 # --- positions -------------------------------------------------------------------------------

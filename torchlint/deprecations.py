@@ -1,0 +1,337 @@
+"""The table of removed and deprecated PyTorch functions (``data/deprecated.toml``), and where a
+file uses them: calls, ``from`` imports and decorators, in every import spelling.
+
+Read by TL701 (removed) and TL702 (deprecated). A use inside a compatibility branch (an
+``except ImportError:`` fallback, an ``if`` on the torch version or on ``hasattr``) is the code
+that keeps old versions working: it is not reported.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import libcst as cst
+
+from torchlint.facts import ModuleFacts, Scope, Walker, dotted_name
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Version = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    deprecated: Version
+    removed: Version | None
+    use: str
+    fix: str | None = None  # "rename" | "device"
+    replacement: str | None = None
+    safe: bool = False
+    device: str | None = None
+    keywords_only: bool = False
+    only_args: int | None = None
+    blocking: tuple[str, ...] = ()
+
+    def applies(self, target: Version | None) -> bool:
+        return target is None or target >= self.deprecated
+
+    def is_removed(self, target: Version | None) -> bool:
+        return self.removed is not None and (target is None or target >= self.removed)
+
+
+def _version(text: str) -> Version:
+    major, minor = text.split(".")[:2]
+    return int(major), int(minor)
+
+
+@cache
+def table(resource: str = "deprecated.toml") -> dict[str, Entry]:
+    """The entries by qualified name, read once from the package's data."""
+    data = tomllib.loads(resources.files("torchlint").joinpath("data", resource).read_text(encoding="utf-8"))
+    out = {}
+    for row in data["symbol"]:
+        out[row["name"]] = Entry(
+            name=row["name"],
+            deprecated=_version(row["deprecated"]),
+            removed=_version(row["removed"]) if "removed" in row else None,
+            use=row["use"],
+            fix=row.get("fix"),
+            replacement=row.get("replacement"),
+            safe=row.get("safe", False),
+            device=row.get("device"),
+            keywords_only=row.get("keywords_only", False),
+            only_args=row.get("only_args"),
+            blocking=tuple(row.get("blocking", ())),
+        )
+    return out
+
+
+def needles() -> tuple[str, ...]:
+    """The strings a file must contain for an entry to be used in it: each entry's last name."""
+    return tuple(sorted({name.rsplit(".", 1)[1] for name in table()}))
+
+
+@dataclass(frozen=True)
+class Use:
+    """One use of a table entry. ``kind``: "call", "import" (``node`` is the ImportAlias),
+    "decorator" (``node`` is the decorator's expression) or "reference" (an attribute chain
+    read but not called, such as ``collate_fn=torch.utils.data._utils.collate.default_collate``)."""
+
+    entry: Entry
+    kind: str
+    node: cst.CSTNode
+    scope: Scope
+    statement: cst.ImportFrom | None = None
+
+
+_COMPAT_ERRORS = {"ImportError", "ModuleNotFoundError", "AttributeError"}
+_COMPAT_WORDS = ("version", "hasattr", "getattr", "VERSION")
+
+
+def uses(facts: ModuleFacts, qualnames: dict[str, Entry], references: bool = False) -> Iterator[Use]:
+    """Every call, ``from`` import and decorator of a name in ``qualnames`` (with
+    ``references``, every other read of it as an attribute chain too), outside compatibility
+    branches, in source order."""
+    walker = _Uses(facts, qualnames, references)
+    walker.walk(facts.module)
+    return iter(walker.found)
+
+
+class _Uses(Walker):
+    def __init__(self, facts: ModuleFacts, qualnames: dict[str, Entry], references: bool) -> None:
+        self.facts, self.qualnames, self.references = facts, qualnames, references
+        self.leaves = {q.rsplit(".", 1)[1] for q in qualnames}
+        self.scopes: list[Scope] = [facts.module_scope]
+        self.compat = 0  # depth of compatibility branches around the current node
+        self.found: list[Use] = []
+        self.function_scopes = {id(f.node): f.scope for f in facts.functions}
+        self.class_scopes = {id(c.node): c.body_scope for c in facts.classes}
+        self.calls = {id(c.node): c for c in facts.calls}
+
+    # scopes: a def's decorators are evaluated outside it, its body inside
+
+    def _scoped(self, node: cst.CSTNode, scope: Scope | None, body: cst.CSTNode) -> bool:
+        if scope is None:
+            return True
+        self.scopes.append(scope)
+        self.walk(body)
+        self.scopes.pop()
+        return False
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
+        for d in node.decorators:
+            self.walk(d)
+        self.walk(node.params)
+        return self._scoped(node, self.function_scopes.get(id(node)), node.body)
+
+    def visit_Lambda(self, node: cst.Lambda) -> bool:
+        return self._scoped(node, self.function_scopes.get(id(node)), node.body)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
+        for d in node.decorators:
+            self.walk(d)
+        for b in (*node.bases, *node.keywords):
+            self.walk(b)
+        return self._scoped(node, self.class_scopes.get(id(node)), node.body)
+
+    # compatibility branches
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> bool:
+        caught = {n.value for n in _names(node.type)} if node.type is not None else set()
+        if caught & _COMPAT_ERRORS:
+            self.compat += 1
+            self.walk(node.body)
+            self.compat -= 1
+            return False
+        return True
+
+    def visit_If(self, node: cst.If) -> bool:
+        test = self.facts.module.code_for_node(node.test)
+        if any(word in test for word in _COMPAT_WORDS):
+            self.compat += 1
+            self.walk(node.body)
+            if node.orelse is not None:
+                self.walk(node.orelse)
+            self.compat -= 1
+            return False
+        return True
+
+    # uses
+
+    def visit_Decorator(self, node: cst.Decorator) -> bool:
+        expr = node.decorator
+        if isinstance(expr, cst.Attribute) and not self.compat:
+            entry = self.qualnames.get(self.facts.qualname(expr, self.scopes[-1]) or "")
+            if entry is not None:
+                self.found.append(Use(entry, "decorator", expr, self.scopes[-1]))
+        return True
+
+    def visit_Call(self, node: cst.Call) -> bool:
+        info = self.calls.get(id(node))
+        if info is None or self.compat:
+            return True
+        name = self.facts.call_qualname(info)
+        entry = self.qualnames.get(name or "")
+        if entry is not None and not _through_star_import(self.facts, node.func, info.scope or self.scopes[-1]):
+            self.found.append(Use(entry, "call", node, info.scope or self.scopes[-1]))
+            for arg in node.args:  # not the callee: it is this use
+                self.walk(arg)
+            return False
+        return True
+
+    def visit_Attribute(self, node: cst.Attribute) -> bool:
+        if self.references and not self.compat and node.attr.value in self.leaves:
+            entry = self.qualnames.get(self.facts.qualname(node, self.scopes[-1]) or "")
+            if entry is not None:
+                self.found.append(Use(entry, "reference", node, self.scopes[-1]))
+                return False
+        return True
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if node.relative or isinstance(node.names, cst.ImportStar) or self.compat:
+            return False
+        module = dotted_name(node.module) if node.module else None
+        for alias in node.names:
+            if module and isinstance(alias.name, cst.Name):
+                entry = self.qualnames.get(f"{module}.{alias.name.value}")
+                if entry is not None:
+                    self.found.append(Use(entry, "import", alias, self.scopes[-1], node))
+        return False
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+
+def _names(expr: cst.BaseExpression) -> Iterator[cst.Name]:
+    """The last names of ``except`` types: ``ImportError``, ``(ImportError, builtins.X)``."""
+    if isinstance(expr, cst.Name):
+        yield expr
+    elif isinstance(expr, cst.Attribute):
+        yield expr.attr
+    elif isinstance(expr, cst.Tuple):
+        for el in expr.elements:
+            yield from _names(el.value)
+
+
+def _through_star_import(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope) -> bool:
+    """Whether a bare callee name resolves only through ``from torch import *`` (a guess)."""
+    if not isinstance(func, cst.Name):
+        return False
+    s: Scope | None = scope
+    while s is not None:
+        if func.value in s.imports:
+            return False
+        s = s.parent
+    return True
+
+
+def spell(facts: ModuleFacts, scope: Scope, qualname: str) -> tuple[str, tuple[tuple[str, str | None], ...]] | None:
+    """How code in ``scope`` can name ``qualname``: through the longest prefix of it that a name
+    here is bound to (``th.linalg.qr`` when torch is imported as ``th``), else through its root
+    package with ``import <root>`` added; None when the root's name means something else here."""
+    parts = qualname.split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        local = _local_name_for(facts, scope, prefix)
+        if local is not None:
+            return ".".join([local, *parts[i:]]), ()
+    root = parts[0]
+    s: Scope | None = scope
+    while s is not None:
+        if root in s.imports or root in s.bound or s.star_imports:
+            return None
+        s = s.parent
+    return qualname, ((root, None),)
+
+
+def _local_name_for(facts: ModuleFacts, scope: Scope, qualname: str) -> str | None:
+    s: Scope | None = scope
+    candidates = []
+    while s is not None:
+        candidates += [local for local, q in s.imports.items() if q == qualname]
+        s = s.parent
+    for local in sorted(candidates, key=lambda n: (n != qualname.rsplit(".", 1)[-1], n)):
+        if facts.resolve_name(local, scope) == qualname:
+            return local
+    return None
+
+
+def fix_for(facts: ModuleFacts, use: Use, entries: dict[str, Entry] | None = None):
+    """The rewrite a table entry allows for one use (a ``rules.Fix``); None when the entry has
+    none or this use does not allow it. ``entries``: the table the use was found with (the
+    other names of a ``from`` import are looked up in it)."""
+    from torchlint.edits import render  # here: the rules package imports this module
+    from torchlint.rules import Fix, NodeEdit
+
+    entry = use.entry
+    if entry.fix is None or entry.replacement is None:
+        return None
+    if use.kind == "import":
+        return _import_fix(use, table() if entries is None else entries)
+    if use.kind == "reference":
+        spelled = spell(facts, use.scope, entry.replacement)
+        if entry.fix != "rename" or spelled is None:
+            return None
+        return Fix(f"Replace with {entry.replacement}", (NodeEdit(use.node, spelled[0]),), entry.safe, spelled[1])
+    if use.kind != "call":
+        return None
+    call = use.node
+    if not isinstance(call.func, cst.Attribute):
+        return None  # a bare name: its import is reported, and fixed, on its own
+    positional = [a for a in call.args if a.keyword is None]
+    if any(a.star for a in call.args):
+        return None
+    if entry.only_args is not None and len(positional) > entry.only_args:
+        return None
+    if any(a.keyword is not None and a.keyword.value in entry.blocking for a in call.args):
+        return None
+    spelled = spell(facts, use.scope, entry.replacement)
+    if spelled is None:
+        return None
+    code, imports = spelled
+    if entry.fix == "rename":
+        return Fix(f"Replace with {entry.replacement}", (NodeEdit(call.func, code),), entry.safe, imports)
+    if entry.fix == "device":
+        if entry.keywords_only and positional:
+            return None
+        device = cst.Arg(cst.SimpleString(f'"{entry.device}"'))
+        args = list(call.args)
+        if args:
+            device = device.with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+        new = call.with_changes(func=cst.parse_expression(code), args=[device, *args])
+        return Fix(
+            f'Replace with {entry.replacement}("{entry.device}", ...)',
+            (NodeEdit(call, render(facts.module, call, new)),),
+            entry.safe,
+            imports,
+        )
+    return None
+
+
+def _import_fix(use: Use, entries: dict[str, Entry]):
+    """``from functorch import vmap, grad`` -> ``from torch.func import vmap, grad``: only when
+    every name of the statement is renamed to the same name in one new module."""
+    from torchlint.rules import Fix, NodeEdit
+
+    statement = use.statement
+    entry = use.entry
+    if entry.fix != "rename" or statement is None or statement.module is None:
+        return None
+    new_module, _, leaf = entry.replacement.rpartition(".")
+    module = dotted_name(statement.module)
+    for alias in statement.names:
+        other = entries.get(f"{module}.{alias.name.value}") if isinstance(alias.name, cst.Name) else None
+        if other is None or other.fix != "rename" or other.replacement != f"{new_module}.{alias.name.value}":
+            return None
+    if leaf != use.node.name.value:
+        return None
+    return Fix(f"Import from {new_module}", (NodeEdit(statement.module, new_module),), entry.safe, ())
+
