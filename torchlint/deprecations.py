@@ -323,8 +323,8 @@ def _import_fix(use: Use, entries: dict[str, Entry]):
 
     statement = use.statement
     entry = use.entry
-    if entry.fix != "rename" or statement is None or statement.module is None:
-        return None
+    if entry.fix != "rename" or entry.only_args is not None or entry.blocking or statement is None or statement.module is None:
+        return None  # a rewrite that holds for some calls only cannot move the import of all of them
     new_module, _, leaf = entry.replacement.rpartition(".")
     module = dotted_name(statement.module)
     for alias in statement.names:
