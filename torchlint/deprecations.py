@@ -9,14 +9,14 @@ that keeps old versions working: it is not reported.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 import libcst as cst
 
-from torchlint.facts import ModuleFacts, Scope, Walker, dotted_name
+from torchlint.facts import ModuleFacts, Scope, dotted_name, walk
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,121 +93,160 @@ class Use:
 
 
 _COMPAT_ERRORS = {"ImportError", "ModuleNotFoundError", "AttributeError"}
-_COMPAT_WORDS = ("version", "hasattr", "getattr", "VERSION")
+_FEATURE_TESTS = ("hasattr", "getattr")
+_VERSION_WORDS = ("version", "_ge_", "_gt_", "_lt_", "_le_", "greater", "less", "older", "newer")
 
 
 def uses(facts: ModuleFacts, qualnames: dict[str, Entry], references: bool = False) -> Iterator[Use]:
     """Every call, ``from`` import and decorator of a name in ``qualnames`` (with
     ``references``, every other read of it as an attribute chain too), outside compatibility
-    branches, in source order."""
+    branches. Calls come from the facts; the walk reads statements only (expressions only for
+    ``references``), so it is cheap on the many files that merely mention a name like ``norm``."""
     walker = _Uses(facts, qualnames, references)
-    walker.walk(facts.module)
-    return iter(walker.found)
+    walker.block(facts.module.body)
+    yield from walker.found
+    leaves = walker.leaves
+    for call in facts.calls:
+        func = call.node.func
+        if isinstance(func, cst.Attribute) and func.attr.value not in leaves:
+            continue  # cheap: most calls are methods of other names (a bare name may be an alias)
+        if id(call.node) in walker.compat_calls:
+            continue
+        entry = qualnames.get(facts.call_qualname(call) or "")
+        scope = call.scope or facts.module_scope
+        if entry is not None and not _through_star_import(facts, func, scope):
+            yield Use(entry, "call", call.node, scope)
 
 
-class _Uses(Walker):
+class _Uses:
+    """The statements of a file, with the scope each sits in and whether it is in a
+    compatibility branch: ``from`` imports and decorators are read from them; the calls of
+    compatibility branches are noted, to be skipped."""
+
     def __init__(self, facts: ModuleFacts, qualnames: dict[str, Entry], references: bool) -> None:
         self.facts, self.qualnames, self.references = facts, qualnames, references
         self.leaves = {q.rsplit(".", 1)[1] for q in qualnames}
         self.scopes: list[Scope] = [facts.module_scope]
-        self.compat = 0  # depth of compatibility branches around the current node
+        self.compat = 0  # depth of compatibility branches around the current statement
+        self.compat_calls: set[int] = set()
         self.found: list[Use] = []
-        self.function_scopes = {id(f.node): f.scope for f in facts.functions}
-        self.class_scopes = {id(c.node): c.body_scope for c in facts.classes}
-        self.calls = {id(c.node): c for c in facts.calls}
+        self.scopes_of = {id(f.node): f.scope for f in facts.functions} | {id(c.node): c.body_scope for c in facts.classes}
+        self.callees = {id(c.node.func) for c in facts.calls} if references else set()
 
-    # scopes: a def's decorators are evaluated outside it, its body inside
+    def block(self, statements: Sequence[cst.CSTNode]) -> None:
+        for statement in statements:
+            self.statement(statement)
 
-    def _scoped(self, node: cst.CSTNode, scope: Scope | None, body: cst.CSTNode) -> bool:
-        if scope is None:
-            return True
-        self.scopes.append(scope)
-        self.walk(body)
-        self.scopes.pop()
-        return False
+    def body(self, suite: cst.BaseSuite | None) -> None:
+        if suite is not None:
+            self.block(suite.body)
 
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> bool:
-        for d in node.decorators:
-            self.walk(d)
-        self.walk(node.params)
-        return self._scoped(node, self.function_scopes.get(id(node)), node.body)
-
-    def visit_Lambda(self, node: cst.Lambda) -> bool:
-        return self._scoped(node, self.function_scopes.get(id(node)), node.body)
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> bool:
-        for d in node.decorators:
-            self.walk(d)
-        for b in (*node.bases, *node.keywords):
-            self.walk(b)
-        return self._scoped(node, self.class_scopes.get(id(node)), node.body)
-
-    # compatibility branches
-
-    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> bool:
-        caught = {n.value for n in _names(node.type)} if node.type is not None else set()
-        if caught & _COMPAT_ERRORS:
-            self.compat += 1
-            self.walk(node.body)
-            self.compat -= 1
-            return False
-        return True
-
-    def visit_If(self, node: cst.If) -> bool:
-        test = self.facts.module.code_for_node(node.test)
-        if any(word in test for word in _COMPAT_WORDS):
-            self.compat += 1
-            self.walk(node.body)
+    def statement(self, node: cst.CSTNode) -> None:
+        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            for small in node.body:
+                if isinstance(small, cst.ImportFrom):
+                    self.import_from(small)
+            self.expressions(node)
+        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+            for d in node.decorators:
+                self.decorator(d.decorator)
+            scope = self.scopes_of.get(id(node))
+            self.scopes.append(scope or self.scopes[-1])
+            self.body(node.body)
+            self.scopes.pop()
+        elif isinstance(node, cst.If):
+            compat = _is_compat_test(_words(node.test))
+            self.compat += compat
+            self.expressions(node.test)
+            self.body(node.body)
             if node.orelse is not None:
-                self.walk(node.orelse)
-            self.compat -= 1
+                self.statement(node.orelse)
+            self.compat -= compat
+        elif isinstance(node, cst.Else):
+            self.body(node.body)
+        elif isinstance(node, (cst.Try, cst.TryStar)):
+            self.body(node.body)
+            for handler in node.handlers:
+                caught = {n.value for n in _names(handler.type)} if handler.type is not None else set()
+                compat = bool(caught & _COMPAT_ERRORS)
+                self.compat += compat
+                self.body(handler.body)
+                self.compat -= compat
+            for suite in (node.orelse, node.finalbody):
+                if suite is not None:
+                    self.body(suite.body)
+        elif isinstance(node, (cst.For, cst.While, cst.With)):
+            self.expressions(node.iter if isinstance(node, cst.For) else node.test if isinstance(node, cst.While) else node)
+            self.body(node.body)
+            if not isinstance(node, cst.With) and node.orelse is not None:
+                self.body(node.orelse.body)
+        elif isinstance(node, cst.Match):
+            for case in node.cases:
+                self.body(case.body)
+
+    def expressions(self, node: cst.CSTNode) -> None:
+        """The calls of a compatibility branch (to skip), and, with ``references``, the
+        attribute chains that name an entry. Nested blocks (a ``with``'s body) are walked by
+        ``statement``, so this stays in the node's own expressions."""
+        if not (self.compat or self.references):
+            return
+        walk(node, self._expression)
+
+    def _expression(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.BaseSuite):
             return False
-        return True
-
-    # uses
-
-    def visit_Decorator(self, node: cst.Decorator) -> bool:
-        expr = node.decorator
-        if isinstance(expr, cst.Attribute) and not self.compat:
-            entry = self.qualnames.get(self.facts.qualname(expr, self.scopes[-1]) or "")
-            if entry is not None:
-                self.found.append(Use(entry, "decorator", expr, self.scopes[-1]))
-        return True
-
-    def visit_Call(self, node: cst.Call) -> bool:
-        info = self.calls.get(id(node))
-        if info is None or self.compat:
+        if self.compat:
+            if isinstance(node, cst.Call):
+                self.compat_calls.add(id(node))
             return True
-        name = self.facts.call_qualname(info)
-        entry = self.qualnames.get(name or "")
-        if entry is not None and not _through_star_import(self.facts, node.func, info.scope or self.scopes[-1]):
-            self.found.append(Use(entry, "call", node, info.scope or self.scopes[-1]))
-            for arg in node.args:  # not the callee: it is this use
-                self.walk(arg)
-            return False
-        return True
-
-    def visit_Attribute(self, node: cst.Attribute) -> bool:
-        if self.references and not self.compat and node.attr.value in self.leaves:
+        if isinstance(node, cst.Attribute) and node.attr.value in self.leaves and id(node) not in self.callees:
             entry = self.qualnames.get(self.facts.qualname(node, self.scopes[-1]) or "")
             if entry is not None:
                 self.found.append(Use(entry, "reference", node, self.scopes[-1]))
                 return False
         return True
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        if node.relative or isinstance(node.names, cst.ImportStar) or self.compat:
-            return False
-        module = dotted_name(node.module) if node.module else None
+    def decorator(self, expr: cst.BaseExpression) -> None:
+        if isinstance(expr, cst.Attribute) and not self.compat and expr.attr.value in self.leaves:
+            entry = self.qualnames.get(self.facts.qualname(expr, self.scopes[-1]) or "")
+            if entry is not None:
+                self.found.append(Use(entry, "decorator", expr, self.scopes[-1]))
+        self.expressions(expr)
+
+    def import_from(self, node: cst.ImportFrom) -> None:
+        if node.relative or isinstance(node.names, cst.ImportStar) or self.compat or node.module is None:
+            return
+        module = dotted_name(node.module)
         for alias in node.names:
-            if module and isinstance(alias.name, cst.Name):
+            if isinstance(alias.name, cst.Name):
                 entry = self.qualnames.get(f"{module}.{alias.name.value}")
                 if entry is not None:
                     self.found.append(Use(entry, "import", alias, self.scopes[-1], node))
-        return False
 
-    def visit_Import(self, node: cst.Import) -> bool:
-        return False
+
+def _words(test: cst.BaseExpression) -> list[str]:
+    """The names, attributes and strings of a condition (cheaper than its code)."""
+    words: list[str] = []
+
+    def enter(node: cst.CSTNode) -> None:
+        if isinstance(node, cst.Name):
+            words.append(node.value)
+        elif isinstance(node, cst.Attribute):
+            words.append(node.attr.value)
+        elif isinstance(node, cst.SimpleString):
+            words.append(node.value)
+
+    walk(test, enter)
+    return words
+
+
+def _is_compat_test(words: list[str]) -> bool:
+    """From a condition's words: ``if hasattr(torch, "func"):``, ``if torch.__version__ >=
+    "2.0":``, ``if TORCH_GE_1_9:``; not ``if state_dict["version"] < 2:`` (a checkpoint's)."""
+    if any(w in _FEATURE_TESTS for w in words):
+        return True
+    low = " ".join(words).lower()
+    return "torch" in low and any(word in low for word in _VERSION_WORDS)
 
 
 def _names(expr: cst.BaseExpression) -> Iterator[cst.Name]:
