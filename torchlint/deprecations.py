@@ -110,8 +110,8 @@ def uses(facts: ModuleFacts, qualnames: dict[str, Entry], references: bool = Fal
         func = call.node.func
         if isinstance(func, cst.Attribute) and func.attr.value not in leaves:
             continue  # cheap: most calls are methods of other names (a bare name may be an alias)
-        if id(call.node) in walker.compat_calls:
-            continue
+        if id(call.node) in walker.compat_calls or _root(func) in walker.compat_names:
+            continue  # in a compatibility branch, or through a name one of them imports
         entry = qualnames.get(facts.call_qualname(call) or "")
         scope = call.scope or facts.module_scope
         if entry is not None and not _through_star_import(facts, func, scope):
@@ -129,6 +129,7 @@ class _Uses:
         self.scopes: list[Scope] = [facts.module_scope]
         self.compat = 0  # depth of compatibility branches around the current statement
         self.compat_calls: set[int] = set()
+        self.compat_names: set[str] = set()  # names imported in compatibility branches
         self.found: list[Use] = []
         self.scopes_of = {id(f.node): f.scope for f in facts.functions} | {id(c.node): c.body_scope for c in facts.classes}
         self.callees = {id(c.node.func) for c in facts.calls} if references else set()
@@ -146,6 +147,8 @@ class _Uses:
             for small in node.body:
                 if isinstance(small, cst.ImportFrom):
                     self.import_from(small)
+                if self.compat and isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(small.names, cst.ImportStar):
+                    self.compat_names.update(_bound_name(alias) for alias in small.names)
             self.expressions(node)
         elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             for d in node.decorators:
@@ -246,6 +249,19 @@ def _is_compat_test(words: list[str]) -> bool:
         return True
     low = " ".join(words).lower()
     return "torch" in low and any(word in low for word in _VERSION_WORDS)
+
+
+def _bound_name(alias: cst.ImportAlias) -> str:
+    """The name an import alias binds: ``x`` of ``import a.b as x``, ``a`` of ``import a.b``."""
+    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+        return alias.asname.name.value
+    return (dotted_name(alias.name) or "").split(".")[0]
+
+
+def _root(expr: cst.BaseExpression) -> str | None:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else None
 
 
 def _names(expr: cst.BaseExpression) -> Iterator[cst.Name]:
