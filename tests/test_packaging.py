@@ -33,9 +33,15 @@ def test_built_package_ships_the_rule_pages(tmp_path):
     subprocess.run([sys.executable, *build], cwd=source, check=True, capture_output=True, timeout=120)
     shipped = sorted(p.name for p in (tmp_path / "lib" / "torchlint" / "rule_docs").glob("*.md"))
     assert shipped == [p.name for p in RULE_PAGES]
+    tables = sorted(p.name for p in (tmp_path / "lib" / "torchlint" / "data").glob("*.toml"))
+    assert tables == sorted(p.name for p in (ROOT / "torchlint" / "data").glob("*.toml"))
+    assert "deprecated.toml" in tables
 
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "lib")}
-    show = "import torchlint, torchlint.cli as c; print(torchlint.__file__); c.main(['rule', 'TL201'])"
+    show = (
+        "import torchlint, torchlint.cli as c, torchlint.deprecations as d; print(torchlint.__file__); "
+        "assert 'torch.solve' in d.table(); c.main(['rule', 'TL201'])"
+    )
     result = subprocess.run([sys.executable, "-c", show], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     where, page = result.stdout.split("\n", 1)
     assert where.startswith(str(tmp_path / "lib"))

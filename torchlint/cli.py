@@ -34,6 +34,13 @@ def _code_list(value: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _target_version(value: str) -> tuple[int, int]:
+    try:
+        return config.parse_target_version(value, "--target-version")
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--target-version ")) from None
+
+
 def _seconds(value: str) -> float:
     try:
         seconds = float(value)
@@ -74,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--select", type=_code_list, help="comma-separated codes or prefixes to enable (replaces the configured set)")
     check.add_argument("--ignore", type=_code_list, default=[], help="codes or prefixes to disable")
     check.add_argument("--extend-select", type=_code_list, default=[], help="codes or prefixes to enable in addition")
+    check.add_argument("--target-version", type=_target_version, metavar="X.Y", help="the oldest PyTorch the project supports: decides which deprecations apply (default: the latest)")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
     check.add_argument("--config", type=Path, help="the pyproject.toml to read (default: the nearest one with [tool.torchlint])")
@@ -151,7 +159,7 @@ def _check(args: argparse.Namespace) -> int:
     else:
         pyproject = config.find_pyproject(Path(args.paths[0]))
     settings = config.load(pyproject)
-    selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension))
+    selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension), args.target_version)
     root = index.find_root(Path(args.paths[0]))
     cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
     project = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,12 @@ else:  # pragma: no cover
 from torchlint.engine import DEFAULT_EXTENSIONS, Selection
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
-KNOWN_KEYS = {"select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index", "extension", "cache-dir"}
+KNOWN_KEYS = {
+    "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index",
+    "extension", "cache-dir", "target-version",
+}
 LANGUAGES = ("python", "pyi", "ipynb")  # what a file suffix can be read as (``pyi`` is Python)
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
 
 
 class ConfigError(Exception):
@@ -33,6 +38,7 @@ class Settings:
     project_index: bool = True  # resolve names across the project's files
     cache_dir: Path | None = None  # relative to the pyproject.toml; default: <project root>/.torchlint_cache
     extension: dict[str, str] = field(default_factory=dict)  # suffix (".ipynb") -> language
+    target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -71,6 +77,8 @@ def load(path: Path | None) -> Settings:
         if not isinstance(table["cache-dir"], str) or not table["cache-dir"]:
             raise ConfigError(f"{path}: cache-dir must be a path")
         settings.cache_dir = path.parent / Path(table["cache-dir"]).expanduser()
+    if "target-version" in table:
+        settings.target_version = parse_target_version(table["target-version"], f"{path}: target-version")
     if "select" in table:
         settings.select = _codes(table["select"], f"{path}: select")
     settings.ignore = _codes(table.get("ignore", []), f"{path}: ignore")
@@ -115,6 +123,14 @@ def parse_extensions(values: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def parse_target_version(value, where: str = "target-version") -> tuple[int, int]:
+    """A PyTorch version, ``"2.4"`` (a patch, ``"2.4.1"``, is accepted and ignored), as (2, 4)."""
+    m = _VERSION.fullmatch(value.strip()) if isinstance(value, str) else None
+    if m is None:
+        raise ConfigError(f"{where} must be a PyTorch version such as \"2.4\", got {value!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
 def _strings(value, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where} must be a list of strings")
@@ -145,11 +161,13 @@ def selection(
     ignore: Sequence[str] = (),
     extend_select: Sequence[str] = (),
     extension: dict[str, str] | None = None,
+    target_version: tuple[int, int] | None = None,
 ) -> Selection:
     """Resolve the enabled codes: command-line select replaces the configured one; ignores and
     extend-selects from both add up. TL000 (unreadable file) is always on unless ignored.
     ``extension`` (``--extension``) adds to the configured suffix languages, which add to the
-    defaults (.py, .pyi: python; .ipynb: ipynb)."""
+    defaults (.py, .pyi: python; .ipynb: ipynb). A command-line ``target_version`` replaces the
+    configured one."""
     chosen = select if select is not None else settings.select
     if chosen is None:
         codes = {c for c, r in ALL_RULES.items() if r.default_enabled} | {PARSE_ERROR_CODE}
@@ -163,4 +181,5 @@ def selection(
         exclude=tuple(settings.exclude),
         root=settings.root,
         extensions={**DEFAULT_EXTENSIONS, **settings.extension, **(extension or {})},
+        target_version=target_version or settings.target_version,
     )

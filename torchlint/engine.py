@@ -125,6 +125,7 @@ class Selection:
     per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     root: Path = field(default_factory=Path.cwd)
+    target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
     extensions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EXTENSIONS))
 
     def language(self, path: Path) -> str:
@@ -139,7 +140,8 @@ class Selection:
 
     def settings_key(self, path: str, project_index: bool) -> str:
         """What a file's cached findings depend on besides its content and torchlint's version."""
-        return f"{','.join(sorted(self.codes_for(path)))};{self.language(Path(path))};project-index={project_index}"
+        return (f"{','.join(sorted(self.codes_for(path)))};{self.language(Path(path))};"
+                f"target-version={self.target_version};project-index={project_index}")
 
     def excluded(self, path: Path) -> bool:
         return any(_glob_match(str(path), glob, self.root) for glob in self.exclude)
@@ -217,9 +219,12 @@ def decode(data: bytes) -> str:
     return text
 
 
-def rules_for(text: str, codes: Iterable[str]) -> list[Rule]:
+def rules_for(text: str, codes: Iterable[str], target_version: tuple[int, int] | None = None) -> list[Rule]:
     """The enabled rules that could fire on this text (the cheap prefilter)."""
-    return [ALL_RULES[c]() for c in sorted(codes) if c in ALL_RULES and any(n in text for n in ALL_RULES[c].needles)]
+    rules = [ALL_RULES[c]() for c in sorted(codes) if c in ALL_RULES and any(n in text for n in ALL_RULES[c].needles)]
+    for rule in rules:
+        rule.target_version = target_version
+    return rules
 
 
 def module_name_for(path: Path) -> str | None:
@@ -242,14 +247,16 @@ def check_source(
     project: Callable[[], object] | None = None,
     tree: DocumentTree | None = None,
     lazy_fixes: bool = False,
+    target_version: tuple[int, int] | None = None,
 ) -> list[Finding]:
     """The findings of the given codes (default: every rule, and TL000) in one source text, sorted.
     ``tree``: the document's tree across edits (the language server), parsed again only where
     the text changed. ``lazy_fixes``: render each fix's edits only when they are read (the
-    rendered text and the tree stay alive with the findings until then)."""
+    rendered text and the tree stay alive with the findings until then). ``target_version``: the
+    oldest torch the project supports (None: the latest)."""
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
-    rules = rules_for(text, codes)
+    rules = rules_for(text, codes, target_version)
     if not rules and (not report_errors or _cpython_parses(text)):
         return []  # no rule can fire; CPython's parser is the cheaper syntax check
     try:
@@ -323,12 +330,12 @@ def check_bytes(
     if selection.language(path) == "ipynb":
         from torchlint import notebook
 
-        return notebook.check_data(data, path, codes, apply_noqa, project)
+        return notebook.check_data(data, path, codes, apply_noqa, project, selection.target_version)
     try:
         text = decode(data)
     except SourceError as e:
         return _read_error(path, selection, e)
-    return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project)
+    return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project, target_version=selection.target_version)
 
 
 def _read_error(path: Path, selection: Selection, error: SourceError) -> list[Finding]:

@@ -153,7 +153,7 @@ def fix_file(
     codes, module_name = selection.codes_for(str(path)), module_name_for(path)
 
     def check(text: str) -> list[Finding]:
-        return check_source(text, str(path), codes, module_name, project=project)
+        return check_source(text, str(path), codes, module_name, project=project, target_version=selection.target_version)
 
     try:
         text, fixed, findings, first, problem = fix_text(before, check, unsafe)

@@ -551,7 +551,8 @@ def _error(path: Path, error: Exception) -> Finding:
 
 
 def check_data(
-    data: bytes, path: Path, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None
+    data: bytes, path: Path, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
+    target_version: tuple[int, int] | None = None,
 ) -> list[Finding]:
     """The findings of one notebook file's content, located by cell."""
     codes = frozenset(codes)
@@ -559,11 +560,12 @@ def check_data(
         text = _decode(data)
     except NotebookError as e:
         return [_error(path, e)] if PARSE_ERROR_CODE in codes else []
-    return check_text(text, str(path), codes, apply_noqa, project)[1]
+    return check_text(text, str(path), codes, apply_noqa, project, target_version)[1]
 
 
 def check_text(
-    text: str, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None
+    text: str, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
+    target_version: tuple[int, int] | None = None,
 ) -> tuple[Notebook | None, list[Finding]]:
     """The notebook in a notebook's text and its findings (None and a TL000 when it is not one)."""
     codes = frozenset(codes)
@@ -571,14 +573,15 @@ def check_text(
         notebook = load(text)
     except NotebookError as e:
         return None, [_error(Path(path), e)] if PARSE_ERROR_CODE in codes else []
-    return notebook, check_cells(notebook, path, codes, apply_noqa, project)
+    return notebook, check_cells(notebook, path, codes, apply_noqa, project, target_version)
 
 
 def check_cells(
-    notebook: Notebook, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None
+    notebook: Notebook, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
+    target_version: tuple[int, int] | None = None,
 ) -> list[Finding]:
     """The findings of a notebook's code cells, checked as one module, located by cell."""
-    findings = engine.check_source(notebook.source, path, codes, None, apply_noqa, project)
+    findings = engine.check_source(notebook.source, path, codes, None, apply_noqa, project, target_version=target_version)
     return sorted(notebook.to_cells(f) for f in findings)
 
 
@@ -592,7 +595,7 @@ def fix_notebook(path: Path, selection: engine.Selection, project, unsafe: bool,
         return NotebookFixResult(path, engine.check_file(path, selection, project=project))
 
     def check(text: str) -> list[Finding]:
-        return engine.check_source(text, str(path), codes, None, project=project)
+        return engine.check_source(text, str(path), codes, None, project=project, target_version=selection.target_version)
 
     before = notebook.with_sources({})
     cells = {c.number: c.source for c in notebook.cells}

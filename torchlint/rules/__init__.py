@@ -71,6 +71,9 @@ class Rule:
     summary: ClassVar[str]
     needles: ClassVar[tuple[str, ...]] = ("torch",)
     default_enabled: ClassVar[bool] = True
+    # The oldest PyTorch the project supports (``target-version``), as (major, minor); None: the
+    # latest. Set by the engine on each instance; rules whose advice depends on it read it.
+    target_version: tuple[int, int] | None = None
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         raise NotImplementedError
