@@ -7,10 +7,13 @@ could hold a finding, so flake8 pays nothing on files that do not mention torch.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from torchlint import __version__
+
+_NN = re.compile(r"(?<![\w.])nn\.")  # ``nn.Module``, not ``conn.close()``
 
 
 class Plugin:
@@ -23,7 +26,7 @@ class Plugin:
 
     def run(self) -> Iterator[tuple[int, int, str, type]]:
         text = "".join(self.lines)
-        if "torch" not in text and "nn." not in text:
+        if "torch" not in text and not _NN.search(text):
             return
         from torchlint import engine, index
         from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
