@@ -315,11 +315,7 @@ def check_file(
     path: Path, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
 ) -> list[Finding]:
     """The findings of one file; ``project`` lazily gives the project index (see ModuleFacts)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        data, error = None, SourceError(f"cannot read: {e.strerror or e}")
-    return check_bytes(path, data, selection, apply_noqa, project) if data is not None else _read_error(path, selection, error)
+    return _check_one(path, selection, project, apply_noqa)[0]
 
 
 def check_bytes(
@@ -386,11 +382,12 @@ def check_paths(
 
 
 def cache_digest(data: bytes) -> str:
+    """The content digest the results cache and the project index key files by."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def _check_one(
-    path: Path, selection: Selection, project: Callable[[], object] | None
+    path: Path, selection: Selection, project: Callable[[], object] | None, apply_noqa: bool = True
 ) -> tuple[list[Finding], str | None, bool]:
     """One file's findings, the digest of the content they are for (None: unreadable), and
     whether the check consulted the project index."""
@@ -405,7 +402,7 @@ def _check_one(
     except OSError as e:
         return _read_error(path, selection, SourceError(f"cannot read: {e.strerror or e}")), None, False
     try:
-        findings = check_bytes(path, data, selection, project=tracked if project is not None else None)
+        findings = check_bytes(path, data, selection, apply_noqa, tracked if project is not None else None)
     except Exception as e:
         raise InternalError(f"while checking {path}: {type(e).__name__}: {e}") from e
     return findings, cache_digest(data), bool(used)

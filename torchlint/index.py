@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from torchlint import __version__, cache
-from torchlint.engine import Selection, discover, module_name_for
+from torchlint.engine import Selection, cache_digest, discover, module_name_for
 from torchlint.facts import is_module_base
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
@@ -282,7 +282,7 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> 
                 data = path.read_bytes()
             except OSError:
                 continue
-            digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+            digest = cache_digest(data)
             if old and old["entry"]["digest"] == digest:
                 record = {"stamp": stamp, "entry": old["entry"]}
             else:
