@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
-
+import re
 from collections.abc import Iterator
+from functools import partial
 
 import libcst as cst
 import libcst.matchers as m
@@ -17,6 +17,7 @@ from torchlint.facts import (
     Walker,
     find_arg,
     references_attr,
+    walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 
@@ -31,6 +32,13 @@ DROPOUTS = {
 }
 # these two default to training=False instead: without the argument they never drop anything
 OFF_BY_DEFAULT = {"torch.nn.functional.alpha_dropout", "torch.nn.functional.feature_alpha_dropout"}
+# A comment that says dropout stays on at inference on purpose: Monte-Carlo (Bayesian) dropout,
+# "always on", "on purpose", "even in eval", "at inference/test time", a Tacotron-style prenet.
+_INTENT = re.compile(
+    r"\b(mc|monte[ -]?carlo|bayes\w*|uncertaint\w*|always|on purpose|purpose(ful)?ly|intention\w*|"
+    r"deliberate\w*|eval\w*|inference|test[ -]time|prenet)\b",
+    re.I,
+)
 
 
 class DropoutIgnoresEval(Rule):
@@ -45,8 +53,8 @@ class DropoutIgnoresEval(Rule):
             if maybe:
                 continue
             short = qualname.rsplit(".", 1)[1]
-            if training is not None and not _is_true(training.value):
-                continue
+            if training is not None:
+                continue  # a literal True is TL204's, any other value decides the mode
             fixed = with_keyword(call.node, "training", f"{instance}.training")
             if training is None and qualname in OFF_BY_DEFAULT:
                 rate, _ = find_arg(call.node, "p", 1)
@@ -64,35 +72,66 @@ class DropoutIgnoresEval(Rule):
                     ),
                 )
                 continue
-            if gated_on_training(call, fn, instance, ("p", 1)):
+            if gated_on_training(call, fn, instance, ("p", 1)) or states_always_on(fn, call.node):
                 continue
-            if training is None:
-                yield Hit(
-                    call.node,
-                    f"F.{short}() without training=: it defaults to True, so dropout stays on "
-                    f"after model.eval(); pass training={instance}.training",
-                    fn.cls,
-                    Fix(
-                        f"Pass training={instance}.training",
-                        (NodeEdit(call.node, partial(render, facts.module, call.node, fixed)),),
-                    ),
-                )
-            else:
-                yield Hit(
-                    call.node,
-                    f"F.{short}(training=True) is always on, also in eval(); pass "
-                    f"training={instance}.training (or add '# noqa: {self.code}' for Monte-Carlo dropout)",
-                    fn.cls,
-                    Fix(
-                        f"Replace training=True with training={instance}.training",
-                        (NodeEdit(training.value, f"{instance}.training"),),
-                        safe=False,  # Monte-Carlo dropout keeps it on in eval() on purpose
-                    ),
-                )
+            yield Hit(
+                call.node,
+                f"F.{short}() without training=: it defaults to True, so dropout stays on "
+                f"after model.eval(); pass training={instance}.training",
+                fn.cls,
+                Fix(
+                    f"Pass training={instance}.training",
+                    (NodeEdit(call.node, partial(render, facts.module, call.node, fixed)),),
+                ),
+            )
 
 
-def _is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
+def states_always_on(fn: FunctionInfo, call: cst.Call) -> bool:
+    """Whether a comment on the call's statement, or on the line above it, says the dropout stays
+    on at inference on purpose (Monte-Carlo dropout, "always on", "even in eval", a prenet)."""
+    return any(_INTENT.search(text) for text in _comments_at(fn.node, call))
+
+
+def _comments_at(function: cst.CSTNode, node: cst.CSTNode) -> list[str]:
+    """The comments of the statement holding ``node``: on its own lines, on the comment lines
+    right above it, and, for the first statement of a block, on the block's header line."""
+    path = _path_to(function, node)
+    statements = [i for i, n in enumerate(path) if isinstance(n, (cst.SimpleStatementLine, cst.BaseCompoundStatement))]
+    if not statements:
+        return []
+    index = statements[-1]
+    stmt = path[index]
+    found: list[cst.Comment] = []
+    above: list[cst.Comment] = []
+    for line in stmt.leading_lines:
+        above = [*above, line.comment] if line.comment is not None else []
+    found += above
+    if isinstance(stmt, cst.SimpleStatementLine):
+        found += m.findall(stmt.with_changes(leading_lines=()), m.Comment())
+    elif isinstance(stmt.body, cst.IndentedBlock) and stmt.body.header.comment is not None:
+        found.append(stmt.body.header.comment)
+    block = path[index - 1] if index else None
+    if isinstance(block, cst.IndentedBlock) and block.body and block.body[0] is stmt and block.header.comment:
+        found.append(block.header.comment)
+    return [c.value for c in found]
+
+
+def _path_to(root: cst.CSTNode, target: cst.CSTNode) -> list[cst.CSTNode]:
+    """The nodes from ``root`` down to ``target`` (both included), or [] when it is not below."""
+    stack: list[cst.CSTNode] = []
+    found: list[cst.CSTNode] = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if found:
+            return False
+        stack.append(node)
+        if node is target:
+            found.extend(stack)
+            return False
+        return True
+
+    walk(root, enter, lambda node: stack.pop())
+    return found
 
 
 def is_zero(expr: cst.BaseExpression) -> bool:
