@@ -44,7 +44,7 @@ _INTENT = re.compile(
 class DropoutIgnoresEval(Rule):
     code = "TL201"
     name = "dropout-ignores-eval"
-    summary = "F.dropout in an nn.Module without training=self.training: dropout stays on in eval()"
+    summary = "F.dropout in an nn.Module without a training= argument: dropout stays on in eval()"
     needles = ("dropout",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
