@@ -17,6 +17,7 @@ from torchlint.facts import (
     Walker,
     find_arg,
     references_attr,
+    self_attr,
     walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
@@ -148,7 +149,7 @@ def gated_on_training(call: CallInfo, fn: FunctionInfo, instance: str, rate: tup
     """
     if any(reads_training(g.test, fn, instance) for g in call.guards):
         return True
-    if _returns_early_unless_training(fn, instance):
+    if _returns_early_unless_training(fn, instance, in_eval=True):
         return True
     arg, maybe = find_arg(call.node, *rate)
     if maybe:
@@ -204,15 +205,36 @@ class _GuardedAssignment(Walker):
             self.found = True
 
 
-def _returns_early_unless_training(fn: FunctionInfo, instance: str) -> bool:
+def _returns_early_unless_training(fn: FunctionInfo, instance: str, in_eval: bool = False) -> bool:
+    """Whether the method starts by returning (or raising) under a test that reads
+    ``self.training``; with ``in_eval``, only under one that holds whenever the module is in eval
+    mode (``if not self.training: return x``; not ``if self.training and self.checkpointing:``)."""
     body = fn.node.body
     if not isinstance(body, cst.IndentedBlock):
         return False
     for stmt in body.body:
         if isinstance(stmt, cst.If) and references_attr(stmt.test, instance, "training"):
+            if in_eval and not _holds_in_eval(stmt.test, instance):
+                continue
             inner = stmt.body.body if isinstance(stmt.body, cst.IndentedBlock) else [stmt.body]
             for s in inner:
                 small = s.body if isinstance(s, cst.SimpleStatementLine) else [s]
                 if any(isinstance(x, (cst.Return, cst.Raise)) for x in small):
                     return True
+    return False
+
+
+def _holds_in_eval(test: cst.BaseExpression, instance: str) -> bool:
+    """Whether ``test`` is true whenever ``self.training`` is False: ``not self.training``,
+    ``self.training is False``, an ``or`` with such a part, an ``and`` of such parts."""
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        return references_attr(test.expression, instance, "training")
+    if isinstance(test, cst.BooleanOperation):
+        left, right = _holds_in_eval(test.left, instance), _holds_in_eval(test.right, instance)
+        return (left or right) if isinstance(test.operator, cst.Or) else (left and right)
+    if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
+        op, value = test.comparisons[0].operator, test.comparisons[0].comparator
+        if self_attr(test.left, instance) == "training" and isinstance(value, cst.Name):
+            negated = isinstance(op, (cst.IsNot, cst.NotEqual))
+            return (value.value == "False") != negated if isinstance(op, (cst.Is, cst.Equal, cst.IsNot, cst.NotEqual)) else False
     return False
