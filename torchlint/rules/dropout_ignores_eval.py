@@ -34,12 +34,16 @@ DROPOUTS = {
 # these two default to training=False instead: without the argument they never drop anything
 OFF_BY_DEFAULT = {"torch.nn.functional.alpha_dropout", "torch.nn.functional.feature_alpha_dropout"}
 # A comment that says dropout stays on at inference on purpose: Monte-Carlo (Bayesian) dropout,
-# "always on", "on purpose", "even in eval", "at inference/test time", a Tacotron-style prenet.
+# "always", "on purpose", a Tacotron-style prenet; or eval/inference together with a word that
+# keeps it on ("also at inference", "kept on in eval") and no negation ("not in eval").
 _INTENT = re.compile(
-    r"\b(mc|monte[ -]?carlo|bayes\w*|uncertaint\w*|always|on purpose|purpose(ful)?ly|intention\w*|"
-    r"deliberate\w*|eval\w*|inference|test[ -]time|prenet)\b",
+    r"\b(mc|monte[ -]?carlo|bayes\w*|uncertaint\w*|always|on purpose|purpose(ful)?ly|intentional\w*|"
+    r"deliberate\w*|prenet)\b",
     re.I,
 )
+_EVAL = re.compile(r"\b(eval\w*|inference|test[ -]time|testing|predict\w*)\b", re.I)
+_KEPT = re.compile(r"\b(even|also|too|keeps?|kept|stays?|still|remains?|active|enabled|on)\b", re.I)
+_NEGATED = re.compile(r"\b(not|no|off|never|only|disabled?)\b|n't", re.I)
 
 
 class DropoutIgnoresEval(Rule):
@@ -90,7 +94,10 @@ class DropoutIgnoresEval(Rule):
 def states_always_on(fn: FunctionInfo, call: cst.Call) -> bool:
     """Whether a comment on the call's statement, or on the line above it, says the dropout stays
     on at inference on purpose (Monte-Carlo dropout, "always on", "even in eval", a prenet)."""
-    return any(_INTENT.search(text) for text in _comments_at(fn.node, call))
+    return any(
+        _INTENT.search(text) or (_EVAL.search(text) and _KEPT.search(text) and not _NEGATED.search(text))
+        for text in _comments_at(fn.node, call)
+    )
 
 
 def _comments_at(function: cst.CSTNode, node: cst.CSTNode) -> list[str]:
