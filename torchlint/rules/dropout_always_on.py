@@ -10,6 +10,7 @@ import libcst as cst
 
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.rules.attention_dropout_ignores_eval import caller_decides, caller_params
 from torchlint.rules.dropout_ignores_eval import DROPOUTS, gated_on_training, states_always_on
 
 # name -> (keyword, position) of the training flag; torch's own functions call it ``train`` and
@@ -38,6 +39,9 @@ class DropoutAlwaysOn(Rule):
             flag, _ = find_arg(call.node, keyword, position)
             if flag is None or not (isinstance(flag.value, cst.Name) and flag.value.value == "True"):
                 continue
+            rate, _ = find_arg(call.node, "p", 1)
+            if rate is not None and caller_decides(rate.value, caller_params(facts, fn, instance)):
+                continue  # an attention helper given its rate: the caller gates it
             if gated_on_training(call, fn, instance, ("p", 1)) or states_always_on(fn, call.node):
                 continue
             short = qualname.removeprefix("torch.nn.functional.").removeprefix("torch.")
