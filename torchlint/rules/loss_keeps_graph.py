@@ -82,7 +82,7 @@ def _judge(walk: _Walk, scope: _Scope, acc: _Accumulation) -> str | None:
         return None  # the sum is backpropagated: gradient accumulation
     outer = loops[-1]
     trained = any(any(a is outer for a in anc) for call, anc in scope.backwards)
-    if trained and _reset_within(scope, acc, loops):
+    if trained and (_reset_within(scope, acc, loops) or _reset_by_another_method(walk, scope, acc)):
         return None  # a running total for logging: backward() freed each graph, the reset drops the rest
     if not trained and not _only_reported(walk, scope, acc, aliases):
         return None
@@ -167,6 +167,17 @@ def _reset_within(scope: _Scope, acc: _Accumulation, loops: list[cst.CSTNode]) -
     return any(
         order != acc.order and any(_inside(anc, loop) for loop in loops)
         for order, _, anc in scope.assignments.get(acc.key, [])
+    )
+
+
+def _reset_by_another_method(walk: _Walk, scope: _Scope, acc: _Accumulation) -> bool:
+    """``self.total`` set anew by another method than ``__init__`` (``log_and_reset()``,
+    ``on_epoch_start()``): a running total that something resets between logs."""
+    return any(
+        s is not scope and isinstance(s.node, cst.FunctionDef) and s.node.name.value != "__init__"
+        and s.assignments.get(acc.key)
+        for s in walk.related(scope, acc.key)
+        if acc.key.startswith("self.")
     )
 
 
