@@ -241,7 +241,10 @@ def _holds_in_eval(test: cst.BaseExpression, instance: str) -> bool:
         return (left or right) if isinstance(test.operator, cst.Or) else (left and right)
     if isinstance(test, cst.Comparison) and len(test.comparisons) == 1:
         op, value = test.comparisons[0].operator, test.comparisons[0].comparator
-        if self_attr(test.left, instance) == "training" and isinstance(value, cst.Name):
-            negated = isinstance(op, (cst.IsNot, cst.NotEqual))
-            return (value.value == "False") != negated if isinstance(op, (cst.Is, cst.Equal, cst.IsNot, cst.NotEqual)) else False
+        if self_attr(test.left, instance) != "training" or not isinstance(value, cst.Name):
+            return False
+        if isinstance(op, (cst.Is, cst.Equal)):
+            return value.value == "False"
+        if isinstance(op, (cst.IsNot, cst.NotEqual)):
+            return value.value == "True"
     return False
