@@ -76,7 +76,7 @@ def _frozen(facts: ModuleFacts, cls: ClassInfo, call: cst.Call, instance: str) -
     weight, _ = find_arg(call, "weight", 3)
     name = self_attr(weight.value, instance) if weight is not None else None
     for member in facts.family(cls):
-        if "train" in member.methods:
+        if "train" in member.methods and _stays_in_eval(member.methods["train"]):
             return True
         for c in member.self_calls:
             func = c.node.func
@@ -96,6 +96,23 @@ def _frozen(facts: ModuleFacts, cls: ClassInfo, call: cst.Call, instance: str) -
             if name and isinstance(owner, cst.Attribute) and owner.attr.value == name:
                 return True
     return False
+
+
+def _stays_in_eval(train: FunctionInfo) -> bool:
+    """A ``train()`` override that keeps the module in eval mode: it calls ``.train(False)`` or
+    ``.eval()``, or sets ``self.training = False`` (not one that passes ``mode`` on)."""
+    for call in train.calls:
+        func = call.node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "eval":
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value == "train" and call.node.args:
+            if _is_false(call.node.args[0].value):
+                return True
+    return any(
+        isinstance(stmt, cst.Assign) and _is_false(stmt.value)
+        and any(isinstance(t.target, cst.Attribute) and t.target.attr.value == "training" for t in stmt.targets)
+        for stmt in m.findall(train.node, m.Assign())
+    )
 
 
 def _no_grad_parameter(value: cst.BaseExpression | None) -> bool:
