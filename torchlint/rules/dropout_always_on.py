@@ -44,7 +44,7 @@ class DropoutAlwaysOn(Rule):
                 continue  # an attention helper given its rate: the caller gates it
             if gated_on_training(call, fn, instance, ("p", 1)) or states_always_on(fn, call.node):
                 continue
-            short = qualname.removeprefix("torch.nn.functional.").removeprefix("torch.")
+            short = qualname.replace("torch.nn.functional.", "F.")
             yield Hit(
                 call.node,
                 f"{short}({keyword}=True) keeps dropping after model.eval(): predictions are random at "
