@@ -81,11 +81,12 @@ class MC(nn.Module):
 """
 
 
-def test_tl201_training_true_is_unsafe():
-    [finding, _] = [f for f in check_source(MC_DROPOUT) if f.code == "TL201"]
-    assert finding.fix.applicability == "unsafe"
-    assert fixed(MC_DROPOUT, "TL201") == MC_DROPOUT
-    assert_fix(MC_DROPOUT, MC_DROPOUT.replace("True", "me.training"), "TL201", unsafe=True)
+def test_tl204_training_true_is_unsafe():
+    """A literal training=True is TL204's, not TL201's, and its fix is unsafe."""
+    findings = [f for f in check_source(MC_DROPOUT) if f.code in ("TL201", "TL204")]
+    assert [(f.code, f.fix.applicability) for f in findings] == [("TL204", "unsafe"), ("TL204", "unsafe")]
+    assert fixed(MC_DROPOUT, "TL204") == MC_DROPOUT
+    assert_fix(MC_DROPOUT, MC_DROPOUT.replace("True", "me.training"), "TL204", unsafe=True)
 
 
 ATTENTION = """\

@@ -26,7 +26,7 @@ class AttentionDropoutIgnoresEval(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _, fn, instance in facts.calls_in_module_methods(SDPA):
             rate, _ = find_arg(call.node, *RATE)
-            if rate is None or _caller_decides(rate.value, _caller_params(facts, fn, instance)):
+            if rate is None or caller_decides(rate.value, caller_params(facts, fn, instance)):
                 continue
             if gated_on_training(call, fn, instance, RATE):
                 continue
@@ -41,7 +41,7 @@ class AttentionDropoutIgnoresEval(Rule):
             )
 
 
-def _caller_params(facts: ModuleFacts, fn: FunctionInfo, instance: str) -> set[str]:
+def caller_params(facts: ModuleFacts, fn: FunctionInfo, instance: str) -> set[str]:
     """The parameters of this function and of the functions around it, up to the method."""
     by_scope = {id(f.scope): f for f in facts.functions}
     params: set[str] = set()
@@ -53,7 +53,7 @@ def _caller_params(facts: ModuleFacts, fn: FunctionInfo, instance: str) -> set[s
     return params - {instance}
 
 
-def _caller_decides(expr: cst.BaseExpression, params: set[str]) -> bool:
+def caller_decides(expr: cst.BaseExpression, params: set[str]) -> bool:
     """A rate passed in by the caller (``dropout_p=p``), or switched off by a caller's flag
     (``0.0 if deterministic else self.p``): the caller decides whether it is zero in eval."""
     if isinstance(expr, cst.Name):

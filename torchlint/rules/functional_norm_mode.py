@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
+import libcst.matchers as m
 
 from torchlint.facts import (
     ClassInfo,
@@ -38,7 +39,7 @@ class FunctionalNormMode(Rule):
                 continue
             if any(reads_training(g.test, fn, instance) and not _training_branch(g, fn, instance) for g in call.guards):
                 continue  # the eval branch of a hand-written norm, or a mixed condition
-            if _returns_early_unless_training(fn, instance) or _frozen(fn.cls, call.node, instance):
+            if _returns_early_unless_training(fn, instance) or _frozen(facts, fn.cls, call.node, instance):
                 continue
             yield Hit(
                 call.node,
@@ -68,16 +69,71 @@ def _training_branch(guard: Guard, fn: FunctionInfo, instance: str) -> bool:
     return guard.positive and self_attr(test, instance) == "training"
 
 
-def _frozen(cls: ClassInfo, call: cst.Call, instance: str) -> bool:
-    """A frozen batch norm: the class says so in its name, or its weight is a buffer."""
-    if "frozen" in cls.name.lower():
-        return True
+def _frozen(facts: ModuleFacts, cls: ClassInfo, call: cst.Call, instance: str) -> bool:
+    """A batch norm frozen on purpose, by its structure (the class's name says nothing): the
+    weight it passes is a buffer or has ``requires_grad`` switched off, the module switches off
+    all its parameters, or the class overrides ``train()`` (to stay in eval mode)."""
     weight, _ = find_arg(call, "weight", 3)
     name = self_attr(weight.value, instance) if weight is not None else None
-    for c in cls.self_calls:
-        func = c.node.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "register_buffer" and c.node.args:
-            key = c.node.args[0].value
-            if name and isinstance(key, cst.SimpleString) and key.evaluated_value == name:
+    for member in facts.family(cls):
+        if "train" in member.methods and _stays_in_eval(member.methods["train"]):
+            return True
+        for c in member.self_calls:
+            func = c.node.func
+            if isinstance(func, cst.Attribute) and func.attr.value == "register_buffer" and c.node.args:
+                key = c.node.args[0].value
+                if name and isinstance(key, cst.SimpleString) and key.evaluated_value == name:
+                    return True
+        if name and any(_no_grad_parameter(a.value) for a in member.assigns(name)):
+            return True
+        own = m.findall(member.node, m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters"))))
+        for node in m.findall(member.node, m.Assign() | m.Call()):
+            owner = _switched_off(node)
+            if owner is None:
+                continue
+            if isinstance(owner, cst.Name) and (owner.value == instance or own):
+                return True  # the module itself, or each of its parameters in a loop
+            if name and isinstance(owner, cst.Attribute) and owner.attr.value == name:
                 return True
     return False
+
+
+def _stays_in_eval(train: FunctionInfo) -> bool:
+    """A ``train()`` override that keeps the module in eval mode: it calls ``.train(False)`` or
+    ``.eval()``, or sets ``self.training = False`` (not one that passes ``mode`` on)."""
+    for call in train.calls:
+        func = call.node.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "eval":
+            return True
+        if isinstance(func, cst.Attribute) and func.attr.value == "train" and call.node.args:
+            if _is_false(call.node.args[0].value):
+                return True
+    return any(
+        isinstance(stmt, cst.Assign) and _is_false(stmt.value)
+        and any(isinstance(t.target, cst.Attribute) and t.target.attr.value == "training" for t in stmt.targets)
+        for stmt in m.findall(train.node, m.Assign())
+    )
+
+
+def _no_grad_parameter(value: cst.BaseExpression | None) -> bool:
+    """``nn.Parameter(w, requires_grad=False)``."""
+    return isinstance(value, cst.Call) and any(
+        a.keyword is not None and a.keyword.value == "requires_grad" and _is_false(a.value) for a in value.args
+    )
+
+
+def _switched_off(node: cst.CSTNode) -> cst.BaseExpression | None:
+    """What ``x.requires_grad = False`` or ``x.requires_grad_(False)`` freezes: ``x``."""
+    if isinstance(node, cst.Assign):
+        target = node.targets[0].target
+        if _is_false(node.value) and isinstance(target, cst.Attribute) and target.attr.value == "requires_grad":
+            return target.value
+        return None
+    func = node.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_" and node.args and _is_false(node.args[0].value):
+        return func.value
+    return None
+
+
+def _is_false(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "False"

@@ -82,6 +82,8 @@ def _judge(walk: _Walk, scope: _Scope, acc: _Accumulation) -> str | None:
         return None  # the sum is backpropagated: gradient accumulation
     outer = loops[-1]
     trained = any(any(a is outer for a in anc) for call, anc in scope.backwards)
+    if trained and (_reset_within(scope, acc, loops) or _reset_by_another_method(walk, scope, acc)):
+        return None  # a running total for logging: backward() freed each graph, the reset drops the rest
     if not trained and not _only_reported(walk, scope, acc, aliases):
         return None
     verb = "appending" if isinstance(acc.node, cst.Call) else "adding"
@@ -157,6 +159,26 @@ def _spanned_loops(scope: _Scope, acc: _Accumulation) -> list[cst.CSTNode]:
                 return out
         out.append(loop)
     return out
+
+
+def _reset_within(scope: _Scope, acc: _Accumulation, loops: list[cst.CSTNode]) -> bool:
+    """Whether the accumulator is set anew inside one of these loops, also under an ``if``
+    (``if step % log_every == 0: ...; total = 0.0``): what it holds is bounded by the period."""
+    return any(
+        order != acc.order and any(_inside(anc, loop) for loop in loops)
+        for order, _, anc in scope.assignments.get(acc.key, [])
+    )
+
+
+def _reset_by_another_method(walk: _Walk, scope: _Scope, acc: _Accumulation) -> bool:
+    """``self.total`` set anew by another method than ``__init__`` (``log_and_reset()``,
+    ``on_epoch_start()``): a running total that something resets between logs."""
+    return any(
+        s is not scope and isinstance(s.node, cst.FunctionDef) and s.node.name.value != "__init__"
+        and s.assignments.get(acc.key)
+        for s in walk.related(scope, acc.key)
+        if acc.key.startswith("self.")
+    )
 
 
 def _inside(ancestors: tuple[cst.CSTNode, ...], node: cst.CSTNode) -> bool:
@@ -413,7 +435,7 @@ class _Walk(Walker):
         if isinstance(expr, cst.BinaryOperation):
             return self.graph_loss(scope, expr.left, order, depth) or self.graph_loss(scope, expr.right, order, depth)
         if isinstance(expr, cst.Attribute):
-            return expr.attr.value == "loss"
+            return expr.attr.value == "loss" and not self._method_result(scope, expr.value, order)
         if isinstance(expr, cst.Subscript):
             index = expr.slice[0].slice if len(expr.slice) == 1 else None
             value = index.value if isinstance(index, cst.Index) else None
@@ -441,6 +463,21 @@ class _Walk(Walker):
         if isinstance(func, cst.Call):
             return self._is_loss_module(func)  # nn.MSELoss()(out, y)
         return isinstance(func, cst.Name) and self._is_criterion(scope, func)
+
+    def _method_result(self, scope: _Scope, expr: cst.BaseExpression, order: int) -> bool:
+        """``result = evaluator.evaluate(...)``: an object returned by a method of another object,
+        not by a model call (``model(x)``, ``self.model(x)``), and never backpropagated: its
+        ``.loss`` is a reported number as often as a tensor."""
+        if not isinstance(expr, cst.Name):
+            return False
+        earlier = [v for o, v, _ in scope.assignments.get(expr.value, []) if o < order]
+        value = earlier[-1] if earlier else None
+        if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
+            return False
+        owner = value.func.value
+        if isinstance(owner, cst.Name) and owner.value in ("self", "cls"):
+            return False
+        return not any(_backward_of(call, expr.value) for call, _ in scope.backwards)
 
     def _is_criterion(self, scope: _Scope, func: cst.BaseExpression) -> bool:
         """A loss module or function: named like one (``criterion``, ``loss_fn``, ``self.ce_loss``)

@@ -32,7 +32,6 @@ class SamplerEpochNotSet(Rule):
     needles = ("DistributedSampler",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
-        sets_epoch: bool | None = None
         for call, _ in facts.calls_to(*SAMPLERS):
             shuffle, maybe = find_arg(call.node, "shuffle", 3)
             if maybe or (shuffle is not None and not _is_true(shuffle.value)):
@@ -51,9 +50,7 @@ class SamplerEpochNotSet(Rule):
             loop = _epoch_loop(body, names)
             if loop is None or _handed_to_unknown_helper(facts, body, loop, names):
                 continue
-            if sets_epoch is None:
-                sets_epoch = _mentions_set_epoch(facts.module)
-            if sets_epoch:
+            if _sets_epoch(facts, body, loop, names):
                 continue
             yield Hit(
                 call.node,
@@ -109,12 +106,37 @@ def _is_evaluation(text: str) -> bool:
     return any(w.lower() in _EVAL_WORDS for w in _WORD.findall(text.replace("_", " ")))
 
 
-def _mentions_set_epoch(module: cst.Module) -> bool:
-    """``x.set_epoch(...)`` or a ``"set_epoch"`` string (``getattr``/``hasattr``) anywhere."""
-    return bool(
-        m.findall(module, m.Attribute(attr=m.Name("set_epoch")))
-        or m.findall(module, m.SimpleString(value=m.MatchIfTrue(lambda v: "set_epoch" in v)))
-    )
+def _sets_epoch(facts: ModuleFacts, body: Body, loop: Loop, names: set[str]) -> bool:
+    """Whether ``set_epoch`` reaches this sampler: called on it or on what holds it
+    (``sampler.set_epoch``, ``loader.sampler.set_epoch``, ``getattr(loader.sampler, "set_epoch")``)
+    in this function, or in any method for one stored on the instance (``self.sampler``); or
+    called by a function of this file that the epoch loop hands the sampler or its loader to."""
+    stored = {n for n in names if "." in n}
+    for call in facts.calls:
+        here = call.function is body.function
+        held = names if here else stored
+        if held and _sets_epoch_on(call.node, held):
+            return True
+    for event in body.in_loop(loop):
+        if event.call is None or not any(_reads(a.value, n) for a in event.call.node.args for n in names):
+            continue
+        for fn in called_functions(facts, event.call):
+            if any(_sets_epoch_on(c.node, None) for c in fn.calls):
+                return True
+    return False
+
+
+def _sets_epoch_on(call: cst.Call, names: set[str] | None) -> bool:
+    """``x.set_epoch(...)`` or ``getattr/hasattr(x, "set_epoch")`` with ``x`` reading one of
+    ``names`` (any ``x`` when ``names`` is None)."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "set_epoch":
+        owner = func.value
+    elif call.args and any(isinstance(a.value, cst.SimpleString) and "set_epoch" in a.value.value for a in call.args[1:]):
+        owner = call.args[0].value
+    else:
+        return False
+    return names is None or any(_reads(owner, n) for n in names)
 
 
 def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:

@@ -72,7 +72,7 @@ def find_class(namespace: dict, finding: dict, path: str) -> type | None:
 
 
 def probe_dropout_in_eval(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL201/TL202: in eval(), record each dropout-family call with its training flag and rate."""
+    """TL201/TL202/TL204: in eval(), record each dropout-family call with its training flag and rate."""
     module.eval()
     candidate, _ = pick_input(module, device)
     recorder = _DropoutRecorder(path, finding["line"], finding.get("end_line") or finding["line"])
@@ -245,6 +245,7 @@ PROBES: dict[str, Callable[[nn.Module, dict, str, str], Verdict]] = {
     "TL105": probe_layer_in_forward,
     "TL201": probe_dropout_in_eval,
     "TL202": probe_dropout_in_eval,
+    "TL204": probe_dropout_in_eval,
     "TL301": probe_residual_without_skip,
     "TL302": probe_residual_without_skip,
     "TL304": probe_shape_error,
