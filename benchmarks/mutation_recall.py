@@ -35,8 +35,10 @@ import argparse
 import ast
 import hashlib
 import json
+import os
 import random
 import sys
+import textwrap
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -53,6 +55,7 @@ from torchlint.rules.residual_without_skip import residual_by_docstring, residua
 
 DEFAULT_CORPUS = "/work/corpus"
 CACHE_DIR = Path.home() / ".cache" / "torchlint-bench" / "mutation-recall"
+SITES_VERSION = 1  # raise whenever a change here finds other sites: it keys the cached site lists
 MISSION_CODES = ("TL101", "TL102", "TL201", "TL202", "TL203", "TL301", "TL302")
 
 EXPECTED = {
@@ -236,6 +239,10 @@ def self_attr_target(target: cst.BaseExpression, instance: str | None) -> str | 
     ):
         return target.attr.value
     return None
+
+
+def _indented(code: str) -> str:
+    return textwrap.indent(textwrap.dedent(code.strip("\n")), "      | ")
 
 
 def one_line(code: str, limit: int = 160) -> str:
@@ -760,7 +767,7 @@ def run_file(job: tuple[str, str, tuple[tuple[str, int], ...]]) -> list[Outcome]
         line = positions[site.old].start.line
         before = module.code_for_node(site.old)
         after = module.code_for_node(site.new) if site.new is not None else "(removed)"
-        outcome = Outcome(rel, line, kind, site.cls_name, one_line(before), one_line(after), "")
+        outcome = Outcome(rel, line, kind, site.cls_name, before, after, "")
         if any(f.code in expected and first <= f.line <= last for f in original):
             outcome.status = "not-clean"
             outcomes.append(outcome)
@@ -784,12 +791,10 @@ def run_file(job: tuple[str, str, tuple[tuple[str, int], ...]]) -> list[Outcome]
 
 def all_sites(corpus: Path, pool: ProcessPoolExecutor) -> list[tuple[str, str, int, str]]:
     """(relative path, kind, index, note) of every site in the corpus. Kept in a cache file keyed
-    by this script and the residual-name module it uses; each file by its size and mtime."""
+    by SITES_VERSION and the residual-name module it uses; each file by its size and mtime."""
     files = sorted(p for p in corpus.rglob("*.py") if p.is_file())
-    digest = hashlib.blake2b(digest_size=12)
-    for source in (Path(__file__), Path(residual_without_skip.__file__)):
-        digest.update(source.read_bytes())
-    cache_file = CACHE_DIR / f"sites-{digest.hexdigest()}.json"
+    digest = hashlib.blake2b(Path(residual_without_skip.__file__).read_bytes(), digest_size=12).hexdigest()
+    cache_file = CACHE_DIR / f"sites-v{SITES_VERSION}-{digest}.json"
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
@@ -800,7 +805,9 @@ def all_sites(corpus: Path, pool: ProcessPoolExecutor) -> list[tuple[str, str, i
         cache[str(p)] = {"stamp": stamps[str(p)], "sites": found}
     if todo:
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        cache_file.write_text(json.dumps({str(p): cache[str(p)] for p in files}))
+        partial = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({str(p): cache[str(p)] for p in files}))
+        os.replace(partial, cache_file)  # whole, also with other runs writing at the same time
     return [
         (p.relative_to(corpus).as_posix(), kind, index, note)
         for p in files
@@ -840,7 +847,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-package", type=int, default=6, help="at most this many sites per kind and package (0: all)")
     parser.add_argument("--max-per-kind", type=int, default=0, help="at most this many mutants per kind (0: no limit)")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
-    parser.add_argument("--misses", action="store_true", help="list every miss (the default output lists them too)")
+    parser.add_argument("--misses", action="store_true", help="show each miss's code in full (default: one line, cut at 160 characters)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     return parser.parse_args(argv)
 
@@ -918,7 +925,10 @@ def report(outcomes: list[Outcome], kinds: Sequence[str], totals: Counter, stric
     lines += ["", f"misses ({len(misses)}):"]
     for o in misses:
         instead = ", ".join(o.in_class) if o.in_class else "nothing in the class"
-        lines.append(f"  {o.path}:{o.line} [{o.kind}] {o.cls}: {o.before}  ->  {o.after}")
+        if args.misses:
+            lines.append(f"  {o.path}:{o.line} [{o.kind}] {o.cls}:\n{_indented(o.before)}\n    ->\n{_indented(o.after)}")
+        else:
+            lines.append(f"  {o.path}:{o.line} [{o.kind}] {o.cls}: {one_line(o.before)}  ->  {one_line(o.after)}")
         lines.append(f"      {'BROKEN MUTANT' if o.status == 'broken' else 'reported instead: ' + instead}")
     lines += ["", f"wall time {elapsed:.1f}s"]
     return "\n".join(lines)
