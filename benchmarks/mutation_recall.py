@@ -55,7 +55,7 @@ from torchlint.rules.residual_without_skip import residual_by_docstring, residua
 
 DEFAULT_CORPUS = "/work/corpus"
 CACHE_DIR = Path.home() / ".cache" / "torchlint-bench" / "mutation-recall"
-SITES_VERSION = 1  # raise whenever a change here finds other sites: it keys the cached site lists
+SITES_VERSION = 2  # raise whenever a change here finds other sites: it keys the cached site lists
 MISSION_CODES = ("TL101", "TL102", "TL201", "TL202", "TL203", "TL301", "TL302")
 
 EXPECTED = {
@@ -202,6 +202,13 @@ def with_parens_of(new: cst.BaseExpression, old: cst.BaseExpression) -> cst.Base
     return new.with_changes(lpar=[*old.lpar, *new.lpar], rpar=[*new.rpar, *old.rpar])
 
 
+def standalone(expr: cst.BaseExpression) -> cst.BaseExpression:
+    """``expr`` taken out of the brackets it sat in: parenthesized when it spans lines."""
+    if expr.lpar or "\n" not in cst.Module([]).code_for_node(expr):
+        return expr
+    return expr.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
 def find_arg(call: cst.Call, keyword: str, position: int) -> cst.Arg | None:
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == keyword:
@@ -332,7 +339,7 @@ class SiteFinder(cst.CSTVisitor):
             if kind in self.kinds and names & set(table):
                 params = table[next(iter(names & set(table)))]
                 arg = find_arg(node, "training", params.index("training"))
-                if arg is not None and mentions_training(arg.value) and not self._under_training_test():
+                if arg is not None and follows_training(arg.value, fn.node) and not self._under_training_test():
                     self._add(kind, node, without_arg(node, arg, params))
         if "sdpa-gate" in self.kinds and SDPA in names:
             arg = find_arg(node, "dropout_p", 4)
@@ -375,7 +382,7 @@ class SiteFinder(cst.CSTVisitor):
         if "parameter-unwrap" in self.kinds and self.imports.is_(value.func, PARAMETERS):
             data = find_arg(value, "data", 0)
             if data is not None and contains_factory(data.value, self.imports):
-                self._add("parameter-unwrap", value, with_parens_of(data.value, value))
+                self._add("parameter-unwrap", value, with_parens_of(standalone(data.value), value))
         if "modulelist-to-list" in self.kinds:
             if self.imports.is_(value.func, MODULE_LISTS):
                 self._add("modulelist-to-list", value, plain_container(value, "modules", cst.List, "list"))
@@ -401,7 +408,7 @@ class SiteFinder(cst.CSTVisitor):
         if not isinstance(attr, str) or not attr.isidentifier() or not contains_factory(tensor.value, self.imports):
             return
         target = cst.Attribute(cst.Name(fn.instance), cst.Name(attr))
-        self._add("buffer-to-attr", node, cst.Assign([cst.AssignTarget(target)], tensor.value, semicolon=node.semicolon))
+        self._add("buffer-to-attr", node, cst.Assign([cst.AssignTarget(target)], standalone(tensor.value), semicolon=node.semicolon))
 
     # classes: rebase a residual block onto nn.Sequential
 
@@ -444,6 +451,34 @@ def ungate(value: cst.BaseExpression) -> cst.BaseExpression | None:
         if mentions_training(value.left) and not mentions_training(value.right):
             return with_parens_of(value.right, value)
     return None
+
+
+def follows_training(value: cst.BaseExpression, function: cst.FunctionDef) -> bool:
+    """Whether ``value`` reads ``self.training``, or is a local assigned from it or under a test
+    of it (``if self.training: bn_training = True``)."""
+    if mentions_training(value):
+        return True
+    if not isinstance(value, cst.Name):
+        return False
+
+    class Finder(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.tests: list[cst.BaseExpression] = []
+            self.found = False
+
+        def visit_If(self, node: cst.If) -> None:
+            self.tests.append(node.test)
+
+        def leave_If(self, node: cst.If) -> None:
+            self.tests.pop()
+
+        def visit_Assign(self, node: cst.Assign) -> None:
+            if any(isinstance(t.target, cst.Name) and t.target.value == value.value for t in node.targets):
+                self.found |= mentions_training(node.value) or any(mentions_training(t) for t in self.tests)
+
+    finder = Finder()
+    function.body.visit(finder)
+    return finder.found
 
 
 def gated_local(function: cst.FunctionDef, name: cst.Name) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:

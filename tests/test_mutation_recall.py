@@ -254,3 +254,39 @@ def test_score_labels_precision_and_unlabelled(tmp_path, capsys):
     unlabelled = out.split("unlabelled findings (1):\n")[1].split("\n\n")[0]
     assert unlabelled.strip() == "pkg-1.0/m.py:7 TL302 TL302 here"
     assert "stale labels, matching no finding (1):\n  pkg-1.0/m.py:99 TL302 [bug]" in out
+
+
+def test_batchnorm_training_through_a_local():
+    source = """\
+        import torch.nn.functional as F
+        from torch import nn
+
+        class BN(nn.Module):
+            def forward(self, x):
+                if self.training:
+                    bn_training = True
+                else:
+                    bn_training = self.running_mean is None
+                return F.batch_norm(x, self.rm, self.rv, self.w, self.b, bn_training, 0.1, self.eps)
+        """
+    (mutant,) = mutants("batchnorm-training", source)
+    assert "F.batch_norm(x, self.rm, self.rv, self.w, self.b, momentum=0.1, eps=self.eps)" in mutant
+
+
+def test_a_tensor_spanning_lines_keeps_parsing_out_of_its_call():
+    source = """\
+        import torch
+        from torch import nn
+
+        class Bank(nn.Module):
+            def __init__(self, n):
+                super().__init__()
+                self.register_buffer(
+                    "memory",
+                    torch.rand(n, 4)
+                    .mul_(2)
+                    .add_(-1),
+                )
+        """
+    (mutant,) = mutants("buffer-to-attr", source)
+    assert "self.memory = (torch.rand(n, 4)\n" in mutant
