@@ -49,7 +49,9 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from torchlint import facts
 from torchlint.engine import check_source, module_name_for
+from torchlint.facts import dotted_name, self_attr
 from torchlint.rules import residual_without_skip
 from torchlint.rules.residual_without_skip import residual_by_docstring, residual_marker
 
@@ -107,15 +109,6 @@ COPY_METHODS = {"clone", "detach", "contiguous", "float"}
 # --- names: the imports of a file, as qualified names ------------------------------------------
 
 
-def dotted(expr: cst.BaseExpression) -> str | None:
-    if isinstance(expr, cst.Name):
-        return expr.value
-    if isinstance(expr, cst.Attribute):
-        head = dotted(expr.value)
-        return f"{head}.{expr.attr.value}" if head else None
-    return None
-
-
 class Imports(cst.CSTVisitor):
     """What each imported name stands for (anywhere in the file), and the star-imported modules."""
 
@@ -125,7 +118,7 @@ class Imports(cst.CSTVisitor):
 
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
-            full = dotted(alias.name) or ""
+            full = dotted_name(alias.name) or ""
             if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                 self.aliases[alias.asname.name.value] = full
             else:
@@ -135,18 +128,18 @@ class Imports(cst.CSTVisitor):
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if node.relative or node.module is None:
             return
-        module = dotted(node.module) or ""
+        module = dotted_name(node.module) or ""
         if isinstance(node.names, cst.ImportStar):
             self.stars.append(module)
             return
         for alias in node.names:
-            name = dotted(alias.name) or ""
+            name = dotted_name(alias.name) or ""
             local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
             self.aliases[local] = f"{module}.{name}"
 
     def resolve(self, expr: cst.BaseExpression) -> set[str]:
         """The qualified names ``expr`` may stand for (one, or one per star import)."""
-        name = dotted(expr)
+        name = dotted_name(expr)
         if name is None:
             return set()
         head, _, rest = name.partition(".")
@@ -210,13 +203,8 @@ def standalone(expr: cst.BaseExpression) -> cst.BaseExpression:
 
 
 def find_arg(call: cst.Call, keyword: str, position: int) -> cst.Arg | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    if any(a.star for a in call.args[: position + 1]):
-        return None
-    return positional[position] if position < len(positional) else None
+    """The argument given for a parameter, by keyword or position (None: not given explicitly)."""
+    return facts.find_arg(call, keyword, position)[0]
 
 
 def without_arg(call: cst.Call, arg: cst.Arg, params: Sequence[str]) -> cst.Call:
@@ -234,18 +222,6 @@ def without_arg(call: cst.Call, arg: cst.Arg, params: Sequence[str]) -> cst.Call
     if index == len(call.args) - 1 and args:
         args[-1] = args[-1].with_changes(comma=arg.comma, whitespace_after_arg=arg.whitespace_after_arg)
     return call.with_changes(args=args)
-
-
-def self_attr_target(target: cst.BaseExpression, instance: str | None) -> str | None:
-    """``X`` for a target ``self.X``."""
-    if (
-        instance
-        and isinstance(target, cst.Attribute)
-        and isinstance(target.value, cst.Name)
-        and target.value.value == instance
-    ):
-        return target.attr.value
-    return None
 
 
 def _indented(code: str) -> str:
@@ -306,7 +282,7 @@ class SiteFinder(cst.CSTVisitor):
         in_class_body = bool(self.classes) and (outer is None or outer.cls != self.classes[-1])
         if in_class_body:
             params = node.params.params or node.params.posonly_params
-            is_static = any(dotted(d.decorator) == "staticmethod" for d in node.decorators)
+            is_static = any(dotted_name(d.decorator) == "staticmethod" for d in node.decorators)
             instance = params[0].name.value if params and not is_static else None
         else:
             instance = outer.instance if outer is not None else None
@@ -377,7 +353,7 @@ class SiteFinder(cst.CSTVisitor):
 
     def _assigned(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
         fn = self._method
-        if fn is None or self_attr_target(target, fn.instance) is None or not isinstance(value, cst.Call):
+        if fn is None or self_attr(target, fn.instance) is None or not isinstance(value, cst.Call):
             return
         if "parameter-unwrap" in self.kinds and self.imports.is_(value.func, PARAMETERS):
             data = find_arg(value, "data", 0)
@@ -398,7 +374,7 @@ class SiteFinder(cst.CSTVisitor):
             or not isinstance(call, cst.Call)
             or not isinstance(call.func, cst.Attribute)
             or call.func.attr.value != "register_buffer"
-            or dotted(call.func.value) != fn.instance
+            or dotted_name(call.func.value) != fn.instance
         ):
             return
         name, tensor = find_arg(call, "name", 0), find_arg(call, "tensor", 1)
@@ -453,18 +429,13 @@ def ungate(value: cst.BaseExpression) -> cst.BaseExpression | None:
     return None
 
 
-def follows_training(value: cst.BaseExpression, function: cst.FunctionDef) -> bool:
-    """Whether ``value`` reads ``self.training``, or is a local assigned from it or under a test
-    of it (``if self.training: bn_training = True``)."""
-    if mentions_training(value):
-        return True
-    if not isinstance(value, cst.Name):
-        return False
+def assignments(function: cst.FunctionDef, name: str) -> list[tuple[cst.Assign, list[cst.BaseExpression]]]:
+    """The assignments to a local name in a function, each with the tests of the ifs around it."""
 
     class Finder(cst.CSTVisitor):
         def __init__(self) -> None:
             self.tests: list[cst.BaseExpression] = []
-            self.found = False
+            self.found: list[tuple[cst.Assign, list[cst.BaseExpression]]] = []
 
         def visit_If(self, node: cst.If) -> None:
             self.tests.append(node.test)
@@ -473,41 +444,34 @@ def follows_training(value: cst.BaseExpression, function: cst.FunctionDef) -> bo
             self.tests.pop()
 
         def visit_Assign(self, node: cst.Assign) -> None:
-            if any(isinstance(t.target, cst.Name) and t.target.value == value.value for t in node.targets):
-                self.found |= mentions_training(node.value) or any(mentions_training(t) for t in self.tests)
+            if any(isinstance(t.target, cst.Name) and t.target.value == name for t in node.targets):
+                self.found.append((node, list(self.tests)))
 
     finder = Finder()
     function.body.visit(finder)
     return finder.found
 
 
+def follows_training(value: cst.BaseExpression, function: cst.FunctionDef) -> bool:
+    """Whether ``value`` reads ``self.training``, or is a local assigned from it or under a test
+    of it (``if self.training: bn_training = True``)."""
+    if mentions_training(value):
+        return True
+    return isinstance(value, cst.Name) and any(
+        mentions_training(a.value) or any(mentions_training(t) for t in tests)
+        for a, tests in assignments(function, value.value)
+    )
+
+
 def gated_local(function: cst.FunctionDef, name: cst.Name) -> Iterator[tuple[cst.CSTNode, cst.CSTNode]]:
     """Where a local rate is gated: ``p = self.p if self.training else 0.0`` (ungate that value),
     or ``p = self.p`` under ``if self.training:`` (pass ``self.p`` in place of the local)."""
-
-    class Finder(cst.CSTVisitor):
-        def __init__(self) -> None:
-            self.tests: list[cst.BaseExpression] = []
-            self.found: list[tuple[cst.CSTNode, cst.CSTNode]] = []
-
-        def visit_If(self, node: cst.If) -> None:
-            self.tests.append(node.test)
-
-        def leave_If(self, node: cst.If) -> None:
-            self.tests.pop()
-
-        def visit_Assign(self, node: cst.Assign) -> None:
-            if not any(isinstance(t.target, cst.Name) and t.target.value == name.value for t in node.targets):
-                return
-            ungated = ungate(node.value)
-            if ungated is not None:
-                self.found.append((node.value, ungated))
-            elif any(mentions_training(t) for t in self.tests) and not is_zero(node.value):
-                self.found.append((name, with_parens_of(node.value, name)))
-
-    finder = Finder()
-    function.body.visit(finder)
-    return iter(finder.found)
+    for a, tests in assignments(function, name.value):
+        ungated = ungate(a.value)
+        if ungated is not None:
+            yield a.value, ungated
+        elif any(mentions_training(t) for t in tests) and not is_zero(a.value):
+            yield name, with_parens_of(a.value, name)
 
 
 def plain_container(call: cst.Call, keyword: str, literal: type, builtin: str) -> cst.BaseExpression:
