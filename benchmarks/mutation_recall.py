@@ -196,10 +196,13 @@ def with_parens_of(new: cst.BaseExpression, old: cst.BaseExpression) -> cst.Base
 
 
 def standalone(expr: cst.BaseExpression) -> cst.BaseExpression:
-    """``expr`` taken out of the brackets it sat in: parenthesized when it spans lines."""
-    if expr.lpar or "\n" not in cst.Module([]).code_for_node(expr):
+    """``expr`` taken out of the brackets it sat in: parenthesized when it spans lines outside
+    brackets of its own (``torch.rand(n)`` / ``.mul_(2)`` on the next line)."""
+    try:
+        ast.parse("_ = " + cst.Module([]).code_for_node(expr))
         return expr
-    return expr.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+    except SyntaxError:
+        return expr.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
 
 
 def find_arg(call: cst.Call, keyword: str, position: int) -> cst.Arg | None:

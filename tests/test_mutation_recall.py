@@ -287,6 +287,13 @@ def test_a_tensor_spanning_lines_keeps_parsing_out_of_its_call():
                     .mul_(2)
                     .add_(-1),
                 )
+                self.register_buffer(
+                    "table",
+                    torch.zeros(
+                        n, 4
+                    ),
+                )
         """
-    (mutant,) = mutants("buffer-to-attr", source)
-    assert "self.memory = (torch.rand(n, 4)\n" in mutant
+    memory, table = mutants("buffer-to-attr", source)
+    assert "self.memory = (torch.rand(n, 4)\n" in memory
+    assert "self.table = torch.zeros(\n" in table
