@@ -842,9 +842,9 @@ def sample(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", nargs="?", default=DEFAULT_CORPUS, help=f"directory of packages (default {DEFAULT_CORPUS})")
-    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--seed", type=int, default=14, help="the sampling seed (default 14)")
     parser.add_argument("--kind", action="append", choices=KINDS, help="only this kind (repeatable)")
     parser.add_argument("--per-package", type=int, default=6, help="at most this many sites per kind and package (0: all)")
     parser.add_argument("--max-per-kind", type=int, default=0, help="at most this many mutants per kind (0: no limit)")

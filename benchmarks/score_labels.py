@@ -119,7 +119,10 @@ def _short(message: str, limit: int = 140) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", default=os.environ.get("TORCHLINT_CORPUS", "/work/corpus"))
+    parser.add_argument(
+        "--corpus", default=os.environ.get("TORCHLINT_CORPUS", "/work/corpus"),
+        help="the corpus directory (default $TORCHLINT_CORPUS, else /work/corpus)",
+    )
     parser.add_argument("--select", default=DEFAULT_SELECT, help=f"codes or prefixes (default {DEFAULT_SELECT})")
     parser.add_argument("--from-json", metavar="FILE", help="read the findings from a `check --output-format json` output")
     parser.add_argument("--labels", default=str(LABELS_DIR), help="directory of *.jsonl label files")
