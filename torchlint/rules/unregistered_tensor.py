@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import libcst as cst
 
@@ -149,27 +150,31 @@ def overrides_moving(facts: ModuleFacts, cls: ClassInfo) -> bool:
     return any(name in c.methods for c in facts.family(cls) for name in MOVING_OVERRIDES)
 
 
-def is_network(facts: ModuleFacts, relatives: list[ClassInfo]) -> bool:
-    """Whether the classes are more than a state holder: a ``forward``, a base other than
-    ``nn.Module`` itself (a torch layer or another class whose forward they inherit), a layer or
-    Parameter attribute, or a registered buffer. A bare ``nn.Module`` with none of these holds
-    state for convenience (an environment, a simulator): only a missing Parameter is reported."""
+_ENVIRONMENT_METHODS = {"reset", "step"}
+
+
+def state_holder(facts: ModuleFacts, relatives: list[ClassInfo]) -> bool:
+    """Whether the classes hold state for convenience, as an environment or simulator does: a
+    gym-style ``reset``/``step`` and no ``forward``, no base other than ``nn.Module`` itself,
+    no layer or Parameter attribute and no registered buffer."""
+    if not any(name in c.methods for c in relatives for name in _ENVIRONMENT_METHODS):
+        return False
     for c in relatives:
         if "forward" in c.methods or "__call__" in c.methods:
-            return True
+            return False
         for base in c.bases:
             if facts.local_class(base) is None and facts.qualname(base, c.scope) != "torch.nn.Module":
-                return True
+                return False
         for call in c.self_calls:
             func = call.node.func
             if isinstance(func, cst.Attribute) and func.attr.value in ("register_buffer", "register_parameter", "add_module"):
-                return True
+                return False
         for a in c.attr_assigns:
             if isinstance(a.value, cst.Call):
                 q = facts.qualname(a.value.func, a.method.scope) or ""
                 if q.startswith("torch.nn.") or facts.is_module_class_expr(a.value.func, a.method.scope):
-                    return True
-    return False
+                    return False
+    return True
 
 
 def registered_names(
@@ -519,6 +524,8 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 if name in _INDEX_FUNCTIONS and call.args and call.args[0] is not parent:
                     return INDEX
                 q = facts.qualname(func)
+                if q and _root_name(func) in _relative_imports(facts.module):
+                    q = "." + q
                 if q in _WEIGHT_FUNCTIONS:
                     return LAYER_WEIGHT if q.startswith("torch.nn.functional.") else WEIGHT
                 if not (q or "").startswith("torch.") and not (isinstance(func, cst.Attribute) and q is None
@@ -554,6 +561,26 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
 def _on_instance(func: cst.Attribute) -> bool:
     """``self.helper(...)``: a method of the class, whose body is not followed."""
     return isinstance(func.value, cst.Name) and func.value.value in ("self", "cls")
+
+
+def _root_name(expr: cst.BaseExpression) -> str | None:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else None
+
+
+@lru_cache(maxsize=4)
+def _relative_imports(module: cst.Module) -> frozenset[str]:
+    """Names the file's top-level ``from .x import y`` statements bind: the project's own."""
+    names = set()
+    for stmt in module.body:
+        for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+            if isinstance(small, cst.ImportFrom) and small.relative and not isinstance(small.names, cst.ImportStar):
+                for alias in small.names:
+                    bound = alias.asname.name if alias.asname else alias.name
+                    if isinstance(bound, cst.Name):
+                        names.add(bound.value)
+    return frozenset(names)
 
 
 def _one_number(subscript: cst.Subscript) -> cst.Integer | cst.Name | None:
@@ -615,7 +642,7 @@ class UnregisteredTensor(Rule):
             if not candidates or overrides_moving(facts, cls):
                 continue
             relatives = facts.family(cls)
-            network = is_network(facts, relatives)
+            holder = state_holder(facts, relatives)
             registered, dynamic = registered_names(facts, relatives, TENSOR_REGISTRARS)
             if dynamic:
                 continue
@@ -626,7 +653,7 @@ class UnregisteredTensor(Rule):
                 if a.name in reported or a.name in registered:
                     continue
                 judged = _judge(facts, relatives, a, factory, uses, init_methods)
-                if judged and (network or judged[1]):
+                if judged and (judged[1] or not holder):
                     reported.add(a.name)
                     message, parameter = judged
                     yield Hit(a.node, message, cls, _fix(facts, relatives, a, parameter))
