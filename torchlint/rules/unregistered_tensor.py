@@ -91,6 +91,8 @@ _WEIGHT_FUNCTIONS = {
     "torch.nn.functional.conv_transpose2d", "torch.nn.functional.conv_transpose3d",
     "torch.nn.functional.embedding", "torch.addmm", "torch.baddbmm",
 }
+# the tensor holds probabilities: the result is indices, which work on any device's tensors
+_SAMPLERS = {"torch.multinomial"}
 TENSOR_REGISTRARS = frozenset({"register_buffer", "register_parameter"})
 MOVING_OVERRIDES = {"_apply", "to", "cuda", "cpu", "type"}
 _DTYPE_NAMES = {
@@ -463,7 +465,7 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
     (``self.t[0] * x``) makes the read an ELEMENT unless it only reads metadata or indexes."""
     kind = _walk_kind(facts, use)
     parent = use.ancestors[-1] if use.ancestors else None
-    if kind in (USED, ARITH, WEIGHT, LAYER_WEIGHT, UNKNOWN) and isinstance(parent, cst.Subscript):
+    if kind not in (META, INDEX, MOVED, MUTATED, KEPT) and isinstance(parent, cst.Subscript):
         index = _one_number(parent)
         if index is not None:
             return ELEMENT if isinstance(index, cst.Integer) else ELEMENT_AT
@@ -526,6 +528,8 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 q = facts.qualname(func)
                 if q and _root_name(func) in _relative_imports(facts.module):
                     q = "." + q
+                if q in _SAMPLERS:
+                    return INDEX
                 if q in _WEIGHT_FUNCTIONS:
                     return LAYER_WEIGHT if q.startswith("torch.nn.functional.") else WEIGHT
                 if not (q or "").startswith("torch.") and not (isinstance(func, cst.Attribute) and q is None
