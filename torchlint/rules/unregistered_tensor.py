@@ -17,6 +17,7 @@ from torchlint.edits import render, torch_nn
 from torchlint.facts import (
     AttrAssign,
     ClassInfo,
+    FunctionInfo,
     ModuleFacts,
     find_arg,
     references_attr,
@@ -64,9 +65,11 @@ SAME_DEVICE_METHODS = {
 }
 _VIEWS = {"data", "T", "mT", "H", "real", "imag"}
 _MOVES = {"to", "type_as", "cuda", "cpu"}
+# the device an unregistered tensor reports is where it was made, not where the module is
+_DEVICE_READS = {"device", "is_cuda", "get_device"}
 # reading these does not mix the tensor with data on another device
 _METADATA = {
-    "device", "dtype", "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement",
+    "dtype", "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement",
     "requires_grad", "is_cuda", "tolist", "item", "numpy", "is_floating_point", "data_ptr",
     "element_size", "grad", "is_leaf", "storage", "names", "layout", "nbytes",
     "new_empty", "new_zeros", "new_ones", "new_full", "new_tensor",
@@ -77,7 +80,8 @@ _INPLACE = {
     "lerp_", "addcmul_", "addcdiv_", "set_", "resize_", "put_", "uniform_", "normal_",
 }
 # ``x.type_as(self.t)``: only the type (and device) of the argument is read
-_TAKES_TYPE_FROM = {"type_as", "to", "expand_as", "view_as", "reshape_as", "new_tensor", "new_zeros", "new_ones"}
+_TAKES_TYPE_FROM = {"type_as", "to"}  # ``x.to(self.t)``: the device of ``self.t`` is read
+_TAKES_SHAPE_FROM = {"expand_as", "view_as", "reshape_as", "new_zeros", "new_ones"}
 # Python-side consumers: iterate, count or print the tensor on the host
 _HOST_BUILTINS = {
     "len", "enumerate", "zip", "list", "tuple", "int", "float", "bool", "range", "sorted",
@@ -440,6 +444,7 @@ MOVED, META, INDEX, ARITH, WEIGHT, MUTATED, USED = "moved", "meta", "index", "ar
 LAYER_WEIGHT = "layer-weight"  # the weight or bias of F.linear / F.conv2d / ...: a parameter
 UNKNOWN, ALIAS = "unknown", "alias"
 HOST = "host"  # updated with values moved to the host: kept on the CPU on purpose
+DEVICE = "device"  # ``self.x.device``: the module's device, read from a tensor .to() does not move
 ELEMENT, ELEMENT_AT = "element", "element-at"  # ``self.t[0]``, ``self.t[epoch]``: 0-dim when ``t`` is 1-D
 KEPT = "kept"  # ``self.k = self.k.view(...)``: reshaped or detached into the same attribute
 
@@ -465,7 +470,7 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
     (``self.t[0] * x``) makes the read an ELEMENT unless it only reads metadata or indexes."""
     kind = _walk_kind(facts, use)
     parent = use.ancestors[-1] if use.ancestors else None
-    if kind not in (META, INDEX, MOVED, MUTATED, KEPT) and isinstance(parent, cst.Subscript):
+    if kind not in (META, INDEX, MOVED, MUTATED, KEPT, DEVICE) and isinstance(parent, cst.Subscript):
         index = _one_number(parent)
         if index is not None:
             return ELEMENT if isinstance(index, cst.Integer) else ELEMENT_AT
@@ -485,6 +490,8 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
         if isinstance(parent, cst.Attribute) and parent.value is cur:
             method = parent.attr.value
             called = isinstance(grand, cst.Call) and grand.func is parent
+            if method in _DEVICE_READS:
+                return DEVICE
             if method in _METADATA:
                 return META
             if not called and method in _VIEWS:
@@ -516,7 +523,11 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
             call = grand
             if isinstance(call, cst.Call):
                 if isinstance(call.func, cst.Attribute) and call.func.attr.value in _TAKES_TYPE_FROM:
+                    return DEVICE
+                if isinstance(call.func, cst.Attribute) and call.func.attr.value in _TAKES_SHAPE_FROM:
                     return META
+                if isinstance(call.func, cst.Attribute) and call.func.attr.value == "new_tensor":
+                    return MOVED
                 if isinstance(call.func, cst.Name) and call.func.value in _HOST_BUILTINS:
                     return META
                 if any(a.keyword is not None and a.keyword.value == "device" for a in call.args):
@@ -617,11 +628,13 @@ def _is_literal(expr: cst.BaseExpression) -> bool:
 
 
 def _only_dtype(facts: ModuleFacts, call: cst.Call) -> bool:
-    """``.to(torch.float32)`` / ``.to(dtype=...)``: converts, does not move."""
+    """``.to(torch.float32)`` / ``.to(x.dtype)`` / ``.to(dtype=...)``: converts, does not move."""
     for arg in call.args:
         if arg.keyword is not None:
             if arg.keyword.value != "dtype":
                 return False
+            continue
+        if isinstance(arg.value, cst.Attribute) and arg.value.attr.value == "dtype":
             continue
         q = facts.qualname(arg.value)
         if not (q and q.startswith("torch.") and q.split(".")[-1] in _DTYPE_NAMES):
@@ -654,9 +667,9 @@ class UnregisteredTensor(Rule):
             init_methods = init_time_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
-                if a.name in reported or a.name in registered:
+                if a.name in reported:
                     continue
-                judged = _judge(facts, relatives, a, factory, uses, init_methods)
+                judged = _judge(facts, relatives, a, factory, uses, init_methods, a.name in registered)
                 if judged and (judged[1] or not holder):
                     reported.add(a.name)
                     message, parameter = judged
@@ -704,13 +717,17 @@ def _judge(
     factory: Factory,
     uses: list[AttrUse],
     init_methods: set[str],
+    registered: bool = False,
 ) -> tuple[str, bool] | None:
     """The message for a candidate and whether the tensor should be a Parameter (else a
-    buffer), or None when the tensor is handled: rebuilt at runtime, moved at every use, kept on
-    the host on purpose, only read for metadata or as an index, a 0-dim scalar."""
+    buffer), or None when the tensor is handled: registered (on the same path: not in the
+    other branch of an ``if``), rebuilt at runtime, moved at every use, kept on the host on
+    purpose, only read for metadata or as an index, a 0-dim scalar."""
     mine = [u for u in uses if u.name == a.name and not u.local]
     where = next((u for u in mine if u.store and any(x is a.node for x in u.ancestors)), None)
     conditions = branch_conditions(facts, where.ancestors) if where else set()
+    if registered and not _registered_elsewhere_only(facts, a.name, uses, conditions):
+        return None
     if _rebuilt(facts, relatives, a, mine, conditions, init_methods, factory.frozen):
         return None
     loaders = data_loading_methods(relatives[0])
@@ -789,6 +806,27 @@ def _ndim(facts: ModuleFacts, a: AttrAssign, factory: Factory) -> int | None:
     return None
 
 
+def _registered_elsewhere_only(
+    facts: ModuleFacts, name: str, uses: list[AttrUse], conditions: set[tuple[str, bool]]
+) -> bool:
+    """Whether every ``self.register_buffer(name, ...)`` sits in the other branch of an ``if``
+    than the plain assignment (``if isinstance(k, float): self.k = torch.tensor(k) else:
+    self.register_buffer("k", k)``)."""
+    calls = [
+        u
+        for u in uses
+        if u.name in TENSOR_REGISTRARS
+        and not u.local
+        and len(u.ancestors) >= 1
+        and isinstance(u.ancestors[-1], cst.Call)
+        and u.ancestors[-1].func is u.node
+        and u.ancestors[-1].args
+        and isinstance(u.ancestors[-1].args[0].value, cst.SimpleString)
+        and u.ancestors[-1].args[0].value.evaluated_value == name
+    ]
+    return bool(calls) and all(contradicts(conditions, branch_conditions(facts, u.ancestors)) for u in calls)
+
+
 def _runtime_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo]) -> set[str]:
     """The kinds of one runtime read or update; an update with values moved to the host
     (``self.hist += counts.cpu()``) keeps the tensor on the CPU on purpose."""
@@ -837,25 +875,47 @@ def _on_host(facts: ModuleFacts, node: cst.CSTNode) -> bool:
 
 
 def _kinds_in_method(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo]) -> set[str]:
-    """``self.helper(self.x)``: the kinds of the parameter's reads inside ``helper`` when it is a
-    method of the classes; any other function of the project is not followed (unknown)."""
-    call = use.ancestors[-2] if len(use.ancestors) >= 2 else None
-    arg = use.ancestors[-1]
-    if not (isinstance(call, cst.Call) and isinstance(arg, cst.Arg) and isinstance(call.func, cst.Attribute)):
+    """``self.helper(self.x)``, ``helper(x, self.x)``: the kinds of the parameter's reads inside
+    ``helper`` when it is a method of the classes or a function of the file; a sub-module
+    (``self.embed(self.idx)``) uses the tensor on its own device; any other function of the
+    project is not followed (unknown)."""
+    k = next((k for k in range(len(use.ancestors) - 1, 0, -1) if isinstance(use.ancestors[k], cst.Arg)), 0)
+    call, arg = use.ancestors[k - 1], use.ancestors[k]
+    if not (isinstance(call, cst.Call) and isinstance(arg, cst.Arg)) or arg.star:
         return {UNKNOWN}
-    method = next((c.methods[call.func.attr.value] for c in relatives if call.func.attr.value in c.methods), None)
-    if method is None or not _on_instance(call.func) or arg.star:
+    func = call.func
+    called = func.attr.value if isinstance(func, cst.Attribute) and _on_instance(func) else None
+    if isinstance(func, cst.Name) and func.value == _instance(use):
+        called = "forward"
+    if called:
+        method = next((c.methods[called] for c in relatives if called in c.methods), None)
+        if method is None:
+            return {USED}
+        params, scope = method.params[1:], [u for u in uses if u.local and u.method == method.name]
+    elif isinstance(func, cst.Name):
+        function = next((f for f in facts.functions if f.name == func.value and f.scope.parent is facts.module_scope
+                         and isinstance(f.node, cst.FunctionDef)), None)
+        if function is None:
+            return {UNKNOWN}
+        params, scope = function.params, _local_uses(function)
+    else:
         return {UNKNOWN}
-    params = method.params[1:]
     if arg.keyword is not None:
         name = arg.keyword.value
     else:
-        position = [x for x in call.args if x.keyword is None].index(arg)
+        position = next(k for k, x in enumerate(a for a in call.args if a.keyword is None) if x is arg)
         name = params[position] if position < len(params) else None
-    reads = [u for u in uses if u.local and u.name == name and u.method == method.name]
-    if name not in params or not reads:
+    reads = [u for u in scope if u.name == name]
+    if not reads:
         return {UNKNOWN}
-    return set().union(*(use_kinds(facts, u, uses, 1) for u in reads))
+    return set().union(*(use_kinds(facts, u, scope, 1) for u in reads))
+
+
+def _local_uses(function: FunctionInfo) -> list[AttrUse]:
+    """The reads of local names in a function of the file, with their ancestors."""
+    collector = _UseCollector("", function.name, True)
+    walk(function.node.body, collector.on_visit, collector.on_leave)
+    return collector.uses
 
 
 def _sets_requires_grad(use: AttrUse) -> bool | None:
@@ -951,8 +1011,8 @@ def _rebuilt(
 
 def _updates(facts: ModuleFacts, other: AttrAssign, mine: list[AttrUse]) -> bool:
     """``self.n += 1`` or ``self.x = f(self.x, ...)`` where ``self.x`` is not moved (nor only
-    lends its dtype, ``self.x.new_empty(n)``): the state is updated where it is, not rebuilt on
-    the data's device."""
+    lends its shape or dtype, ``self.x.new_empty(n)``): the state is updated where it is, or
+    rebuilt on its own device (``torch.randn(n).type_as(self.x)``), not on the data's."""
     if isinstance(other.node, cst.AugAssign):
         return True
     instance = other.method.instance
