@@ -57,7 +57,7 @@ def is_module_base(qualname: str) -> bool | None:
     if qualname in _TORCH_MODULE_EXTRA:
         return True
     if parts[0] == "torch":
-        if len(parts) >= 3 and parts[1] == "nn" and leaf[:1].isupper():
+        if len(parts) >= 3 and parts[1] == "nn" and leaf.lstrip("_")[:1].isupper():
             if leaf in _NOT_MODULES_IN_TORCH_NN or parts[2] in _TORCH_NN_NOT_MODULE_PACKAGES:
                 return False
             return True

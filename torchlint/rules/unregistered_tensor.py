@@ -328,8 +328,10 @@ def _draws(facts: ModuleFacts, a: AttrAssign, call: cst.Call, qualname: str) -> 
         return False
     if leaf != "Tensor" and leaf not in _TYPED_TENSORS:
         return True
-    args = [arg.value for arg in call.args if arg.keyword is None]
-    return len(args) > 1 or (len(args) == 1 and _scalar_like(facts, args[0], a))
+    args = [arg for arg in call.args if arg.keyword is None]
+    if any(arg.star == "*" for arg in args):
+        return True  # ``torch.Tensor(*shape)``
+    return len(args) > 1 or (len(args) == 1 and _scalar_like(facts, args[0].value, a))
 
 
 def random_init(qualname: str | None, method: str | None) -> bool:
@@ -449,9 +451,14 @@ ELEMENT, ELEMENT_AT = "element", "element-at"  # ``self.t[0]``, ``self.t[epoch]`
 KEPT = "kept"  # ``self.k = self.k.view(...)``: reshaped or detached into the same attribute
 
 
-def use_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], depth: int = 0) -> set[str]:
-    """The kinds of one read, following ``mask = self.mask`` into the reads of ``mask``."""
+def use_kinds(
+    facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], depth: int = 0, relatives: list[ClassInfo] | None = None
+) -> set[str]:
+    """The kinds of one read, following ``mask = self.mask`` into the reads of ``mask`` and,
+    given the classes, an argument into the helper of the file it is passed to."""
     kind = use_kind(facts, use)
+    if kind == UNKNOWN and relatives is not None and depth <= 3:
+        return _kinds_in_method(facts, use, uses, relatives, depth)
     if kind != ALIAS:
         return {kind}
     if depth > 2:
@@ -461,7 +468,7 @@ def use_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], depth: int 
     reads = [u for u in uses if u.local and u.name == local and u.method == use.method]
     out: set[str] = set()
     for u in reads:
-        out |= use_kinds(facts, u, uses, depth + 1)
+        out |= use_kinds(facts, u, uses, depth + 1, relatives)
     return out
 
 
@@ -830,15 +837,13 @@ def _registered_elsewhere_only(
 def _runtime_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo]) -> set[str]:
     """The kinds of one runtime read or update; an update with values moved to the host
     (``self.hist += counts.cpu()``) keeps the tensor on the CPU on purpose."""
-    kinds = use_kinds(facts, use, uses)
+    kinds = use_kinds(facts, use, uses, 0, relatives)
     if _assigned_back(use) and kinds != {KEPT}:
         kinds.add(MUTATED)
     if MUTATED in kinds:
         statement = next((n for n in reversed(use.ancestors) if isinstance(n, cst.BaseSmallStatement)), None)
         if statement is not None and _on_host(facts, statement):
             return {HOST}
-    if UNKNOWN in kinds:
-        kinds = (kinds - {UNKNOWN}) | _kinds_in_method(facts, use, uses, relatives)
     return kinds
 
 
@@ -874,7 +879,9 @@ def _on_host(facts: ModuleFacts, node: cst.CSTNode) -> bool:
     return found
 
 
-def _kinds_in_method(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo]) -> set[str]:
+def _kinds_in_method(
+    facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo], depth: int
+) -> set[str]:
     """``self.helper(self.x)``, ``helper(x, self.x)``: the kinds of the parameter's reads inside
     ``helper`` when it is a method of the classes or a function of the file; a sub-module
     (``self.embed(self.idx)``) uses the tensor on its own device; any other function of the
@@ -908,7 +915,7 @@ def _kinds_in_method(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], rela
     reads = [u for u in scope if u.name == name]
     if not reads:
         return {UNKNOWN}
-    return set().union(*(use_kinds(facts, u, scope, 1) for u in reads))
+    return set().union(*(use_kinds(facts, u, scope, depth + 1, relatives) for u in reads))
 
 
 def _local_uses(function: FunctionInfo) -> list[AttrUse]:
