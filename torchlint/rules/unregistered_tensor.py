@@ -1008,7 +1008,8 @@ def _rebuilt(
             if not isinstance(value, cst.Call):
                 continue
             q = facts.qualname(value.func, other.method.scope) or ""
-            if not (q.startswith("torch.nn.") or facts.is_module_class_expr(value.func, other.method.scope)):
+            wraps = q.startswith("torch.nn.") and q.rsplit(".", 1)[1][:1].isupper()  # nn.Parameter, a layer
+            if not (wraps or facts.is_module_class_expr(value.func, other.method.scope)):
                 continue
             where = next((u for u in mine if u.store and any(x is other.node for x in u.ancestors)), None)
             if where is None or frozen or not contradicts(conditions, branch_conditions(facts, where.ancestors)):
