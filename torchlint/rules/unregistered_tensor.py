@@ -95,6 +95,8 @@ _WEIGHT_FUNCTIONS = {
     "torch.nn.functional.conv_transpose2d", "torch.nn.functional.conv_transpose3d",
     "torch.nn.functional.embedding", "torch.addmm", "torch.baddbmm",
 }
+# torch functions whose result is their first argument, or a copy of it on the same device
+_PASS_THROUGH = {"torch.as_tensor", "torch.clone", "torch.detach", "torch.flatten", "torch.squeeze", "torch.unsqueeze"}
 # the tensor holds probabilities: the result is indices, which work on any device's tensors
 _SAMPLERS = {"torch.multinomial"}
 TENSOR_REGISTRARS = frozenset({"register_buffer", "register_parameter"})
@@ -548,6 +550,9 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     q = "." + q
                 if q in _SAMPLERS:
                     return INDEX
+                if q in _PASS_THROUGH and call.args[0] is parent:
+                    cur, i = call, i - 2  # ``torch.as_tensor(self.t).to(x.device)``
+                    continue
                 if q in _WEIGHT_FUNCTIONS:
                     return LAYER_WEIGHT if q.startswith("torch.nn.functional.") else WEIGHT
                 if not (q or "").startswith("torch.") and not (isinstance(func, cst.Attribute) and q is None
@@ -566,6 +571,16 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 cur, i = parent, i - 1
                 continue
             return ARITH
+        if isinstance(parent, (cst.Element, cst.DictElement)) and parent.value is cur and grand is not None:
+            if isinstance(anc[i - 2] if i >= 2 else None, cst.Return):
+                return UNKNOWN  # handed to the caller in a container (a dict of parameters)
+            cur, i = grand, i - 2
+            continue
+        if isinstance(parent, cst.BooleanOperation) or (
+            isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Not)
+        ):
+            cur, i = parent, i - 1  # ``a and self.t is not None``: still a truth value
+            continue
         if isinstance(parent, (cst.If, cst.While, cst.IfExp)) and parent.test is cur:
             return META
         if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is cur:
@@ -733,8 +748,8 @@ def _judge(
     mine = [u for u in uses if u.name == a.name and not u.local]
     where = next((u for u in mine if u.store and any(x is a.node for x in u.ancestors)), None)
     conditions = branch_conditions(facts, where.ancestors) if where else set()
-    if registered and not _registered_elsewhere_only(facts, a.name, uses, conditions):
-        return None
+    if registered and (not _registered_elsewhere_only(facts, a.name, uses, conditions) or _empty(factory)):
+        return None  # registered; or an empty placeholder where the buffer is disabled
     if _rebuilt(facts, relatives, a, mine, conditions, init_methods, factory.frozen):
         return None
     loaders = data_loading_methods(relatives[0])
@@ -769,8 +784,8 @@ def _judge(
             f"{attr} is a plain tensor drawn at random: not saved in state_dict(), so a reloaded model "
             f"draws new values, and left behind by .to(device); use self.register_buffer({a.name!r}, ...)"
         ), False
-    if not data - {MOVED, UNKNOWN}:
-        return None
+    if not data - {MOVED, UNKNOWN} or data == {MOVED, DEVICE}:
+        return None  # moved at every use; or a host lookup table the data is brought to and back
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
         return None
     lost = "its updates are lost on save" if MUTATED in kinds else "not saved in state_dict()"
@@ -811,6 +826,12 @@ def _ndim(facts: ModuleFacts, a: AttrAssign, factory: Factory) -> int | None:
         nested = any(isinstance(e.value, (cst.List, cst.Tuple)) for e in args[0].elements)
         return 2 if nested else 1
     return None
+
+
+def _empty(factory: Factory) -> bool:
+    """``torch.Tensor()``, ``torch.empty(0)``: a placeholder with no elements."""
+    args = [arg.value for arg in factory.call.args if arg.keyword is None]
+    return not args or (len(args) == 1 and isinstance(args[0], cst.Integer) and args[0].value == "0")
 
 
 def _registered_elsewhere_only(
