@@ -1008,7 +1008,8 @@ def _rebuilt(
     class keeps on the data's device itself; also when the assigning method is called again at
     runtime). An update (``self.n += 1``, ``self.mean = m * self.mean + ...``) rebuilds nothing.
     An ``nn.Parameter`` in the opposite branch of an ``if`` counts only when the plain tensor is
-    marked ``requires_grad=False``: a "disabled" placeholder whose flag the code checks."""
+    marked ``requires_grad=False``: a "disabled" placeholder whose flag the code checks; one
+    under a test the plain assignment is not under registers it only sometimes."""
     if a.method.name in called_at_runtime(relatives[0], init_methods):
         return True
     for c in relatives:
@@ -1033,7 +1034,13 @@ def _rebuilt(
             if not (wraps or facts.is_module_class_expr(value.func, other.method.scope)):
                 continue
             where = next((u for u in mine if u.store and any(x is other.node for x in u.ancestors)), None)
-            if where is None or frozen or not contradicts(conditions, branch_conditions(facts, where.ancestors)):
+            if where is None:
+                return True
+            others = branch_conditions(facts, where.ancestors)
+            if contradicts(conditions, others):
+                if frozen:
+                    return True
+            elif others <= conditions:
                 return True
     return False
 
