@@ -41,6 +41,8 @@ _HF_MODEL_RE = re.compile(r"(PreTrainedModel|PretrainedModel|Model|For[A-Z]\w*)$
 _HF_NOT_MODEL_PREFIXES = ("TF", "Flax", "AutoModel", "DataCollator")
 _HF_NOT_MODEL_SUFFIXES = ("Config", "Tokenizer", "TokenizerFast", "Output", "Processor", "FeatureExtractor")
 _TORCH_NN_NOT_MODULE_PACKAGES = {"utils", "attention", "functional", "init"}
+# names a ``from pkg import *`` of the project plausibly brings (it re-exports its own imports)
+_STAR_TORCH_NAMES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional"}
 _STDLIB_ROOTS = {
     "abc", "argparse", "collections", "contextlib", "dataclasses", "enum", "functools", "io",
     "json", "logging", "multiprocessing", "os", "pathlib", "queue", "threading", "typing",
@@ -55,7 +57,7 @@ def is_module_base(qualname: str) -> bool | None:
     if qualname in _TORCH_MODULE_EXTRA:
         return True
     if parts[0] == "torch":
-        if len(parts) >= 3 and parts[1] == "nn" and leaf[:1].isupper():
+        if len(parts) >= 3 and parts[1] == "nn" and leaf.lstrip("_")[:1].isupper():
             if leaf in _NOT_MODULES_IN_TORCH_NN or parts[2] in _TORCH_NN_NOT_MODULE_PACKAGES:
                 return False
             return True
@@ -802,6 +804,8 @@ class ModuleFacts:
                 for star in s.star_imports:
                     if star.startswith("torch") and not hasattr(builtins, name):
                         return f"{star}.{name}"
+                if s.star_imports and name in _STAR_TORCH_NAMES:
+                    return _STAR_TORCH_NAMES[name]
             first = False
             s = s.parent
         return None

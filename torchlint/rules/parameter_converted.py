@@ -18,6 +18,7 @@ from torchlint.facts import (
     find_arg,
     references_attr,
     self_attr,
+    walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import init_time_methods
@@ -42,25 +43,105 @@ class ParameterConverted(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
             registered = _rewrapped_or_registered(facts, cls)
-            parameters = {a.name for a in cls.attr_assigns if _parameter_source(facts, a.method, a.value)}
             init_methods = init_time_methods(cls)
-            for a in cls.attr_assigns:
+            deleted = _deletes_parameters(facts, cls)
+            for k, a in enumerate(cls.attr_assigns):
                 if not isinstance(a.node, (cst.Assign, cst.AnnAssign)) or a.value is None:
                     continue
                 converted = _converted_parameter(facts, a.method, a.value)
                 if converted and a.name not in registered:
                     yield Hit(a.node, _message(a.name, converted), cls, _fix(facts, converted))
-                elif a.name in parameters and a.method.name in init_methods:
-                    method = _reconverts(a)
-                    if method:
-                        yield Hit(
-                            a.node,
-                            f"self.{a.name} is an nn.Parameter, and self.{a.name}.{method}() returns a plain "
-                            f"tensor: assigning it back raises TypeError (\"cannot assign ... as parameter\") "
-                            f"whenever it converts (another device or dtype); move the whole module "
-                            f"(model.to(device)) or convert the tensor before wrapping it",
-                            cls,
-                        )
+                    continue
+                if a.name in deleted or not _parameter_before(facts, cls, k, init_methods):
+                    continue
+                construction = a.method.name in init_methods
+                what = _reassigned_plain(facts, a, construction)
+                if what:
+                    when = "whenever it converts (another device or dtype)" if what.startswith(".") else "whenever it runs"
+                    yield Hit(
+                        a.node,
+                        f"self.{a.name} is an nn.Parameter, and {_spell(what, a.name)} returns a plain "
+                        f"tensor: assigning it back raises TypeError (\"cannot assign ... as parameter\") "
+                        f"{when}; {_advice(what)}",
+                        cls,
+                    )
+
+
+def _spell(what: str, name: str) -> str:
+    if what.startswith("."):
+        return f"self.{name}{what}()"
+    if what == "arithmetic":
+        return f"arithmetic on self.{name}"
+    return f"{what}(self.{name})"
+
+
+def _advice(what: str) -> str:
+    if what.startswith("."):
+        return "move the whole module (model.to(device)) or convert the tensor before wrapping it"
+    return "compute the value into a local name where it is used, or wrap it: nn.Parameter(...) at construction"
+
+
+def _parameter_before(facts: ModuleFacts, cls: ClassInfo, k: int, init_methods: set[str]) -> bool:
+    """Whether ``self.<name>`` already holds an ``nn.Parameter`` when ``cls.attr_assigns[k]`` runs:
+    assigned earlier in the same method, in construction code when this runs later, or in the
+    construction code of a base class in the file."""
+    a = cls.attr_assigns[k]
+    later = a.method.name not in init_methods
+    for j, other in enumerate(cls.attr_assigns):
+        if other.name != a.name or not _parameter_source(facts, other.method, other.value):
+            continue
+        if (other.method is a.method and j < k) or (later and other.method.name in init_methods):
+            return True
+    for base in _local_bases(facts, cls):
+        construction = init_time_methods(base)
+        for other in base.assigns(a.name):
+            if other.method.name in construction and _parameter_source(facts, other.method, other.value):
+                return True
+    return False
+
+
+def _local_bases(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
+    """The bases of a class defined in the file, and theirs: their constructors run first."""
+    out: list[ClassInfo] = []
+    todo = [cls]
+    while todo:
+        for expr in todo.pop().bases:
+            base = facts.local_class(expr)
+            if base is not None and base is not cls and base not in out:
+                out.append(base)
+                todo.append(base)
+    return out
+
+
+def _deletes_parameters(facts: ModuleFacts, cls: ClassInfo) -> set[str]:
+    """Names the classes ``del self.<name>`` (weight-norm style code that re-sets the attribute
+    as a plain tensor afterwards); every name when they touch ``self._parameters`` directly."""
+    names: set[str] = set()
+    for c in facts.family(cls):
+        for fn in c.methods.values():
+            instance = fn.instance
+            if instance and references_attr(fn.node, instance, "_parameters"):
+                return {a.name for a in cls.attr_assigns}
+            for node in _dels(fn.node):
+                for target in _del_targets(node.target):
+                    name = self_attr(target, instance)
+                    if name:
+                        names.add(name)
+    return names
+
+
+def _dels(node: cst.CSTNode) -> Iterator[cst.Del]:
+    found: list[cst.Del] = []
+    walk(node, lambda n: found.append(n) if isinstance(n, cst.Del) else True)
+    return iter(found)
+
+
+def _del_targets(target: cst.BaseExpression) -> Iterator[cst.BaseExpression]:
+    if isinstance(target, (cst.Tuple, cst.List)):
+        for el in target.elements:
+            yield el.value
+    else:
+        yield target
 
 
 def _fix(facts: ModuleFacts, converted: tuple[cst.BaseExpression, cst.Call]) -> Fix | None:
@@ -149,15 +230,51 @@ def _rewrapped_or_registered(facts: ModuleFacts, cls: ClassInfo) -> set[str]:
     return names
 
 
-def _reconverts(a: AttrAssign) -> str | None:
-    """``self.w = self.w.cuda()``: the conversion method, when the value converts the attribute."""
-    value = a.value
-    if not (isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute)):
-        return None
-    method = value.func.attr.value
-    if method in _NOT_CONVERSIONS or method.endswith("_"):
-        return None
-    return method if self_attr(value.func.value, a.method.instance) == a.name else None
+def _reassigned_plain(facts: ModuleFacts, a: AttrAssign, construction: bool) -> str | None:
+    """What makes ``self.w = <value>`` a plain tensor computed from the Parameter ``self.w``: a
+    conversion method (``.cuda()``, reported in construction code only: later the module has
+    been moved and it returns the Parameter), a torch function (``torch.exp(self.w)``) or
+    arithmetic (``self.w * 2``)."""
+    value, instance = a.value, a.method.instance
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        method = value.func.attr.value
+        if self_attr(value.func.value, instance) == a.name:
+            if method in _NOT_CONVERSIONS or method.endswith("_") or not construction:
+                return None
+            return f".{method}"
+    if isinstance(value, cst.Call):
+        q = facts.qualname(value.func, a.method.scope) or ""
+        leaf = q.rsplit(".", 1)[-1]
+        plain = (
+            q.startswith("torch.")
+            and not q.startswith(_NOT_TENSOR_FUNCTIONS)
+            and not leaf.endswith("_")
+            and leaf[:1].islower()
+        )
+        if plain and any(_chain_of(arg.value, instance, a.name) for arg in value.args):
+            return q.replace("torch.nn.functional.", "F.")
+    if isinstance(value, cst.BinaryOperation) and (
+        _chain_of(value.left, instance, a.name) or _chain_of(value.right, instance, a.name)
+    ):
+        return "arithmetic"
+    return None
+
+
+# torch namespaces whose functions do not compute a new tensor from their argument
+_NOT_TENSOR_FUNCTIONS = ("torch.nn.init.", "torch.nn.utils.", "torch.jit.", "torch.distributed.", "torch.cuda.")
+
+
+def _chain_of(expr: cst.BaseExpression, instance: str | None, name: str) -> bool:
+    """``self.w``, ``self.w.t()``, ``self.w[0]``, ``self.w.data``: an expression of the attribute."""
+    while True:
+        if self_attr(expr, instance) == name:
+            return True
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            expr = expr.func.value
+        elif isinstance(expr, (cst.Attribute, cst.Subscript)):
+            expr = expr.value
+        else:
+            return False
 
 
 def _message(name: str, converted: tuple[cst.BaseExpression, cst.Call]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import libcst as cst
 
@@ -16,8 +17,10 @@ from torchlint.edits import render, torch_nn
 from torchlint.facts import (
     AttrAssign,
     ClassInfo,
+    FunctionInfo,
     ModuleFacts,
     find_arg,
+    references_attr,
     self_attr,
     walk,
 )
@@ -62,11 +65,14 @@ SAME_DEVICE_METHODS = {
 }
 _VIEWS = {"data", "T", "mT", "H", "real", "imag"}
 _MOVES = {"to", "type_as", "cuda", "cpu"}
+# the device an unregistered tensor reports is where it was made, not where the module is
+_DEVICE_READS = {"device", "is_cuda", "get_device"}
 # reading these does not mix the tensor with data on another device
 _METADATA = {
-    "device", "dtype", "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement",
+    "dtype", "shape", "size", "dim", "ndim", "ndimension", "numel", "nelement",
     "requires_grad", "is_cuda", "tolist", "item", "numpy", "is_floating_point", "data_ptr",
     "element_size", "grad", "is_leaf", "storage", "names", "layout", "nbytes",
+    "new_empty", "new_zeros", "new_ones", "new_full", "new_tensor",
 }
 _INPLACE = {
     "copy_", "fill_", "zero_", "add_", "sub_", "mul_", "div_", "index_add_", "index_copy_",
@@ -74,7 +80,8 @@ _INPLACE = {
     "lerp_", "addcmul_", "addcdiv_", "set_", "resize_", "put_", "uniform_", "normal_",
 }
 # ``x.type_as(self.t)``: only the type (and device) of the argument is read
-_TAKES_TYPE_FROM = {"type_as", "to", "expand_as", "view_as", "reshape_as", "new_tensor", "new_zeros", "new_ones"}
+_TAKES_TYPE_FROM = {"type_as", "to"}  # ``x.to(self.t)``: the device of ``self.t`` is read
+_TAKES_SHAPE_FROM = {"expand_as", "view_as", "reshape_as", "new_zeros", "new_ones"}
 # Python-side consumers: iterate, count or print the tensor on the host
 _HOST_BUILTINS = {
     "len", "enumerate", "zip", "list", "tuple", "int", "float", "bool", "range", "sorted",
@@ -88,6 +95,10 @@ _WEIGHT_FUNCTIONS = {
     "torch.nn.functional.conv_transpose2d", "torch.nn.functional.conv_transpose3d",
     "torch.nn.functional.embedding", "torch.addmm", "torch.baddbmm",
 }
+# torch functions whose result is their first argument, or a copy of it on the same device
+_PASS_THROUGH = {"torch.as_tensor", "torch.clone", "torch.detach", "torch.flatten", "torch.squeeze", "torch.unsqueeze"}
+# the tensor holds probabilities: the result is indices, which work on any device's tensors
+_SAMPLERS = {"torch.multinomial"}
 TENSOR_REGISTRARS = frozenset({"register_buffer", "register_parameter"})
 MOVING_OVERRIDES = {"_apply", "to", "cuda", "cpu", "type"}
 _DTYPE_NAMES = {
@@ -147,18 +158,31 @@ def overrides_moving(facts: ModuleFacts, cls: ClassInfo) -> bool:
     return any(name in c.methods for c in facts.family(cls) for name in MOVING_OVERRIDES)
 
 
-def is_network(facts: ModuleFacts, relatives: list[ClassInfo]) -> bool:
-    """Whether the classes compute something: a ``forward``, or a layer or Parameter attribute.
-    An nn.Module with neither is a state holder (an environment, a simulator, a cache)."""
+_ENVIRONMENT_METHODS = {"reset", "step"}
+
+
+def state_holder(facts: ModuleFacts, relatives: list[ClassInfo]) -> bool:
+    """Whether the classes hold state for convenience, as an environment or simulator does: a
+    gym-style ``reset``/``step`` and no ``forward``, no base other than ``nn.Module`` itself,
+    no layer or Parameter attribute and no registered buffer."""
+    if not any(name in c.methods for c in relatives for name in _ENVIRONMENT_METHODS):
+        return False
     for c in relatives:
         if "forward" in c.methods or "__call__" in c.methods:
-            return True
+            return False
+        for base in c.bases:
+            if facts.local_class(base) is None and facts.qualname(base, c.scope) != "torch.nn.Module":
+                return False
+        for call in c.self_calls:
+            func = call.node.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("register_buffer", "register_parameter", "add_module"):
+                return False
         for a in c.attr_assigns:
             if isinstance(a.value, cst.Call):
                 q = facts.qualname(a.value.func, a.method.scope) or ""
                 if q.startswith("torch.nn.") or facts.is_module_class_expr(a.value.func, a.method.scope):
-                    return True
-    return False
+                    return False
+    return True
 
 
 def registered_names(
@@ -269,6 +293,16 @@ class Factory:
     qualname: str
     requires_grad: bool
     frozen: bool = False  # ``requires_grad=False`` / ``.requires_grad_(False)`` written out
+    random: bool = False  # drawn at random (randn, empty, ``.normal_()``, ``nn.init.trunc_normal_``)
+
+
+# factories and in-place initialisers whose values are drawn at random (or left uninitialised)
+_RANDOM = {
+    "randn", "rand", "randint", "empty", "normal", "Tensor", "FloatTensor", "randn_like", "rand_like",
+    "randint_like", "empty_like", "empty_strided",
+}
+_RANDOM_FILLS = {"normal_", "uniform_", "exponential_", "bernoulli_", "random_", "geometric_", "log_normal_", "cauchy_"}
+_CONSTANT_INITS = {"constant_", "ones_", "zeros_", "eye_", "dirac_"}
 
 
 def tensor_factory(facts: ModuleFacts, a: AttrAssign) -> Factory | None:
@@ -288,10 +322,31 @@ def _chain_base(expr: cst.BaseExpression) -> str | None:
             return None
 
 
+def _draws(facts: ModuleFacts, a: AttrAssign, call: cst.Call, qualname: str) -> bool:
+    """Whether a factory call draws random (or uninitialised) values: ``torch.randn``,
+    ``torch.empty``; ``torch.Tensor(3, 4)`` given sizes, not ``torch.Tensor(weights)``."""
+    leaf = qualname.rsplit(".", 1)[1]
+    if leaf not in _RANDOM:
+        return False
+    if leaf != "Tensor" and leaf not in _TYPED_TENSORS:
+        return True
+    args = [arg for arg in call.args if arg.keyword is None]
+    if any(arg.star == "*" for arg in args):
+        return True  # ``torch.Tensor(*shape)``
+    return len(args) > 1 or (len(args) == 1 and _scalar_like(facts, args[0].value, a))
+
+
+def random_init(qualname: str | None, method: str | None) -> bool:
+    """``torch.nn.init.trunc_normal_`` (not ``zeros_``/``constant_``), or a ``.normal_()`` fill."""
+    if qualname and qualname.startswith("torch.nn.init.") and qualname.endswith("_"):
+        return qualname.rsplit(".", 1)[1] not in _CONSTANT_INITS
+    return method in _RANDOM_FILLS
+
+
 def _factory_in(
     facts: ModuleFacts, a: AttrAssign, expr: cst.BaseExpression | None, depth: int = 0
 ) -> Factory | None:
-    requires_grad = frozen = False
+    requires_grad = frozen = random = False
     scope = a.method.scope
     while expr is not None:
         if isinstance(expr, cst.Name) and depth < 2:
@@ -304,24 +359,30 @@ def _factory_in(
             if q in FACTORIES:
                 rg, _ = find_arg(expr, "requires_grad")
                 frozen = frozen or bool(rg and _is_false(rg.value))
-                return Factory(expr, q, requires_grad or bool(rg and _is_true(rg.value)), frozen)
+                random = random or _draws(facts, a, expr, q)
+                return Factory(expr, q, requires_grad or bool(rg and _is_true(rg.value)), frozen, random)
             if q in _TENSOR_FUNCTIONS or (q and q.startswith("torch.nn.init.") and q.endswith("_")):
+                random = random or random_init(q, None)
                 expr = expr.args[0].value if expr.args else None
                 continue
             if q is None and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SAME_DEVICE_METHODS:
-                if expr.func.attr.value == "requires_grad_":
+                method = expr.func.attr.value
+                if method == "requires_grad_":
                     requires_grad = requires_grad or not expr.args or _is_true(expr.args[0].value)
                     frozen = frozen or bool(expr.args) and _is_false(expr.args[0].value)
+                random = random or random_init(None, method)
                 expr = expr.func.value
                 continue
             return None
         if isinstance(expr, cst.Subscript):
             expr = expr.value
         elif isinstance(expr, cst.BinaryOperation):
-            left = _factory_in(facts, a, expr.left, depth)
-            if left:
-                return left
-            expr = expr.right
+            found = _factory_in(facts, a, expr.left, depth) or _factory_in(facts, a, expr.right, depth)
+            if found:
+                found.requires_grad |= requires_grad
+                found.frozen |= frozen
+                found.random |= random
+            return found
         elif isinstance(expr, cst.UnaryOperation):
             expr = expr.expression
         else:
@@ -386,11 +447,20 @@ def _names_a_number(facts: ModuleFacts, name: str, a: AttrAssign) -> bool:
 MOVED, META, INDEX, ARITH, WEIGHT, MUTATED, USED = "moved", "meta", "index", "arith", "weight", "mutated", "used"
 LAYER_WEIGHT = "layer-weight"  # the weight or bias of F.linear / F.conv2d / ...: a parameter
 UNKNOWN, ALIAS = "unknown", "alias"
+HOST = "host"  # updated with values moved to the host: kept on the CPU on purpose
+DEVICE = "device"  # ``self.x.device``: the module's device, read from a tensor .to() does not move
+ELEMENT, ELEMENT_AT = "element", "element-at"  # ``self.t[0]``, ``self.t[epoch]``: 0-dim when ``t`` is 1-D
+KEPT = "kept"  # ``self.k = self.k.view(...)``: reshaped or detached into the same attribute
 
 
-def use_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], depth: int = 0) -> set[str]:
-    """The kinds of one read, following ``mask = self.mask`` into the reads of ``mask``."""
+def use_kinds(
+    facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], depth: int = 0, relatives: list[ClassInfo] | None = None
+) -> set[str]:
+    """The kinds of one read, following ``mask = self.mask`` into the reads of ``mask`` and,
+    given the classes, an argument into the helper of the file it is passed to."""
     kind = use_kind(facts, use)
+    if kind == UNKNOWN and relatives is not None and depth <= 3:
+        return _kinds_in_method(facts, use, uses, relatives, depth)
     if kind != ALIAS:
         return {kind}
     if depth > 2:
@@ -400,11 +470,23 @@ def use_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], depth: int 
     reads = [u for u in uses if u.local and u.name == local and u.method == use.method]
     out: set[str] = set()
     for u in reads:
-        out |= use_kinds(facts, u, uses, depth + 1)
+        out |= use_kinds(facts, u, uses, depth + 1, relatives)
     return out
 
 
 def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
+    """What one read of ``self.x`` does (see ``_walk_kind``); one element taken first
+    (``self.t[0] * x``) makes the read an ELEMENT unless it only reads metadata or indexes."""
+    kind = _walk_kind(facts, use)
+    parent = use.ancestors[-1] if use.ancestors else None
+    if kind not in (META, INDEX, MOVED, MUTATED, KEPT, DEVICE) and isinstance(parent, cst.Subscript):
+        index = _one_number(parent)
+        if index is not None:
+            return ELEMENT if isinstance(index, cst.Integer) else ELEMENT_AT
+    return kind
+
+
+def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
     """What one read of ``self.x`` does: moved to the data's device first, only read for
     metadata, used as an index, arithmetic, a weight, mutated in place, copied to a local name
     (alias), passed to a function of the project (unknown), or used as it is."""
@@ -417,6 +499,8 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
         if isinstance(parent, cst.Attribute) and parent.value is cur:
             method = parent.attr.value
             called = isinstance(grand, cst.Call) and grand.func is parent
+            if method in _DEVICE_READS:
+                return DEVICE
             if method in _METADATA:
                 return META
             if not called and method in _VIEWS:
@@ -440,13 +524,19 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 return MUTATED
             cur, i = parent, i - 1
             continue
+        if isinstance(parent, cst.FormattedStringExpression):
+            return META
         if isinstance(parent, (cst.Index, cst.Slice)):
             return INDEX
         if isinstance(parent, cst.Arg):
             call = grand
             if isinstance(call, cst.Call):
                 if isinstance(call.func, cst.Attribute) and call.func.attr.value in _TAKES_TYPE_FROM:
+                    return DEVICE
+                if isinstance(call.func, cst.Attribute) and call.func.attr.value in _TAKES_SHAPE_FROM:
                     return META
+                if isinstance(call.func, cst.Attribute) and call.func.attr.value == "new_tensor":
+                    return MOVED
                 if isinstance(call.func, cst.Name) and call.func.value in _HOST_BUILTINS:
                     return META
                 if any(a.keyword is not None and a.keyword.value == "device" for a in call.args):
@@ -456,11 +546,18 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 if name in _INDEX_FUNCTIONS and call.args and call.args[0] is not parent:
                     return INDEX
                 q = facts.qualname(func)
+                if q and _root_name(func) in _relative_imports(facts.module):
+                    q = "." + q
+                if q in _SAMPLERS:
+                    return INDEX
+                if q in _PASS_THROUGH and call.args[0] is parent:
+                    cur, i = call, i - 2  # ``torch.as_tensor(self.t).to(x.device)``
+                    continue
                 if q in _WEIGHT_FUNCTIONS:
                     return LAYER_WEIGHT if q.startswith("torch.nn.functional.") else WEIGHT
                 if not (q or "").startswith("torch.") and not (isinstance(func, cst.Attribute) and q is None
                                                               and not _on_instance(func)):
-                    return UNKNOWN
+                    return UNKNOWN if _of_project(facts, q) else USED
             return USED
         if isinstance(parent, cst.BinaryOperation):
             return WEIGHT if isinstance(parent.operator, cst.MatrixMultiply) else ARITH
@@ -474,17 +571,26 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 cur, i = parent, i - 1
                 continue
             return ARITH
+        if isinstance(parent, (cst.Element, cst.DictElement)) and parent.value is cur and grand is not None:
+            if isinstance(anc[i - 2] if i >= 2 else None, cst.Return):
+                return UNKNOWN  # handed to the caller in a container (a dict of parameters)
+            cur, i = grand, i - 2
+            continue
+        if isinstance(parent, cst.BooleanOperation) or (
+            isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Not)
+        ):
+            cur, i = parent, i - 1  # ``a and self.t is not None``: still a truth value
+            continue
         if isinstance(parent, (cst.If, cst.While, cst.IfExp)) and parent.test is cur:
             return META
         if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is cur:
             return META
-        if (
-            isinstance(parent, cst.Assign)
-            and parent.value is cur
-            and len(parent.targets) == 1
-            and isinstance(parent.targets[0].target, cst.Name)
-        ):
-            return ALIAS
+        if isinstance(parent, cst.Assign) and parent.value is cur and len(parent.targets) == 1:
+            target = parent.targets[0].target
+            if isinstance(target, cst.Name):
+                return ALIAS
+            if self_attr(target, _instance(use)) == use.name:
+                return KEPT
         return USED
     return USED
 
@@ -492,6 +598,47 @@ def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
 def _on_instance(func: cst.Attribute) -> bool:
     """``self.helper(...)``: a method of the class, whose body is not followed."""
     return isinstance(func.value, cst.Name) and func.value.value in ("self", "cls")
+
+
+def _root_name(expr: cst.BaseExpression) -> str | None:
+    while isinstance(expr, cst.Attribute):
+        expr = expr.value
+    return expr.value if isinstance(expr, cst.Name) else None
+
+
+@lru_cache(maxsize=4)
+def _relative_imports(module: cst.Module) -> frozenset[str]:
+    """Names the file's top-level ``from .x import y`` statements bind: the project's own."""
+    names = set()
+    for stmt in module.body:
+        for small in stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ():
+            if isinstance(small, cst.ImportFrom) and small.relative and not isinstance(small.names, cst.ImportStar):
+                for alias in small.names:
+                    bound = alias.asname.name if alias.asname else alias.name
+                    if isinstance(bound, cst.Name):
+                        names.add(bound.value)
+    return frozenset(names)
+
+
+def _one_number(subscript: cst.Subscript) -> cst.Integer | cst.Name | None:
+    """The index of ``t[0]``, ``t[-1]``, ``t[i]``: one number or name, no slice."""
+    if len(subscript.slice) != 1 or not isinstance(subscript.slice[0].slice, cst.Index):
+        return None
+    value = subscript.slice[0].slice.value
+    if isinstance(value, cst.UnaryOperation):
+        value = value.expression
+    if isinstance(value, cst.Integer) or (isinstance(value, cst.Name) and value.value != "None"):
+        return value
+    return None
+
+
+def _of_project(facts: ModuleFacts, qualname: str | None) -> bool:
+    """Whether a callee is the project's own (defined or unresolved in the file, a relative
+    import, the file's own top package), whose body may move the tensor; not a library such as
+    einops."""
+    if qualname is None or qualname.startswith("."):
+        return True
+    return bool(facts.module_name) and qualname.split(".")[0] == facts.module_name.split(".")[0]
 
 
 def _is_literal(expr: cst.BaseExpression) -> bool:
@@ -503,11 +650,13 @@ def _is_literal(expr: cst.BaseExpression) -> bool:
 
 
 def _only_dtype(facts: ModuleFacts, call: cst.Call) -> bool:
-    """``.to(torch.float32)`` / ``.to(dtype=...)``: converts, does not move."""
+    """``.to(torch.float32)`` / ``.to(x.dtype)`` / ``.to(dtype=...)``: converts, does not move."""
     for arg in call.args:
         if arg.keyword is not None:
             if arg.keyword.value != "dtype":
                 return False
+            continue
+        if isinstance(arg.value, cst.Attribute) and arg.value.attr.value == "dtype":
             continue
         q = facts.qualname(arg.value)
         if not (q and q.startswith("torch.") and q.split(".")[-1] in _DTYPE_NAMES):
@@ -532,8 +681,7 @@ class UnregisteredTensor(Rule):
             if not candidates or overrides_moving(facts, cls):
                 continue
             relatives = facts.family(cls)
-            if not is_network(facts, relatives):
-                continue
+            holder = state_holder(facts, relatives)
             registered, dynamic = registered_names(facts, relatives, TENSOR_REGISTRARS)
             if dynamic:
                 continue
@@ -541,10 +689,10 @@ class UnregisteredTensor(Rule):
             init_methods = init_time_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
-                if a.name in reported or a.name in registered:
+                if a.name in reported:
                     continue
-                judged = _judge(facts, relatives, a, factory, uses, init_methods)
-                if judged:
+                judged = _judge(facts, relatives, a, factory, uses, init_methods, a.name in registered)
+                if judged and (judged[1] or not holder):
                     reported.add(a.name)
                     message, parameter = judged
                     yield Hit(a.node, message, cls, _fix(facts, relatives, a, parameter))
@@ -591,55 +739,244 @@ def _judge(
     factory: Factory,
     uses: list[AttrUse],
     init_methods: set[str],
+    registered: bool = False,
 ) -> tuple[str, bool] | None:
     """The message for a candidate and whether the tensor should be a Parameter (else a
-    buffer), or None when nothing would break."""
+    buffer), or None when the tensor is handled: registered (on the same path: not in the
+    other branch of an ``if``), rebuilt at runtime, moved at every use, kept on the host on
+    purpose, only read for metadata or as an index, a 0-dim scalar."""
     mine = [u for u in uses if u.name == a.name and not u.local]
     where = next((u for u in mine if u.store and any(x is a.node for x in u.ancestors)), None)
     conditions = branch_conditions(facts, where.ancestors) if where else set()
-    if _rebound(facts, relatives, a, mine, conditions, init_methods, factory.frozen):
+    if registered and (not _registered_elsewhere_only(facts, a.name, uses, conditions) or _empty(factory)):
+        return None  # registered; or an empty placeholder where the buffer is disabled
+    if _rebuilt(facts, relatives, a, mine, conditions, init_methods, factory.frozen):
         return None
+    loaders = data_loading_methods(relatives[0])
     runtime = [
         u
         for u in mine
         if u.method not in init_methods
-        and not u.store
+        and u.method not in loaders
+        and (not u.store or isinstance(u.ancestors[-1], cst.AugAssign))
         and not contradicts(conditions, branch_conditions(facts, u.ancestors))
     ]
-    if not runtime or all(u.method in data_loading_methods(relatives[0]) for u in runtime):
+    kinds = set().union(*(_runtime_kinds(facts, u, uses, relatives) for u in runtime))
+    if not kinds or HOST in kinds:
         return None
     init_uses = [u for u in mine if u.method in init_methods and not u.store]
-    requires_grad = factory.requires_grad or any(_sets_requires_grad(u) for u in init_uses)
-    kinds = set().union(*(use_kinds(facts, u, uses) for u in runtime))
+    grad = [flag for flag in (_sets_requires_grad(u) for u in init_uses) if flag is not None]
+    frozen = factory.frozen or False in grad
+    requires_grad = not frozen and (factory.requires_grad or True in grad)
+    random = factory.random or any(_fills_randomly(facts, u) for u in init_uses)
+    ndim = _ndim(facts, a, factory)
+    harmless = {META, INDEX, KEPT} | ({ELEMENT} if ndim in (None, 1) else set()) | ({ELEMENT_AT} if ndim == 1 else set())
+    data = kinds - harmless  # UNKNOWN: passed to a function of the project, which may move it
     attr = f"self.{a.name}"
-    if requires_grad or LAYER_WEIGHT in kinds or (WEIGHT in kinds and factory.qualname.split(".")[-1] in _RANDOM):
+    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data)):
+        drawn = ", and a reloaded model draws new random values" if random else ""
         return (
             f"{attr} is a plain tensor, not an nn.Parameter: the optimizer never updates it "
-            f"(it is not in parameters()), and it is not saved in state_dict(); wrap it in nn.Parameter"
+            f"(it is not in parameters()), and it is not saved in state_dict(){drawn}; wrap it in nn.Parameter"
         ), True
-    if kinds <= {MOVED, META, INDEX, UNKNOWN}:
-        return None
+    if random and data:
+        return (
+            f"{attr} is a plain tensor drawn at random: not saved in state_dict(), so a reloaded model "
+            f"draws new values, and left behind by .to(device); use self.register_buffer({a.name!r}, ...)"
+        ), False
+    if not data - {MOVED, UNKNOWN} or data == {MOVED, DEVICE}:
+        return None  # moved at every use; or a host lookup table the data is brought to and back
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
         return None
+    lost = "its updates are lost on save" if MUTATED in kinds else "not saved in state_dict()"
     return (
-        f"{attr} is a plain tensor attribute: not saved in state_dict() and left behind by "
-        f".to(device)/.cuda() (a device-mismatch error on GPU); use "
-        f"self.register_buffer({a.name!r}, ...)"
+        f"{attr} is a plain tensor attribute: {lost} and left behind by .to(device)/.cuda() (a "
+        f"device-mismatch error on GPU); use self.register_buffer({a.name!r}, ...)"
     ), False
 
 
-_RANDOM = {"randn", "rand", "empty", "normal", "Tensor", "FloatTensor", "randn_like", "rand_like", "empty_like"}
+_ELEMENTWISE = {"exp", "log", "sqrt", "sin", "cos", "abs", "sigmoid", "tanh", "flip", "cumsum", "clamp", "round"}
+_ONE_DIMENSIONAL = {"linspace", "logspace", "arange", "range", "randperm"}
+_SIZED = {"zeros", "ones", "empty", "randn", "rand", "full"}
 
 
-def _sets_requires_grad(use: AttrUse) -> bool:
-    """``self.x.requires_grad = True`` or ``self.x.requires_grad_()`` at construction time."""
+def _ndim(facts: ModuleFacts, a: AttrAssign, factory: Factory) -> int | None:
+    """The number of dimensions of the assigned tensor when the statement shows it:
+    ``torch.linspace(...)``, ``torch.tensor([1.0, 2.0])``, ``torch.zeros(3, 4)``."""
+    value = a.value
+    while isinstance(value, cst.Call) and value is not factory.call and value.args:
+        q = facts.qualname(value.func, a.method.scope) or ""
+        if not (q.startswith("torch.") and q.rsplit(".", 1)[1] in _ELEMENTWISE):
+            return None
+        value = value.args[0].value
+    if value is not factory.call:
+        return None
+    leaf = factory.qualname.rsplit(".", 1)[1]
+    args = [arg.value for arg in factory.call.args if arg.keyword is None]
+    if leaf in _ONE_DIMENSIONAL:
+        return 1
+    if not args:
+        return None
+    if leaf in _SIZED:
+        first = args[0]
+        if isinstance(first, (cst.Tuple, cst.List)):
+            return len(first.elements)
+        return len(args) if all(isinstance(x, (cst.Integer, cst.Name, cst.Attribute)) for x in args) else None
+    if isinstance(args[0], (cst.List, cst.Tuple)) and len(args) == 1:
+        nested = any(isinstance(e.value, (cst.List, cst.Tuple)) for e in args[0].elements)
+        return 2 if nested else 1
+    return None
+
+
+def _empty(factory: Factory) -> bool:
+    """``torch.Tensor()``, ``torch.empty(0)``: a placeholder with no elements."""
+    args = [arg.value for arg in factory.call.args if arg.keyword is None]
+    return not args or (len(args) == 1 and isinstance(args[0], cst.Integer) and args[0].value == "0")
+
+
+def _registered_elsewhere_only(
+    facts: ModuleFacts, name: str, uses: list[AttrUse], conditions: set[tuple[str, bool]]
+) -> bool:
+    """Whether every ``self.register_buffer(name, ...)`` sits in the other branch of an ``if``
+    than the plain assignment (``if isinstance(k, float): self.k = torch.tensor(k) else:
+    self.register_buffer("k", k)``)."""
+    calls = [
+        u
+        for u in uses
+        if u.name in TENSOR_REGISTRARS
+        and not u.local
+        and len(u.ancestors) >= 1
+        and isinstance(u.ancestors[-1], cst.Call)
+        and u.ancestors[-1].func is u.node
+        and u.ancestors[-1].args
+        and isinstance(u.ancestors[-1].args[0].value, cst.SimpleString)
+        and u.ancestors[-1].args[0].value.evaluated_value == name
+    ]
+    return bool(calls) and all(contradicts(conditions, branch_conditions(facts, u.ancestors)) for u in calls)
+
+
+def _runtime_kinds(facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo]) -> set[str]:
+    """The kinds of one runtime read or update; an update with values moved to the host
+    (``self.hist += counts.cpu()``) keeps the tensor on the CPU on purpose."""
+    kinds = use_kinds(facts, use, uses, 0, relatives)
+    if _assigned_back(use) and kinds != {KEPT}:
+        kinds.add(MUTATED)
+    if MUTATED in kinds:
+        statement = next((n for n in reversed(use.ancestors) if isinstance(n, cst.BaseSmallStatement)), None)
+        if statement is not None and _on_host(facts, statement):
+            return {HOST}
+    return kinds
+
+
+def _assigned_back(use: AttrUse) -> bool:
+    """``self.x = f(self.x, ...)``: the read sits in an assignment to the same attribute."""
+    for node in reversed(use.ancestors):
+        if isinstance(node, cst.Assign):
+            return any(self_attr(t.target, _instance(use)) == use.name for t in node.targets)
+    return False
+
+
+def _instance(use: AttrUse) -> str | None:
+    value = use.node.value
+    return value.value if isinstance(value, cst.Name) else None
+
+
+def _on_host(facts: ModuleFacts, node: cst.CSTNode) -> bool:
+    """Whether a statement moves data to the host: ``.cpu()``, ``.to("cpu")``, ``device="cpu"``."""
+    found = False
+
+    def visit(n: cst.CSTNode) -> bool:
+        nonlocal found
+        if isinstance(n, cst.Call):
+            func = n.func
+            if isinstance(func, cst.Attribute) and func.attr.value in ("cpu", "numpy"):
+                found = True
+            for arg in n.args:
+                if isinstance(arg.value, cst.SimpleString) and arg.value.evaluated_value == "cpu":
+                    found = found or arg.keyword is None or arg.keyword.value == "device"
+        return not found
+
+    walk(node, visit)
+    return found
+
+
+def _kinds_in_method(
+    facts: ModuleFacts, use: AttrUse, uses: list[AttrUse], relatives: list[ClassInfo], depth: int
+) -> set[str]:
+    """``self.helper(self.x)``, ``helper(x, self.x)``: the kinds of the parameter's reads inside
+    ``helper`` when it is a method of the classes or a function of the file; a sub-module
+    (``self.embed(self.idx)``) uses the tensor on its own device; any other function of the
+    project is not followed (unknown)."""
+    k = next((k for k in range(len(use.ancestors) - 1, 0, -1) if isinstance(use.ancestors[k], cst.Arg)), 0)
+    call, arg = use.ancestors[k - 1], use.ancestors[k]
+    if not (isinstance(call, cst.Call) and isinstance(arg, cst.Arg)) or arg.star:
+        return {UNKNOWN}
+    func = call.func
+    called = func.attr.value if isinstance(func, cst.Attribute) and _on_instance(func) else None
+    if isinstance(func, cst.Name) and func.value == _instance(use):
+        called = "forward"
+    if called:
+        method = next((c.methods[called] for c in relatives if called in c.methods), None)
+        if method is None:
+            return {USED}
+        params, scope = method.params[1:], [u for u in uses if u.local and u.method == method.name]
+    elif isinstance(func, cst.Name):
+        function = next((f for f in facts.functions if f.name == func.value and f.scope.parent is facts.module_scope
+                         and isinstance(f.node, cst.FunctionDef)), None)
+        if function is None:
+            return {UNKNOWN}
+        params, scope = function.params, _local_uses(function)
+    else:
+        return {UNKNOWN}
+    if arg.keyword is not None:
+        name = arg.keyword.value
+    else:
+        position = next(k for k, x in enumerate(a for a in call.args if a.keyword is None) if x is arg)
+        name = params[position] if position < len(params) else None
+    reads = [u for u in scope if u.name == name]
+    if not reads:
+        return {UNKNOWN}
+    return set().union(*(use_kinds(facts, u, scope, depth + 1, relatives) for u in reads))
+
+
+def _local_uses(function: FunctionInfo) -> list[AttrUse]:
+    """The reads of local names in a function of the file, with their ancestors."""
+    collector = _UseCollector("", function.name, True)
+    walk(function.node.body, collector.on_visit, collector.on_leave)
+    return collector.uses
+
+
+def _sets_requires_grad(use: AttrUse) -> bool | None:
+    """``self.x.requires_grad = True``/``.requires_grad_()`` at construction time (True), the
+    same with ``False`` (False), or None."""
     anc = use.ancestors
     if not anc or not isinstance(anc[-1], cst.Attribute) or anc[-1].value is not use.node:
-        return False
+        return None
     attr = anc[-1].attr.value
-    if attr == "requires_grad_":
-        return True
-    return attr == "requires_grad" and len(anc) >= 2 and isinstance(anc[-2], cst.AssignTarget)
+    if attr == "requires_grad_" and len(anc) >= 2 and isinstance(anc[-2], cst.Call):
+        args = anc[-2].args
+        return not args or not _is_false(args[0].value)
+    if attr == "requires_grad" and len(anc) >= 3 and isinstance(anc[-2], cst.AssignTarget):
+        assign = anc[-3]
+        return isinstance(assign, cst.Assign) and not _is_false(assign.value)
+    return None
+
+
+def _fills_randomly(facts: ModuleFacts, use: AttrUse) -> bool:
+    """``nn.init.trunc_normal_(self.x, std=0.02)`` or ``self.x.normal_()`` at construction time."""
+    anc = use.ancestors
+    cur: cst.CSTNode = use.node
+    for k in range(len(anc) - 1, 0, -1):
+        parent, grand = anc[k], anc[k - 1]
+        if isinstance(parent, cst.Attribute) and parent.value is cur:
+            if parent.attr.value == "data":
+                cur = parent
+                continue
+            return isinstance(grand, cst.Call) and grand.func is parent and random_init(None, parent.attr.value)
+        if isinstance(parent, cst.Arg) and isinstance(grand, cst.Call) and grand.args and grand.args[0] is parent:
+            return random_init(facts.qualname(grand.func), None)
+        return False
+    return False
 
 
 def branch_conditions(facts: ModuleFacts, ancestors: tuple[cst.CSTNode, ...]) -> set[tuple[str, bool]]:
@@ -657,7 +994,7 @@ def contradicts(a: set[tuple[str, bool]], b: set[tuple[str, bool]]) -> bool:
     return any((test, not taken) in b for test, taken in a)
 
 
-def _rebound(
+def _rebuilt(
     facts: ModuleFacts,
     relatives: list[ClassInfo],
     a: AttrAssign,
@@ -667,25 +1004,55 @@ def _rebound(
     frozen: bool,
 ) -> bool:
     """Another assignment registers the tensor (``self.x = nn.Parameter(self.x)``), a relative
-    class sets it, or a method outside construction rebuilds it (a cache the class keeps on the
-    data's device itself; also when the assigning method is called again at runtime). An ``nn.Parameter`` in the opposite branch of an ``if`` counts only
-    when the plain tensor is marked ``requires_grad=False``: a "disabled" placeholder whose flag
-    the code checks."""
+    class sets it to something else, or a method outside construction rebuilds it (a cache the
+    class keeps on the data's device itself; also when the assigning method is called again at
+    runtime). An update (``self.n += 1``, ``self.mean = m * self.mean + ...``) rebuilds nothing.
+    An ``nn.Parameter`` in the opposite branch of an ``if`` counts only when the plain tensor is
+    marked ``requires_grad=False``: a "disabled" placeholder whose flag the code checks; one
+    under a test the plain assignment is not under registers it only sometimes."""
     if a.method.name in called_at_runtime(relatives[0], init_methods):
         return True
     for c in relatives:
+        own = c is relatives[0]
+        construction = init_methods if own else init_time_methods(c)
         for other in c.assigns(a.name):
             if other is a:
                 continue
-            if other.method.name not in init_methods or c is not relatives[0]:
+            if other.method.name not in construction:
+                if _updates(facts, other, mine):
+                    continue
+                return True
+            if not own:
+                if tensor_factory(facts, other):
+                    continue
                 return True
             value = other.value
             if not isinstance(value, cst.Call):
                 continue
             q = facts.qualname(value.func, other.method.scope) or ""
-            if not (q.startswith("torch.nn.") or facts.is_module_class_expr(value.func, other.method.scope)):
+            wraps = q.startswith("torch.nn.") and q.rsplit(".", 1)[1][:1].isupper()  # nn.Parameter, a layer
+            if not (wraps or facts.is_module_class_expr(value.func, other.method.scope)):
                 continue
             where = next((u for u in mine if u.store and any(x is other.node for x in u.ancestors)), None)
-            if where is None or frozen or not contradicts(conditions, branch_conditions(facts, where.ancestors)):
+            if where is None:
+                return True
+            others = branch_conditions(facts, where.ancestors)
+            if contradicts(conditions, others):
+                if frozen:
+                    return True
+            elif others <= conditions:
                 return True
     return False
+
+
+def _updates(facts: ModuleFacts, other: AttrAssign, mine: list[AttrUse]) -> bool:
+    """``self.n += 1`` or ``self.x = f(self.x, ...)`` where ``self.x`` is not moved (nor only
+    lends its shape or dtype, ``self.x.new_empty(n)``): the state is updated where it is, or
+    rebuilt on its own device (``torch.randn(n).type_as(self.x)``), not on the data's."""
+    if isinstance(other.node, cst.AugAssign):
+        return True
+    instance = other.method.instance
+    if other.value is None or not instance or not references_attr(other.value, instance, other.name):
+        return False
+    reads = [u for u in mine if not u.store and any(x is other.node for x in u.ancestors)]
+    return any(use_kind(facts, u) not in (MOVED, META) for u in reads)
