@@ -203,16 +203,7 @@ def _local_uses(method: FunctionInfo, name: str) -> list[AttrUse]:
 def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | None:
     """``self.layers = layers`` (or ``list(layers)``) where every assignment of the local
     ``layers`` in the method is a container literal: the name and those literals."""
-    value = a.value
-    if (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Name)
-        and value.func.value in ("list", "tuple", "dict")
-        and len(value.args) == 1
-        and not value.args[0].keyword
-        and not value.args[0].star
-    ):
-        value = value.args[0].value
+    value = _converter_arg(a.value) or a.value
     if not isinstance(value, cst.Name):
         return None
     assigned = a.method.assignments.get(value.value, [])
@@ -234,8 +225,8 @@ def _container_literal(expr: cst.BaseExpression | None) -> bool:
     )
 
 
-def _converted(expr: cst.BaseExpression | None) -> cst.BaseExpression | None:
-    """The generator or comprehension in ``list(...)`` / ``tuple(...)`` / ``dict(...)``."""
+def _converter_arg(expr: cst.BaseExpression | None) -> cst.BaseExpression | None:
+    """``x`` in ``list(x)`` / ``tuple(x)`` / ``dict(x)``."""
     if (
         isinstance(expr, cst.Call)
         and isinstance(expr.func, cst.Name)
@@ -243,10 +234,15 @@ def _converted(expr: cst.BaseExpression | None) -> cst.BaseExpression | None:
         and len(expr.args) == 1
         and not expr.args[0].keyword
         and not expr.args[0].star
-        and isinstance(expr.args[0].value, (cst.GeneratorExp, cst.ListComp, cst.DictComp))
     ):
         return expr.args[0].value
     return None
+
+
+def _converted(expr: cst.BaseExpression | None) -> cst.BaseExpression | None:
+    """The generator or comprehension in ``list(...)`` / ``tuple(...)`` / ``dict(...)``."""
+    inner = _converter_arg(expr)
+    return inner if isinstance(inner, (cst.GeneratorExp, cst.ListComp, cst.DictComp)) else None
 
 
 def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
