@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Iterator
 
 import libcst as cst
 
 from torchlint.edits import render, torch_nn
-from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, walk
+from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, target_names, walk
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     AttrUse,
@@ -56,7 +57,7 @@ class UnregisteredContainer(Rule):
                 for a in cls.attr_assigns
                 if isinstance(a.node, (cst.Assign, cst.AnnAssign))
                 and a.method.name in init_methods
-                and (_container_literal(a.value) or _local_container(a) is not None)
+                and (_container_literal(a.value) or _local_container(a) is not None or _copied_parameter(a))
             ]
             if not candidates:
                 continue
@@ -73,7 +74,7 @@ class UnregisteredContainer(Rule):
                     continue
                 seen.add(a.name)
                 mine = [u for u in uses if u.name == a.name]
-                held = _held_kind(kinds, a, mine, methods)
+                held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
                     continue
                 if _local_container(a) is not None and _local_kept(a):
@@ -213,6 +214,15 @@ def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | No
     return value.value, literals
 
 
+def _copied_parameter(a: AttrAssign) -> bool:
+    """``self.blocks = list(blocks)``: a constructor parameter named for layers (``blocks``,
+    ``models``, ``encoder_layers``) copied into a plain container."""
+    arg = _converter_arg(a.value)
+    if not isinstance(arg, cst.Name) or a.method.assignments.get(arg.value):
+        return False
+    return _param(a.method, arg.value) is not None and bool(_LAYER_PARAM.search(arg.value))
+
+
 def _local_kept(a: AttrAssign) -> bool:
     """The local list behind ``self.layers = layers`` is also handed to a call that may keep
     it (``self.net = nn.Sequential(*layers)``): its layers are registered there."""
@@ -263,7 +273,7 @@ def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
 
 
 def _held_kind(
-    kinds: _Kinds, a: AttrAssign, mine: list[AttrUse], methods: dict[str, FunctionInfo]
+    kinds: _Kinds, a: AttrAssign, mine: list[AttrUse], methods: dict[str, FunctionInfo], init_methods: set[str]
 ) -> str | None:
     """"layer" or "parameter" when the container holds constructed layers or Parameters (in its
     literal or put in later with append/extend/insert/``[k] = ...``/``+=``), else None."""
@@ -271,9 +281,60 @@ def _held_kind(
     for u in mine:
         items.extend((e, methods.get(u.method)) for e in _grown_with(u))
     found = {kinds.item(e, fn) for e, fn in items if fn is not None}
+    if _copied_parameter(a):
+        found.add("unknown class")
     if "parameter" in found:
         return "parameter"
-    return "layer" if "layer" in found else None
+    if "layer" in found:
+        return "layer"
+    return "layer" if "unknown class" in found and _elements_called(mine, init_methods) else None
+
+
+def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
+    """After construction, an element of the container is called as a layer is:
+    ``self.layers[i](x)``, ``for layer in self.layers: x = layer(x)`` (also through
+    ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``."""
+    for u in mine:
+        if u.store or u.method in init_methods:
+            continue
+        node: cst.CSTNode = u.node
+        for parent in reversed(u.ancestors):
+            if isinstance(parent, cst.Subscript) and parent.value is node:
+                node = parent
+                continue
+            if isinstance(parent, cst.Call) and parent.func is node:
+                if isinstance(node, cst.Subscript):
+                    return True
+                if isinstance(node, cst.Attribute):
+                    node = parent
+                    continue
+                break
+            if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in ("items", "values"):
+                node = parent
+                continue
+            if isinstance(parent, cst.Call) and isinstance(parent.func, cst.Name) and parent.func.value in ("zip", "enumerate", "reversed", "list"):
+                node = parent
+                continue
+            if isinstance(parent, (cst.Arg, cst.Call)):
+                node = parent
+                continue
+            if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
+                names = {n.value for n in target_names(parent.target)}
+                return _calls_any(parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1], names)
+            break
+    return False
+
+
+def _calls_any(node: cst.CSTNode, names: set[str]) -> bool:
+    found = []
+
+    def enter(n: cst.CSTNode) -> bool:
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in names:
+            found.append(n)
+        return not found
+
+    walk(node, enter)
+    return bool(found)
 
 
 def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
@@ -307,9 +368,17 @@ def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
 _RETURN_SELF = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
                 "requires_grad_", "apply", "type", "to_empty", "share_memory"}
 _COPIES = {"copy.deepcopy", "copy.copy"}
+# functions that return the module they are given
+_WRAPPERS = {
+    "torch.nn.utils.weight_norm", "torch.nn.utils.spectral_norm",
+    "torch.nn.utils.parametrizations.weight_norm", "torch.nn.utils.parametrizations.spectral_norm",
+    "torch.nn.utils.parametrizations.orthogonal", "torch.nn.utils.parametrize.register_parametrization",
+    "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
+}
 # a constructor parameter that by its name holds a layer class or factory: block, norm_layer, ...
 _LAYER_PARAM = re.compile(
-    r"(^|_)(layer|block|module|norm|conv|cell|head|expert|encoder|decoder|net)s?(_?(cls|class|type|fn|factory|builder|ctor))?$"
+    r"(^|_)(layer|block|module|model|norm|conv|cell|head|expert|encoder|decoder|net|branch|stage|discriminator)(s|es)?"
+    r"(_?(cls|class|type|fn|factory|builder|ctor))?$"
     r"|_(cls|class)$"
 )
 
@@ -328,7 +397,7 @@ class _Kinds:
             return None
         if isinstance(expr, cst.Name):
             found = {self.item(v, fn, depth + 1) for _, v in fn.assignments.get(expr.value, []) if v is not None}
-            return "parameter" if "parameter" in found else ("layer" if "layer" in found else None)
+            return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
         if not isinstance(expr, cst.Call):
             return None
         func = expr.func
@@ -337,14 +406,27 @@ class _Kinds:
             return "parameter"
         if isinstance(func, cst.Attribute) and func.attr.value in _RETURN_SELF and isinstance(func.value, (cst.Call, cst.Name)):
             inner = self.item(func.value, fn, depth + 1)
-            return inner if inner == "layer" else None
-        if q in _COPIES and expr.args:
+            return inner if inner in ("layer", "unknown class") else None
+        if (q in _COPIES or q in _WRAPPERS) and expr.args:
             return self.item(expr.args[0].value, fn, depth + 1)
         if self.facts.is_module_class_expr(func, fn.scope):
             return None if _stateless(q, expr) else "layer"
         if self._layer_class(func, fn, depth) or self._returns_layer(func, fn, depth):
             return "layer"
-        return None
+        return "unknown class" if self._unknown_class(func, q) else None
+
+    def _unknown_class(self, func: cst.BaseExpression, qualname: str) -> bool:
+        """A class-like callee (``VectorQuantize``, ``layers.ConvBlock``) whose module-ness cannot
+        be told here: imported from a file or package this run does not see."""
+        leaf = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        if not leaf[:1].isupper() or leaf.isupper():
+            return False
+        local = self.facts.local_class(func)
+        if local is not None:
+            return local.module_status is None
+        if not qualname:
+            return isinstance(func, cst.Name) and not hasattr(builtins, leaf)
+        return self.facts.base_is_module(qualname)[0] is None
 
     def is_module(self, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
         """Certainly a module (a layer, stateless ones included), for the wrapping fix."""
@@ -502,11 +584,12 @@ def _registered_later(
     facts: ModuleFacts, relatives: list[ClassInfo], a: AttrAssign, mine: list[AttrUse], init_methods: set[str]
 ) -> bool:
     """The container is registered another way: the attribute is reassigned to something built
-    from a call (``nn.ModuleList(self.layers)``), or, at construction, it is passed to a call that
+    from a call (``nn.ModuleList(self.layers)``, not ``list(self.layers)``), or, at construction, it is passed to a call that
     may keep it (``nn.Sequential(*self.layers)``, a registering helper)."""
     for c in relatives:
         for other in c.assigns(a.name):
-            if other is not a and isinstance(other.value, cst.Call) and not _empty_call(other.value):
+            value = other.value
+            if other is not a and isinstance(value, cst.Call) and not _empty_call(value) and _converter_arg(value) is None:
                 return True
     for u in mine:
         if u.store or u.method not in init_methods:
