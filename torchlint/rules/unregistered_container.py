@@ -396,7 +396,10 @@ class _Kinds:
         if depth > 3:
             return None
         if isinstance(expr, cst.Name):
-            found = {self.item(v, fn, depth + 1) for _, v in fn.assignments.get(expr.value, []) if v is not None}
+            assigned = fn.assignments.get(expr.value, [])
+            if not assigned and _param(fn.method or fn, expr.value) is not None and _LAYER_PARAM.search(expr.value):
+                return "unknown class"  # a layer handed to the constructor: ``copy.deepcopy(encoder_layer)``
+            found = {self.item(v, fn, depth + 1) for _, v in assigned if v is not None}
             return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
         if not isinstance(expr, cst.Call):
             return None
@@ -411,15 +414,18 @@ class _Kinds:
             return self.item(expr.args[0].value, fn, depth + 1)
         if self.facts.is_module_class_expr(func, fn.scope):
             return None if _stateless(q, expr) else "layer"
-        if self._layer_class(func, fn, depth) or self._returns_layer(func, fn, depth):
+        if self._layer_class(func, fn, depth):
             return "layer"
+        returned = self._returns_layer(func, fn, depth)
+        if returned:
+            return returned
         return "unknown class" if self._unknown_class(func, q) else None
 
     def _unknown_class(self, func: cst.BaseExpression, qualname: str) -> bool:
         """A class-like callee (``VectorQuantize``, ``layers.ConvBlock``) whose module-ness cannot
         be told here: imported from a file or package this run does not see."""
         leaf = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
-        if not leaf[:1].isupper() or leaf.isupper():
+        if not leaf[:1].isupper():
             return False
         local = self.facts.local_class(func)
         if local is not None:
@@ -510,23 +516,32 @@ class _Kinds:
                     position += 1
         return out
 
-    def _returns_layer(self, func: cst.BaseExpression, fn: FunctionInfo, depth: int) -> bool:
-        """``func`` is a helper of this file (a function, or a method on self) whose every
-        return value is a stateful layer."""
+    def _returns_layer(self, func: cst.BaseExpression, fn: FunctionInfo, depth: int) -> str | None:
+        """What a helper of this file returns on every path, when that is a layer ("layer") or
+        a layer or an unresolved class ("unknown class"): a function, a function or lambda
+        defined in the method, or a method called on self."""
+        returns: list[cst.BaseExpression | None] = []
         helper = None
-        if isinstance(func, cst.Name) and func.value not in fn.scope.bound:
-            helper = next(
-                (f for f in self.facts.functions if f.name == func.value and f.scope.parent is self.facts.module_scope),
-                None,
-            )
-            nested = next((f for f in self.facts.functions if f.name == func.value and f.scope.parent is fn.scope), None)
-            helper = nested or helper
+        if isinstance(func, cst.Name):
+            helper = next((f for f in self.facts.functions if f.name == func.value and f.scope.parent is fn.scope), None)
+            if helper is None and func.value not in fn.scope.bound:
+                helper = next(
+                    (f for f in self.facts.functions if f.name == func.value and f.scope.parent is self.facts.module_scope),
+                    None,
+                )
+            values = [v for _, v in fn.assignments.get(func.value, [])]
+            if helper is None and values and all(isinstance(v, cst.Lambda) for v in values):
+                returns, helper = [v.body for v in values], fn
         elif isinstance(func, cst.Attribute) and fn.instance and self_attr(func, fn.instance):
             helper = self.methods.get(func.attr.value)
-        if helper is None or helper is fn or not isinstance(helper.node, cst.FunctionDef):
-            return False
-        returns = _return_values(helper.node)
-        return bool(returns) and all(v is not None and self.item(v, helper, depth + 1) == "layer" for v in returns)
+        if helper is None or (helper is fn and not returns):
+            return None
+        if not returns and isinstance(helper.node, cst.FunctionDef):
+            returns = _return_values(helper.node)
+        found = {self.item(v, helper, depth + 1) if v is not None else None for v in returns}
+        if not found or None in found or "parameter" in found:
+            return None
+        return "layer" if found == {"layer"} else "unknown class"
 
 
 def _stateless(qualname: str, call: cst.Call | None) -> bool:
