@@ -280,7 +280,7 @@ def _held_kind(
     items = _assigned_items(a)
     for u in mine:
         items.extend((e, methods.get(u.method)) for e in _grown_with(u))
-    found = {kinds.item(e, fn) for e, fn in items if fn is not None}
+    found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(e, fn)}
     if _copied_parameter(a):
         found.add("unknown class")
     if "parameter" in found:
@@ -288,6 +288,25 @@ def _held_kind(
     if "layer" in found:
         return "layer"
     return "layer" if "unknown class" in found and _elements_called(mine, init_methods) else None
+
+
+def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+    """The element is a local name that the method also passes to a call that may keep it
+    (``set_module_by_path(net, path, wrapper)``, ``self.add_module(name, layer)``): the
+    container only refers to a layer registered there."""
+    if not isinstance(expr, cst.Name):
+        return False
+    for u in _local_uses(fn.method or fn, expr.value):
+        arg = next((n for n in reversed(u.ancestors) if isinstance(n, cst.Arg)), None)
+        if arg is None or u.ancestors[-1] is not arg:
+            continue
+        call = _call_of(u, arg)
+        func = call.func if call is not None else None
+        if isinstance(func, cst.Attribute) and func.attr.value in _GROWERS:
+            continue
+        if _kept_elsewhere(u):
+            return True
+    return False
 
 
 def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
