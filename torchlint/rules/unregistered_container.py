@@ -339,7 +339,9 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
                 continue
             if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
                 names = {n.value for n in target_names(parent.target)}
-                return _calls_any(parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1], names)
+                scope = parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1]
+                if _calls_any(scope, names):
+                    return True
             break
     return False
 
@@ -652,7 +654,7 @@ def _kept_elsewhere(use: AttrUse) -> bool:
             if name in _PASS_THROUGH:
                 node = call
                 continue
-            return name not in _READERS
+            return name not in _READERS and not _result_dropped(use, call)
         if isinstance(parent, cst.CompFor) and parent.iter is node:
             node = parent
             continue
@@ -667,6 +669,20 @@ def _kept_elsewhere(use: AttrUse) -> bool:
             return False
         node = parent
     return False
+
+
+def _result_dropped(use: AttrUse, call: cst.Call) -> bool:
+    """``reset(self.layers)`` as a statement of its own, given neither the instance nor called
+    on it: a helper that only reads or re-initialises the layers; registering them would need
+    the module."""
+    index = use.ancestors.index(call)
+    if index == 0 or not isinstance(use.ancestors[index - 1], cst.Expr) or use.local:
+        return False
+    instance = use.node.value.value if isinstance(use.node, cst.Attribute) and isinstance(use.node.value, cst.Name) else None
+    func = call.func
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == instance:
+        return False
+    return not any(isinstance(a.value, cst.Name) and a.value.value == instance for a in call.args)
 
 
 def _call_of(use: AttrUse, arg: cst.Arg) -> cst.Call | None:
