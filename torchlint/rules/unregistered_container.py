@@ -208,7 +208,7 @@ def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | No
     if not isinstance(value, cst.Name):
         return None
     assigned = a.method.assignments.get(value.value, [])
-    literals = [v for stmt, v in assigned if not isinstance(stmt, cst.AugAssign)]
+    literals = [v if v is not None else _unpacked(stmt, value.value) for stmt, v in assigned if not isinstance(stmt, cst.AugAssign)]
     if not literals or not all(_container_literal(v) for v in literals):
         return None
     return value.value, literals
@@ -221,6 +221,18 @@ def _copied_parameter(a: AttrAssign) -> bool:
     if not isinstance(arg, cst.Name) or a.method.assignments.get(arg.value):
         return False
     return _param(a.method, arg.value) is not None and bool(_LAYER_PARAM.search(arg.value))
+
+
+def _unpacked(stmt: cst.CSTNode, name: str) -> cst.BaseExpression | None:
+    """The value ``name`` gets from ``a, b = [], []``."""
+    if not (isinstance(stmt, cst.Assign) and isinstance(stmt.value, (cst.Tuple, cst.List))):
+        return None
+    for t in stmt.targets:
+        if isinstance(t.target, (cst.Tuple, cst.List)) and len(t.target.elements) == len(stmt.value.elements):
+            for el, v in zip(t.target.elements, stmt.value.elements):
+                if isinstance(el.value, cst.Name) and el.value.value == name and not isinstance(v, cst.StarredElement):
+                    return v.value
+    return None
 
 
 def _local_kept(a: AttrAssign) -> bool:
@@ -404,6 +416,14 @@ _LAYER_PARAM = re.compile(
 )
 
 
+# a factory function named for what it builds: build_conv_layer, get_motion_module, make_block
+_BUILDER = re.compile(r"^_?(build|get|make|create|new)_(\w+_)?(layer|block|module|conv|norm|head|net|encoder|decoder|stage)s?$")
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
 class _Kinds:
     """What an expression put in a container is: "parameter", a stateful "layer", or None."""
 
@@ -421,6 +441,9 @@ class _Kinds:
             if not assigned and _param(fn.method or fn, expr.value) is not None and _LAYER_PARAM.search(expr.value):
                 return "unknown class"  # a layer handed to the constructor: ``copy.deepcopy(encoder_layer)``
             found = {self.item(v, fn, depth + 1) for _, v in assigned if v is not None}
+            return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
+        if isinstance(expr, cst.IfExp):
+            found = {self.item(e, fn, depth + 1) for e in (expr.body, expr.orelse) if not _is_none(e)}
             return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
         if not isinstance(expr, cst.Call):
             return None
@@ -447,7 +470,9 @@ class _Kinds:
         be told here: imported from a file or package this run does not see."""
         leaf = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
         if not leaf[:1].isupper():
-            return False
+            return bool(_BUILDER.match(leaf)) and self.facts.local_class(func) is None and (
+                not qualname or self.facts.base_is_module(qualname)[0] is None
+            )
         local = self.facts.local_class(func)
         if local is not None:
             return local.module_status is None
