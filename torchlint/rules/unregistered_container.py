@@ -14,6 +14,8 @@ from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     AttrUse,
     attribute_uses,
+    branch_conditions,
+    contradicts,
     init_time_methods,
     registered_names,
 )
@@ -645,12 +647,17 @@ def _registered_later(
     facts: ModuleFacts, relatives: list[ClassInfo], a: AttrAssign, mine: list[AttrUse], init_methods: set[str]
 ) -> bool:
     """The container is registered another way: the attribute is reassigned to something built
-    from a call (``nn.ModuleList(self.layers)``, not ``list(self.layers)``), or, at construction, it is passed to a call that
+    from a call (``nn.ModuleList(self.layers)``, not ``list(self.layers)``, nor in the other
+    branch of an ``if``), or, at construction, it is passed to a call that
     may keep it (``nn.Sequential(*self.layers)``, a registering helper)."""
+    mine_branches = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and a.node in u.ancestors), set())
     for c in relatives:
         for other in c.assigns(a.name):
             value = other.value
-            if other is not a and isinstance(value, cst.Call) and not _empty_call(value) and _converter_arg(value) is None:
+            if other is a or not isinstance(value, cst.Call) or _empty_call(value) or _converter_arg(value) is not None:
+                continue
+            theirs = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and other.node in u.ancestors), set())
+            if not contradicts(mine_branches, theirs):
                 return True
     for u in mine:
         if u.store or u.method not in init_methods:
