@@ -325,7 +325,7 @@ def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
 
 def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
     """After construction, an element of the container is called as a layer is:
-    ``self.layers[i](x)``, ``for layer in self.layers: x = layer(x)`` (also through
+    ``self.layers[i](x)``, ``conv = self.convs[i]`` then ``conv(x)``, ``for layer in self.layers: x = layer(x)`` (also through
     ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``."""
     for u in mine:
         if u.store or u.method in init_methods:
@@ -335,6 +335,11 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
             if isinstance(parent, cst.Subscript) and parent.value is node:
                 node = parent
                 continue
+            if isinstance(parent, cst.Assign) and parent.value is node and isinstance(node, cst.Subscript):
+                names = {n.value for t in parent.targets for n in target_names(t.target)}
+                if names and _calls_any(u.ancestors[0], names):  # ``conv = self.convs[i]`` ... ``conv(x)``
+                    return True
+                break
             if isinstance(parent, cst.Call) and parent.func is node:
                 if isinstance(node, cst.Subscript):
                     return True
