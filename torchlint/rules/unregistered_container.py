@@ -65,14 +65,13 @@ class UnregisteredContainer(Rule):
                 continue
             relatives = facts.family(cls)
             _, dynamic = registered_names(facts, relatives, _MODULE_REGISTRARS)
-            if dynamic:
-                continue
             uses = attribute_uses(relatives)
+            covered = _registered_one_by_one(relatives, uses) if dynamic else set()
             methods = {name: fn for c in reversed(relatives) for name, fn in c.methods.items()}
             kinds = _Kinds(facts, cls, methods)
             seen: set[str] = set()
             for a in candidates:
-                if a.name in seen:
+                if a.name in seen or a.name in covered:
                     continue
                 seen.add(a.name)
                 mine = [u for u in uses if u.name == a.name]
@@ -84,6 +83,63 @@ class UnregisteredContainer(Rule):
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+def _registered_one_by_one(relatives: tuple[ClassInfo, ...], uses: list[AttrUse]) -> set[str]:
+    """The containers whose elements a registration with a computed name also registers
+    (``self.add_module(f"layer{i}", layer)`` with ``self.layers.append(layer)`` in the same
+    method, ``setattr(self, name, w)`` in a loop over ``self.weights``)."""
+    covered: set[str] = set()
+    for c in relatives:
+        for stmt in c.node.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.params.params:
+                covered |= _covered_in(stmt, stmt.params.params[0].name.value, uses)
+    return covered
+
+
+def _covered_in(method: cst.FunctionDef, instance: str, uses: list[AttrUse]) -> set[str]:
+    covered: set[str] = set()
+    stack: list[cst.CSTNode] = []
+
+    def attrs_in(node: cst.CSTNode) -> set[str]:
+        found: set[str] = set()
+        walk(node, lambda n: found.add(n.attr.value) if self_attr(n, instance) else None)
+        return found
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Call) and node.args:
+            func, args = node.func, node.args
+            registers = (
+                self_attr(func, instance) in _MODULE_REGISTRARS and not isinstance(args[0].value, cst.SimpleString)
+            ) or (
+                isinstance(func, cst.Name) and func.value == "setattr" and len(args) >= 3
+                and isinstance(args[0].value, cst.Name) and args[0].value.value == instance
+                and not isinstance(args[1].value, cst.SimpleString)
+            )
+            if registers:
+                value = args[-1].value
+                covered.update(attrs_in(value))
+                for loop in stack:
+                    if isinstance(loop, (cst.For, cst.CompFor)):
+                        covered.update(attrs_in(loop.iter))
+                if isinstance(value, cst.Name):
+                    for u in uses:
+                        if u.method == method.name.value and any(
+                            isinstance(e, cst.Name) and e.value == value.value
+                            for e in (*_grown_with(u), *_elements(_assigned_value(u)))
+                        ):
+                            covered.add(u.name)
+        stack.append(node)
+        return True
+
+    walk(method.body, enter, lambda node: stack.pop())
+    return covered
+
+
+def _assigned_value(use: AttrUse) -> cst.BaseExpression:
+    """The value of ``self.x = value`` for a store use (an empty tuple otherwise)."""
+    statement = use.ancestors[-2] if use.store and len(use.ancestors) >= 2 else None
+    return statement.value if isinstance(statement, cst.Assign) else cst.Tuple([])
 
 
 def _message(a: AttrAssign, held: str) -> str:
