@@ -226,9 +226,9 @@ def test_tl104_inserts_super_init():
     [
         # a base whose __init__ needs arguments
         "import torch.nn as nn\nclass L(nn.Linear):\n    def __init__(self):\n        self.k = 1\n",
-        # super().__init__() after a layer: a second call would wipe the layer
-        "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear(1, 2)\n"
-        + "        super().__init__()\n",
+        # super().__init__() stops at a plain mixin: a second base initialiser is the author's call
+        "import torch.nn as nn\nclass R:\n    def __init__(self):\n        self.r = 1\n"
+        + "class M(R, nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.k = 1\n",
         # the body on the def line
         "import torch.nn as nn\nclass M(nn.Module):\n    def __init__(self): self.fc = nn.Linear(1, 2)\n",
     ],

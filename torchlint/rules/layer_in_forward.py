@@ -104,13 +104,30 @@ def _reached_from_forward(
             if not (isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)):
                 continue
             callee = methods.get(func.attr.value) if func.value.value == fn.self_name else None
-            if callee is None or callee in init or callee.name == "forward":
+            if callee is None or callee in init or callee.name == "forward" or _may_memoise(facts, callee):
                 continue
             if callee not in reached:
                 reached.append(callee)
             if fn in unguarded and not call.guards:
                 unguarded.add(callee)
     return reached, unguarded
+
+
+# decorators that run the method on every call, as written
+_PLAIN_DECORATORS = ("torch.", "typing.", "abc.", "staticmethod", "classmethod")
+
+
+def _may_memoise(facts: ModuleFacts, fn: FunctionInfo) -> bool:
+    """A decorator other than torch's, typing's or abc's: it may cache the result
+    (``functools.cache``, a project's ``@singleton('projector')``), so the layer is built once."""
+    if not isinstance(fn.node, cst.FunctionDef):
+        return False
+    for dec in fn.node.decorators:
+        expr = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
+        q = facts.qualname(expr, fn.scope.parent) or (expr.value if isinstance(expr, cst.Name) else "")
+        if not q.startswith(_PLAIN_DECORATORS):
+            return True
+    return False
 
 
 def _trains_in_forward(

@@ -1,5 +1,4 @@
-"""TL104 missing-super-init: an nn.Module ``__init__`` that never runs ``Module.__init__``, or
-assigns a layer or Parameter before it does."""
+"""TL104 missing-super-init: an nn.Module ``__init__`` that never runs ``Module.__init__``."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
-from torchlint.rules.parameter_converted import PARAMETER
 
 # self.<method>() calls that store into the module's registries
 _REGISTERING = {"register_buffer", "register_parameter", "add_module", "register_module"}
@@ -46,25 +44,24 @@ class MissingSuperInit(Rule):
                     continue
                 events = _Events(facts, cls, init, instance)
                 events.walk(init.node.body)
-                if events.base_init is None:
-                    if not events.uses_self or _initialised_by_subclass(facts, cls):
-                        continue
-                    yield Hit(
-                        init.node.name,
+                if events.base_init is not None or not events.uses_self:
+                    continue
+                if _initialised_by_subclass(facts, cls):
+                    continue
+                if events.stopped_at is None:
+                    message = (
                         f"{cls.name}.__init__ never calls super().__init__(): nn.Module's state is "
                         f"never set up, so assigning a layer or Parameter, calling the module, "
-                        f".to() or parameters() fail; call super().__init__() first",
-                        cls,
-                        _insert_super_init(facts, cls, init),
+                        f".to() or parameters() fail; call super().__init__() first"
                     )
-                elif events.early_layer is not None:
-                    yield Hit(
-                        init.node.name,
-                        f"{cls.name}.__init__ assigns a layer or Parameter before super().__init__(): "
-                        f"nn.Module raises \"cannot assign ... before Module.__init__() call\"; "
-                        f"call super().__init__() first",
-                        cls,
+                else:
+                    message = (
+                        f"{cls.name}.__init__ never runs nn.Module.__init__(): the initialiser it calls, "
+                        f"{events.stopped_at}.__init__, does not go on to it (no super().__init__() "
+                        f"there), so nn.Module's state is never set up; make {events.stopped_at}.__init__ "
+                        f"call super().__init__(), or call nn.Module.__init__(self) first"
                     )
+                yield Hit(init.node.name, message, cls, _insert_super_init(facts, cls, init))
 
 
 _NO_ARGUMENT_BASES = {"torch.nn.Module", "torch.nn.modules.module.Module"}
@@ -148,46 +145,45 @@ def _initialised_by_subclass(facts: ModuleFacts, cls: ClassInfo) -> bool:
 
 
 class _Events(ScopeWalker):
-    """Walks ``__init__`` in source order (not into nested functions): where the base class is
-    initialised, where the first layer or Parameter is stored, and whether ``self`` is used."""
+    """Walks ``__init__`` in source order (not into nested functions): whether some call can run
+    ``nn.Module.__init__``, the base whose ``__init__`` was called but cannot, and whether
+    ``self`` is used."""
 
     def __init__(self, facts: ModuleFacts, cls: ClassInfo, init: FunctionInfo, instance: str) -> None:
         self.facts, self.cls, self.init, self.instance = facts, cls, init, instance
         self.base_init: cst.CSTNode | None = None
-        self.early_layer: cst.CSTNode | None = None
+        self.stopped_at: str | None = None  # the class whose __init__ was called and ends the chain
         self.uses_self = False
         self.methods = methods_with_bases(facts, cls)
         self.foreign_base = _has_foreign_base(facts, cls)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         for t in node.targets:
-            self._store(t.target, node.value)
+            self._store(t.target)
 
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
-        self._store(node.target, node.value)
+        self._store(node.target)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        self._store(node.target, None)
+        self._store(node.target)
 
-    def _store(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
+    def _store(self, target: cst.BaseExpression) -> None:
         targets = [e.value for e in target.elements] if isinstance(target, (cst.Tuple, cst.List)) else [target]
-        for t in targets:
-            if isinstance(t, cst.Attribute) and isinstance(t.value, cst.Name) and t.value.value == self.instance:
-                self.uses_self = True
-                if self.base_init is None and self.early_layer is None and self._is_layer(value):
-                    self.early_layer = t
-
-    def _is_layer(self, value: cst.BaseExpression | None) -> bool:
-        if not isinstance(value, cst.Call):
-            return False
-        scope = self.init.scope
-        return self.facts.qualname(value.func, scope) in PARAMETER or self.facts.is_module_class_expr(value.func, scope)
+        if any(self_attr(t, self.instance) for t in targets):
+            self.uses_self = True
 
     def visit_Call(self, node: cst.Call) -> None:
         if self.base_init is not None:
             return
         func = node.func
-        if _is_base_init(func, node, self.instance) or self._passes_self(node):
+        if _is_base_init(func, node, self.instance):
+            self.uses_self = True
+            stopped = _chain_stops_at(self.facts, self.cls, func.value)
+            if stopped is None:
+                self.base_init = node
+            else:
+                self.stopped_at = stopped.name
+        elif self._passes_self(node):
             self.base_init = node
         elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == self.instance:
             self.uses_self = True
@@ -196,8 +192,6 @@ class _Events(ScopeWalker):
                 self.base_init = node
             elif method is None and func.attr.value not in _MODULE_API and self.foreign_base:
                 self.base_init = node  # a method of a base from another file may initialise it
-            elif func.attr.value in _REGISTERING and self.early_layer is None:
-                self.early_layer = node
 
     def _passes_self(self, node: cst.Call) -> bool:
         """A helper given the instance (``init_module(self, cfg)``) may initialise the base."""
@@ -211,16 +205,75 @@ def _is_base_init(func: cst.BaseExpression, call: cst.Call, instance: str) -> bo
     if not (isinstance(func, cst.Attribute) and func.attr.value == "__init__"):
         return False
     receiver = func.value
-    if isinstance(receiver, cst.Call) and isinstance(receiver.func, cst.Name) and receiver.func.value == "super":
+    if _is_super(receiver):
         return True
     first = call.args[0].value if call.args else None
     return isinstance(first, cst.Name) and first.value == instance
 
 
+def _is_super(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name) and expr.func.value == "super"
+
+
+def _chain_stops_at(facts: ModuleFacts, cls: ClassInfo, receiver: cst.BaseExpression) -> ClassInfo | None:
+    """For ``super().__init__()`` (or ``super(Cls, self)``) in ``cls``, or ``Base.__init__(self)``:
+    the class of this file whose ``__init__`` that call runs and which certainly does not go on
+    to ``nn.Module.__init__`` (it is no module, and its ``__init__`` calls no base initialiser);
+    None when the call can initialise the module, or when that cannot be told (a base from
+    another file, a ``super()`` that skips classes)."""
+    if _is_super(receiver):
+        args = receiver.args
+        if args and not (isinstance(args[0].value, cst.Name) and args[0].value.value == cls.name):
+            return None
+        verdict = _first_init(facts, cls.bases, cls.scope, set())
+    else:
+        verdict = _first_init(facts, [receiver], cls.scope, set())
+        if verdict is True:  # no class on the way defines __init__: object.__init__ runs
+            return facts.local_class(receiver)
+    return verdict if isinstance(verdict, ClassInfo) else None
+
+
+def _first_init(
+    facts: ModuleFacts, bases: list[cst.BaseExpression], scope, seen: set[int]
+) -> ClassInfo | bool | None:
+    """Where the next ``__init__`` along ``bases`` (depth first, as the MRO mostly is) leads:
+    None when it can reach ``nn.Module.__init__`` (a module class, a class from elsewhere, a
+    cooperative ``__init__`` that calls ``super().__init__()``), the local non-module class whose
+    ``__init__`` ends the chain, or True when no class on the way defines ``__init__``."""
+    for base in bases:
+        local = facts.local_class(base)
+        if local is None:
+            if not _without_init(facts, base, scope):
+                return None
+            continue
+        if id(local) in seen or local.module_status is not False:
+            return None
+        seen.add(id(local))
+        init = local.methods.get("__init__")
+        if init is not None:
+            return None if _reaches_base_init(facts, local, init) else local
+        found = _first_init(facts, local.bases, local.scope, seen)
+        if found is not True:
+            return found
+    return True
+
+
+_NO_INIT_BASES = {"abc.ABC", "typing.Generic", "typing.Protocol", "typing_extensions.Protocol"}
+
+
+def _without_init(facts: ModuleFacts, base: cst.BaseExpression, scope) -> bool:
+    """``object``, ``ABC``, ``Generic``: bases whose ``__init__`` is object's, which sets up nothing."""
+    if isinstance(base, cst.Subscript):
+        base = base.value
+    if isinstance(base, cst.Name) and base.value == "object" and facts.qualname(base, scope) is None:
+        return True
+    return facts.qualname(base, scope) in _NO_INIT_BASES
+
+
 def _reaches_base_init(
     facts: ModuleFacts, cls: ClassInfo, method: FunctionInfo, seen: set[int] | None = None
 ) -> bool:
-    """Whether a method (or a method it calls on self) initialises the base class."""
+    """Whether a method (or a method it calls on self) calls a base initialiser."""
     seen = seen if seen is not None else set()
     if id(method) in seen or not method.self_name:
         return False

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import builtins
+import re
 from collections.abc import Iterator
 
 import libcst as cst
 
 from torchlint.edits import render, torch_nn
-from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg
+from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, target_names, walk
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     AttrUse,
     attribute_uses,
+    branch_conditions,
+    contradicts,
     init_time_methods,
     registered_names,
 )
@@ -55,34 +59,91 @@ class UnregisteredContainer(Rule):
                 for a in cls.attr_assigns
                 if isinstance(a.node, (cst.Assign, cst.AnnAssign))
                 and a.method.name in init_methods
-                and _container_literal(a.value)
+                and (_container_literal(a.value) or _local_container(a) is not None or _copied_parameter(a))
             ]
             if not candidates:
                 continue
             relatives = facts.family(cls)
             _, dynamic = registered_names(facts, relatives, _MODULE_REGISTRARS)
-            if dynamic:
-                continue
             uses = attribute_uses(relatives)
+            covered = _registered_one_by_one(relatives, uses) if dynamic else set()
             methods = {name: fn for c in reversed(relatives) for name, fn in c.methods.items()}
+            kinds = _Kinds(facts, cls, methods)
             seen: set[str] = set()
             for a in candidates:
-                if a.name in seen:
+                if a.name in seen or a.name in covered:
                     continue
                 seen.add(a.name)
                 mine = [u for u in uses if u.name == a.name]
-                held = _held_kind(facts, a, mine, methods)
+                held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
+                    continue
+                if _local_container(a) is not None and _local_kept(a):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
-                yield Hit(a.node, _message(a, held), cls, _fix(facts, a, held, mine, methods))
+                yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+def _registered_one_by_one(relatives: tuple[ClassInfo, ...], uses: list[AttrUse]) -> set[str]:
+    """The containers whose elements a registration with a computed name also registers
+    (``self.add_module(f"layer{i}", layer)`` with ``self.layers.append(layer)`` in the same
+    method, ``setattr(self, name, w)`` in a loop over ``self.weights``)."""
+    covered: set[str] = set()
+    for c in relatives:
+        for stmt in c.node.body.body:
+            if isinstance(stmt, cst.FunctionDef) and stmt.params.params:
+                covered |= _covered_in(stmt, stmt.params.params[0].name.value, uses)
+    return covered
+
+
+def _covered_in(method: cst.FunctionDef, instance: str, uses: list[AttrUse]) -> set[str]:
+    covered: set[str] = set()
+    stack: list[cst.CSTNode] = []
+
+    def attrs_in(node: cst.CSTNode) -> set[str]:
+        found: set[str] = set()
+        walk(node, lambda n: found.add(n.attr.value) if self_attr(n, instance) else None)
+        return found
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Call) and node.args:
+            func, args = node.func, node.args
+            registers = (
+                self_attr(func, instance) in _MODULE_REGISTRARS and not isinstance(args[0].value, cst.SimpleString)
+            ) or (
+                isinstance(func, cst.Name) and func.value == "setattr" and len(args) >= 3
+                and isinstance(args[0].value, cst.Name) and args[0].value.value == instance
+                and not isinstance(args[1].value, cst.SimpleString)
+            )
+            if registers:
+                value = args[-1].value
+                covered.update(attrs_in(value))
+                for loop in stack:
+                    if isinstance(loop, (cst.For, cst.CompFor)):
+                        covered.update(attrs_in(loop.iter))
+                if isinstance(value, cst.Name):
+                    for u in uses:
+                        if u.method == method.name.value and any(
+                            isinstance(e, cst.Name) and e.value == value.value
+                            for e in (*_grown_with(u), *_elements(_assigned_value(u)))
+                        ):
+                            covered.add(u.name)
+        stack.append(node)
+        return True
+
+    walk(method.body, enter, lambda node: stack.pop())
+    return covered
+
+
+def _assigned_value(use: AttrUse) -> cst.BaseExpression:
+    """The value of ``self.x = value`` for a store use (an empty tuple otherwise)."""
+    statement = use.ancestors[-2] if use.store and len(use.ancestors) >= 2 else None
+    return statement.value if isinstance(statement, cst.Assign) else cst.Tuple([])
 
 
 def _message(a: AttrAssign, held: str) -> str:
-    kind = "dict" if isinstance(a.value, (cst.Dict, cst.DictComp)) or _empty_call(a.value) == "dict" else (
-        "tuple" if isinstance(a.value, cst.Tuple) else "list"
-    )
+    kind = _container_kind(a)
     if held == "parameter":
         return (
             f"self.{a.name} is a plain {kind} of Parameters: they are not in model.parameters() "
@@ -97,24 +158,24 @@ def _message(a: AttrAssign, held: str) -> str:
 
 
 def _fix(
-    facts: ModuleFacts, a: AttrAssign, held: str, mine: list[AttrUse], methods: dict[str, FunctionInfo]
+    kinds: _Kinds, a: AttrAssign, held: str, mine: list[AttrUse], methods: dict[str, FunctionInfo]
 ) -> Fix | None:
     """The assigned container wrapped in nn.ModuleList / ModuleDict / ParameterList /
     ParameterDict, when everything put in it is a module (a Parameter) and a dict's keys are
     strings; an empty dict is left alone (its keys come later and may not be strings)."""
-    value = a.value
-    items = [(e, a.method) for e in _elements(value)]
+    facts, value = kinds.facts, a.value
+    items = _assigned_items(a)
     for u in mine:
         items.extend((e, methods.get(u.method)) for e in _grown_with(u))
     if held == "parameter":
-        fits = all(fn is not None and _item_kind(facts, e, fn) == "parameter" for e, fn in items)
+        fits = all(fn is not None and kinds.item(e, fn) == "parameter" for e, fn in items)
     else:
-        fits = all(fn is not None and _is_module(facts, e, fn) for e, fn in items)
+        fits = all(fn is not None and kinds.is_module(e, fn) for e, fn in items)
     spelling = torch_nn(facts, a.method.scope)
     if not fits or spelling is None:
         return None
     nn, imports = spelling
-    is_dict = isinstance(value, (cst.Dict, cst.DictComp)) or _empty_call(value) == "dict"
+    is_dict = _container_kind(a) == "dict"
     if is_dict and not _string_keys(value):
         return None
     wrapper = f"{nn}.{'Parameter' if held == 'parameter' else 'Module'}{'Dict' if is_dict else 'List'}"
@@ -125,14 +186,6 @@ def _fix(
     else:
         inner = render(facts.module, value)
     return Fix(f"Wrap self.{a.name} in {wrapper}", (NodeEdit(value, f"{wrapper}({inner})"),), safe=False, imports=imports)
-
-
-def _is_module(facts: ModuleFacts, expr: cst.BaseExpression, fn: FunctionInfo, depth: int = 0) -> bool:
-    """A module construction, directly or through a local name assigned only such."""
-    if isinstance(expr, cst.Name) and depth < 2:
-        values = [v for _, v in fn.assignments.get(expr.value, [])]
-        return bool(values) and all(v is not None and _is_module(facts, v, fn, depth + 1) for v in values)
-    return isinstance(expr, cst.Call) and facts.is_module_class_expr(expr.func, fn.scope)
 
 
 def _string_keys(value: cst.BaseExpression | None) -> bool:
@@ -169,10 +222,107 @@ def _empty_call(expr: cst.BaseExpression | None) -> str | None:
     return None
 
 
+def _container_kind(a: AttrAssign) -> str:
+    """"dict", "tuple" or "list": what the attribute is assigned."""
+    value = a.value
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Name) and value.func.value in ("list", "tuple", "dict"):
+        return value.func.value
+    local = _local_container(a)
+    if local is not None:
+        value = local[1][0]
+    if isinstance(value, (cst.Dict, cst.DictComp)) or _empty_call(value) == "dict":
+        return "dict"
+    return "tuple" if isinstance(value, cst.Tuple) else "list"
+
+
+def _assigned_items(a: AttrAssign) -> list[tuple[cst.BaseExpression, FunctionInfo]]:
+    """What the assigned container holds when it is assigned: its literal's elements, or those
+    of the local list it names and what the method put into that list."""
+    local = _local_container(a)
+    if local is None:
+        return [(e, a.method) for e in _elements(a.value)]
+    name, literals = local
+    items = [e for lit in literals for e in _elements(lit)]
+    for u in _local_uses(a.method, name):
+        items.extend(_grown_with(u))
+    for stmt, _ in a.method.assignments.get(name, []):
+        if isinstance(stmt, cst.AugAssign):
+            items.extend(_elements(stmt.value))
+    return [(e, a.method) for e in items]
+
+
+def _local_uses(method: FunctionInfo, name: str) -> list[AttrUse]:
+    """Every read of the local ``name`` in a method, with its ancestors."""
+    if method.cls is None:
+        return []
+    uses = attribute_uses([method.cls], with_locals=True)
+    return [u for u in uses if u.local and u.name == name and u.method == method.name]
+
+
+def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | None:
+    """``self.layers = layers`` (or ``list(layers)``) where every assignment of the local
+    ``layers`` in the method is a container literal: the name and those literals."""
+    value = _converter_arg(a.value) or a.value
+    if not isinstance(value, cst.Name):
+        return None
+    assigned = a.method.assignments.get(value.value, [])
+    literals = [v if v is not None else _unpacked(stmt, value.value) for stmt, v in assigned if not isinstance(stmt, cst.AugAssign)]
+    if not literals or not all(_container_literal(v) for v in literals):
+        return None
+    return value.value, literals
+
+
+def _copied_parameter(a: AttrAssign) -> bool:
+    """``self.blocks = list(blocks)``: a constructor parameter named for layers (``blocks``,
+    ``models``, ``encoder_layers``) copied into a plain container."""
+    arg = _converter_arg(a.value)
+    if not isinstance(arg, cst.Name) or a.method.assignments.get(arg.value):
+        return False
+    return _param(a.method, arg.value) is not None and bool(_LAYER_PARAM.search(arg.value))
+
+
+def _unpacked(stmt: cst.CSTNode, name: str) -> cst.BaseExpression | None:
+    """The value ``name`` gets from ``a, b = [], []``."""
+    if not (isinstance(stmt, cst.Assign) and isinstance(stmt.value, (cst.Tuple, cst.List))):
+        return None
+    for t in stmt.targets:
+        if isinstance(t.target, (cst.Tuple, cst.List)) and len(t.target.elements) == len(stmt.value.elements):
+            for el, v in zip(t.target.elements, stmt.value.elements):
+                if isinstance(el.value, cst.Name) and el.value.value == name and not isinstance(v, cst.StarredElement):
+                    return v.value
+    return None
+
+
+def _local_kept(a: AttrAssign) -> bool:
+    """The local list behind ``self.layers = layers`` is also handed to a call that may keep
+    it (``self.net = nn.Sequential(*layers)``): its layers are registered there."""
+    return any(_kept_elsewhere(u) for u in _local_uses(a.method, _local_container(a)[0]))
+
+
 def _container_literal(expr: cst.BaseExpression | None) -> bool:
     return isinstance(expr, (cst.List, cst.Tuple, cst.Dict, cst.ListComp, cst.DictComp)) or bool(
-        _empty_call(expr)
+        _empty_call(expr) or _converted(expr)
     )
+
+
+def _converter_arg(expr: cst.BaseExpression | None) -> cst.BaseExpression | None:
+    """``x`` in ``list(x)`` / ``tuple(x)`` / ``dict(x)``."""
+    if (
+        isinstance(expr, cst.Call)
+        and isinstance(expr.func, cst.Name)
+        and expr.func.value in ("list", "tuple", "dict")
+        and len(expr.args) == 1
+        and not expr.args[0].keyword
+        and not expr.args[0].star
+    ):
+        return expr.args[0].value
+    return None
+
+
+def _converted(expr: cst.BaseExpression | None) -> cst.BaseExpression | None:
+    """The generator or comprehension in ``list(...)`` / ``tuple(...)`` / ``dict(...)``."""
+    inner = _converter_arg(expr)
+    return inner if isinstance(inner, (cst.GeneratorExp, cst.ListComp, cst.DictComp)) else None
 
 
 def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -180,25 +330,107 @@ def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         return [e.value for e in expr.elements]
     if isinstance(expr, cst.Dict):
         return [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
-    if isinstance(expr, cst.ListComp):
+    if isinstance(expr, (cst.ListComp, cst.GeneratorExp)):
         return [expr.elt]
     if isinstance(expr, cst.DictComp):
         return [expr.value]
+    inner = _converted(expr)
+    if inner is not None:
+        if isinstance(inner, cst.GeneratorExp) and expr.func.value == "dict":
+            return [e.value for e in getattr(inner.elt, "elements", ())[1:2]]
+        return _elements(inner)
     return []
 
 
 def _held_kind(
-    facts: ModuleFacts, a: AttrAssign, mine: list[AttrUse], methods: dict[str, FunctionInfo]
+    kinds: _Kinds, a: AttrAssign, mine: list[AttrUse], methods: dict[str, FunctionInfo], init_methods: set[str]
 ) -> str | None:
     """"layer" or "parameter" when the container holds constructed layers or Parameters (in its
     literal or put in later with append/extend/insert/``[k] = ...``/``+=``), else None."""
-    items = [(e, a.method) for e in _elements(a.value)]
+    items = _assigned_items(a)
     for u in mine:
         items.extend((e, methods.get(u.method)) for e in _grown_with(u))
-    kinds = {_item_kind(facts, e, fn) for e, fn in items if fn is not None}
-    if "parameter" in kinds:
+    found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(e, fn)}
+    if _copied_parameter(a):
+        found.add("unknown class")
+    if "parameter" in found:
         return "parameter"
-    return "layer" if "layer" in kinds else None
+    if "layer" in found:
+        return "layer"
+    return "layer" if "unknown class" in found and _elements_called(mine, init_methods) else None
+
+
+def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+    """The element is a local name that the method also passes to a call that may keep it
+    (``set_module_by_path(net, path, wrapper)``, ``self.add_module(name, layer)``): the
+    container only refers to a layer registered there."""
+    if not isinstance(expr, cst.Name):
+        return False
+    for u in _local_uses(fn.method or fn, expr.value):
+        arg = next((n for n in reversed(u.ancestors) if isinstance(n, cst.Arg)), None)
+        if arg is None or u.ancestors[-1] is not arg:
+            continue
+        call = _call_of(u, arg)
+        func = call.func if call is not None else None
+        if isinstance(func, cst.Attribute) and func.attr.value in _GROWERS:
+            continue
+        if _kept_elsewhere(u):
+            return True
+    return False
+
+
+def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
+    """After construction, an element of the container is called as a layer is:
+    ``self.layers[i](x)``, ``conv = self.convs[i]`` then ``conv(x)``, ``for layer in self.layers: x = layer(x)`` (also through
+    ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``."""
+    for u in mine:
+        if u.store or u.method in init_methods:
+            continue
+        node: cst.CSTNode = u.node
+        for parent in reversed(u.ancestors):
+            if isinstance(parent, cst.Subscript) and parent.value is node:
+                node = parent
+                continue
+            if isinstance(parent, cst.Assign) and parent.value is node and isinstance(node, cst.Subscript):
+                names = {n.value for t in parent.targets for n in target_names(t.target)}
+                if names and _calls_any(u.ancestors[0], names):  # ``conv = self.convs[i]`` ... ``conv(x)``
+                    return True
+                break
+            if isinstance(parent, cst.Call) and parent.func is node:
+                if isinstance(node, cst.Subscript):
+                    return True
+                if isinstance(node, cst.Attribute):
+                    node = parent
+                    continue
+                break
+            if isinstance(parent, cst.Attribute) and parent.value is node and parent.attr.value in ("items", "values"):
+                node = parent
+                continue
+            if isinstance(parent, cst.Call) and isinstance(parent.func, cst.Name) and parent.func.value in ("zip", "enumerate", "reversed", "list"):
+                node = parent
+                continue
+            if isinstance(parent, (cst.Arg, cst.Call)):
+                node = parent
+                continue
+            if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
+                names = {n.value for n in target_names(parent.target)}
+                scope = parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1]
+                if _calls_any(scope, names):
+                    return True
+            break
+    return False
+
+
+def _calls_any(node: cst.CSTNode, names: set[str]) -> bool:
+    found = []
+
+    def enter(n: cst.CSTNode) -> bool:
+        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in names:
+            found.append(n)
+        return not found
+
+    walk(node, enter)
+    return bool(found)
 
 
 def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
@@ -228,26 +460,245 @@ def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
     return []
 
 
-def _item_kind(facts: ModuleFacts, expr: cst.BaseExpression, fn: FunctionInfo, depth: int = 0) -> str | None:
-    """"parameter" for ``nn.Parameter(...)``, "layer" for a constructed layer that holds state
-    (directly, or through a local name assigned one), None for anything else."""
-    if isinstance(expr, cst.Name) and depth < 2:
-        kinds = {_item_kind(facts, v, fn, depth + 1) for _, v in fn.assignments.get(expr.value, []) if v is not None}
-        return "parameter" if "parameter" in kinds else ("layer" if "layer" in kinds else None)
-    if not isinstance(expr, cst.Call):
-        return None
-    q = facts.qualname(expr.func, fn.scope) or ""
-    if q in _PARAMETERS:
-        return "parameter"
-    if not facts.is_module_class_expr(expr.func, fn.scope):
-        return None
-    if q.startswith("torch.nn."):
-        leaf = q.rsplit(".", 1)[-1]
-        if leaf in _STATELESS:
+# nn.Module methods that return the module itself
+_RETURN_SELF = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
+                "requires_grad_", "apply", "type", "to_empty", "share_memory"}
+_COPIES = {"copy.deepcopy", "copy.copy"}
+# functions that return the module they are given
+_WRAPPERS = {
+    "torch.nn.utils.weight_norm", "torch.nn.utils.spectral_norm",
+    "torch.nn.utils.parametrizations.weight_norm", "torch.nn.utils.parametrizations.spectral_norm",
+    "torch.nn.utils.parametrizations.orthogonal", "torch.nn.utils.parametrize.register_parametrization",
+    "torch.nn.SyncBatchNorm.convert_sync_batchnorm",
+}
+# a constructor parameter that by its name holds a layer class or factory: block, norm_layer, ...
+_LAYER_PARAM = re.compile(
+    r"(^|_)(layer|block|module|model|norm|conv|cell|head|expert|encoder|decoder|net|branch|stage|discriminator)(s|es)?"
+    r"(_?(cls|class|type|fn|factory|builder|ctor))?$"
+    r"|_(cls|class)$"
+)
+
+
+# a factory function named for what it builds: build_conv_layer, get_motion_module, make_block
+_BUILDER = re.compile(r"^_?(build|get|make|create|new)_(\w+_)?(layer|block|module|conv|norm|head|net|encoder|decoder|stage)s?$")
+
+
+def _is_none(expr: cst.BaseExpression) -> bool:
+    return isinstance(expr, cst.Name) and expr.value == "None"
+
+
+class _Kinds:
+    """What an expression put in a container is: "parameter", a stateful "layer", or None."""
+
+    def __init__(self, facts: ModuleFacts, cls: ClassInfo, methods: dict[str, FunctionInfo]) -> None:
+        self.facts, self.cls, self.methods = facts, cls, methods
+
+    def item(self, expr: cst.BaseExpression, fn: FunctionInfo, depth: int = 0) -> str | None:
+        """"parameter" for ``nn.Parameter(...)``, "layer" for a constructed layer that holds state
+        (directly, through ``.to(device)``/``.cuda()``, a copy, a local name assigned one, a
+        layer class held by a name or a constructor parameter, or a helper that returns one)."""
+        if depth > 3:
             return None
-        if leaf.endswith("Loss") and not any(find_arg(expr, k)[0] for k in _LOSS_WEIGHTS):
+        if isinstance(expr, cst.Name):
+            assigned = fn.assignments.get(expr.value, [])
+            if not assigned and _param(fn.method or fn, expr.value) is not None and _LAYER_PARAM.search(expr.value):
+                return "unknown class"  # a layer handed to the constructor: ``copy.deepcopy(encoder_layer)``
+            found = {self.item(v, fn, depth + 1) for _, v in assigned if v is not None}
+            return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
+        if isinstance(expr, cst.IfExp):
+            found = {self.item(e, fn, depth + 1) for e in (expr.body, expr.orelse) if not _is_none(e)}
+            return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
+        if not isinstance(expr, cst.Call):
             return None
-    return "layer"
+        func = expr.func
+        q = self.facts.qualname(func, fn.scope) or ""
+        if q in _PARAMETERS:
+            return "parameter"
+        if isinstance(func, cst.Attribute) and func.attr.value in _RETURN_SELF and isinstance(func.value, (cst.Call, cst.Name)):
+            inner = self.item(func.value, fn, depth + 1)
+            return inner if inner in ("layer", "unknown class") else None
+        if (q in _COPIES or q in _WRAPPERS) and expr.args:
+            return self.item(expr.args[0].value, fn, depth + 1)
+        if self.facts.is_module_class_expr(func, fn.scope):
+            return None if _stateless(q, expr) else "layer"
+        if self._layer_class(func, fn, depth):
+            return "layer"
+        returned = self._returns_layer(func, fn, depth)
+        if returned:
+            return returned
+        return "unknown class" if self._unknown_class(func, q) else None
+
+    def _unknown_class(self, func: cst.BaseExpression, qualname: str) -> bool:
+        """A class-like callee (``VectorQuantize``, ``layers.ConvBlock``) whose module-ness cannot
+        be told here: imported from a file or package this run does not see."""
+        leaf = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
+        if not leaf[:1].isupper():
+            return bool(_BUILDER.match(leaf)) and self.facts.local_class(func) is None and (
+                not qualname or self.facts.base_is_module(qualname)[0] is None
+            )
+        local = self.facts.local_class(func)
+        if local is not None:
+            return local.module_status is None
+        if not qualname:
+            return isinstance(func, cst.Name) and not hasattr(builtins, leaf)
+        return self.facts.base_is_module(qualname)[0] is None
+
+    def is_module(self, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+        """Certainly a module (a layer, stateless ones included), for the wrapping fix."""
+        if isinstance(expr, cst.Name):
+            values = [v for _, v in fn.assignments.get(expr.value, [])]
+            return bool(values) and all(v is not None and self.is_module(v, fn) for v in values)
+        if isinstance(expr, cst.Call) and self.facts.is_module_class_expr(expr.func, fn.scope):
+            return True
+        return self.item(expr, fn) == "layer"
+
+    def _layer_class(self, func: cst.BaseExpression, fn: FunctionInfo, depth: int) -> bool:
+        """``func`` names a layer class: a local name assigned only layer classes
+        (``block = Bottleneck if deep else BasicBlock``), or a parameter of the method that holds
+        one by its default, its annotation, the arguments this file passes it, or its name."""
+        if not isinstance(func, cst.Name):
+            return False
+        name = func.value
+        values = [v for _, v in fn.assignments.get(name, [])]
+        if values:
+            return all(v is not None and self._class_value(v, fn) for v in values)
+        method = fn.method or fn
+        param = _param(method, name)
+        if param is None or name in fn.scope.bound and fn is not method:
+            return False
+        default = param.default
+        if default is not None and not (isinstance(default, cst.Name) and default.value == "None"):
+            return self._class_value(default, method)
+        if param.annotation is not None and _mentions_module(self.facts, param.annotation.annotation, method):
+            return True
+        passed = self._passed_to(method, name)
+        if any(self._class_value(v, None) for v in passed):
+            return True
+        if passed and all(isinstance(v, (cst.Lambda, cst.BaseString, cst.Integer, cst.Float)) for v in passed):
+            return False
+        return bool(_LAYER_PARAM.search(name))
+
+    def _class_value(self, expr: cst.BaseExpression, fn: FunctionInfo | None) -> bool:
+        """A module class (``nn.BatchNorm2d``, ``partial(nn.LayerNorm, eps=1e-6)``, either of two)."""
+        scope = fn.scope if fn else self.facts.module_scope
+        if isinstance(expr, cst.IfExp):
+            return self._class_value(expr.body, fn) and self._class_value(expr.orelse, fn)
+        if isinstance(expr, cst.Call) and (self.facts.qualname(expr.func, scope) or "").endswith("partial") and expr.args:
+            expr = expr.args[0].value
+        if not isinstance(expr, (cst.Name, cst.Attribute)):
+            return False
+        if not self.facts.is_module_class_expr(expr, scope):
+            return False
+        return not _stateless(self.facts.qualname(expr, scope) or "", None)
+
+    def _passed_to(self, method: FunctionInfo, name: str) -> list[cst.BaseExpression]:
+        """The arguments this file passes for parameter ``name`` of the class's ``__init__``:
+        ``ResNet(Bottleneck, [3, 4, 6, 3])``, ``super().__init__(block=BasicBlock)``."""
+        if method.name != "__init__" or not isinstance(method.node, cst.FunctionDef):
+            return []
+        params = [p.name.value for p in (*method.node.params.posonly_params, *method.node.params.params)][1:]
+        out = []
+        for call in self.facts.calls:
+            func = call.node.func
+            target = self.facts.local_class(func) if isinstance(func, cst.Name) else None
+            is_super = (
+                isinstance(func, cst.Attribute)
+                and func.attr.value == "__init__"
+                and isinstance(func.value, cst.Call)
+                and isinstance(func.value.func, cst.Name)
+                and func.value.func.value == "super"
+                and call.cls is not None
+                and any(self.facts.local_class(b) is self.cls for b in call.cls.bases)
+            )
+            if target is not self.cls and not is_super:
+                continue
+            position = 0
+            for arg in call.node.args:
+                if arg.star:
+                    break
+                if arg.keyword is not None:
+                    if arg.keyword.value == name:
+                        out.append(arg.value)
+                elif position < len(params):
+                    if params[position] == name:
+                        out.append(arg.value)
+                    position += 1
+        return out
+
+    def _returns_layer(self, func: cst.BaseExpression, fn: FunctionInfo, depth: int) -> str | None:
+        """What a helper of this file returns on every path, when that is a layer ("layer") or
+        a layer or an unresolved class ("unknown class"): a function, a function or lambda
+        defined in the method, or a method called on self."""
+        returns: list[cst.BaseExpression | None] = []
+        helper = None
+        if isinstance(func, cst.Name):
+            helper = next((f for f in self.facts.functions if f.name == func.value and f.scope.parent is fn.scope), None)
+            if helper is None and func.value not in fn.scope.bound:
+                helper = next(
+                    (f for f in self.facts.functions if f.name == func.value and f.scope.parent is self.facts.module_scope),
+                    None,
+                )
+            values = [v for _, v in fn.assignments.get(func.value, [])]
+            if helper is None and values and all(isinstance(v, cst.Lambda) for v in values):
+                returns, helper = [v.body for v in values], fn
+        elif isinstance(func, cst.Attribute) and fn.instance and self_attr(func, fn.instance):
+            helper = self.methods.get(func.attr.value)
+        if helper is None or (helper is fn and not returns):
+            return None
+        if not returns and isinstance(helper.node, cst.FunctionDef):
+            returns = _return_values(helper.node)
+        found = {self.item(v, helper, depth + 1) if v is not None else None for v in returns}
+        if not found or None in found or "parameter" in found:
+            return None
+        return "layer" if found == {"layer"} else "unknown class"
+
+
+def _stateless(qualname: str, call: cst.Call | None) -> bool:
+    """A torch.nn layer with no parameters, buffers or train/eval behaviour (a loss without
+    ``weight=``): nothing is lost when it is kept in a plain list."""
+    if not qualname.startswith("torch.nn."):
+        return False
+    leaf = qualname.rsplit(".", 1)[-1]
+    if leaf in _STATELESS:
+        return True
+    return leaf.endswith("Loss") and not (call is not None and any(find_arg(call, k)[0] for k in _LOSS_WEIGHTS))
+
+
+def _param(fn: FunctionInfo, name: str) -> cst.Param | None:
+    if not isinstance(fn.node, cst.FunctionDef):
+        return None
+    params = fn.node.params
+    return next((p for p in (*params.posonly_params, *params.params, *params.kwonly_params) if p.name.value == name), None)
+
+
+def _mentions_module(facts: ModuleFacts, annotation: cst.BaseExpression, fn: FunctionInfo) -> bool:
+    """An annotation naming a module class anywhere (``Type[nn.Module]``, ``Callable[...,
+    nn.Module]``, ``type[Block]``)."""
+    found = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.Name, cst.Attribute)) and facts.is_module_class_expr(node, fn.scope):
+            found.append(node)
+            return False
+        return not found
+
+    walk(annotation, enter)
+    return bool(found)
+
+
+def _return_values(fn: cst.FunctionDef) -> list[cst.BaseExpression | None]:
+    """The values of the ``return`` statements of a function (not of nested functions)."""
+    out: list[cst.BaseExpression | None] = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.FunctionDef, cst.Lambda, cst.ClassDef)) and node is not fn:
+            return False
+        if isinstance(node, cst.Return):
+            out.append(node.value)
+        return True
+
+    walk(fn, enter)
+    return out
 
 
 # --- registration after the fact -----------------------------------------------------------------
@@ -257,11 +708,17 @@ def _registered_later(
     facts: ModuleFacts, relatives: list[ClassInfo], a: AttrAssign, mine: list[AttrUse], init_methods: set[str]
 ) -> bool:
     """The container is registered another way: the attribute is reassigned to something built
-    from a call (``nn.ModuleList(self.layers)``), or, at construction, it is passed to a call that
+    from a call (``nn.ModuleList(self.layers)``, not ``list(self.layers)``, nor in the other
+    branch of an ``if``), or, at construction, it is passed to a call that
     may keep it (``nn.Sequential(*self.layers)``, a registering helper)."""
+    mine_branches = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and a.node in u.ancestors), set())
     for c in relatives:
         for other in c.assigns(a.name):
-            if other is not a and isinstance(other.value, cst.Call) and not _empty_call(other.value):
+            value = other.value
+            if other is a or not isinstance(value, cst.Call) or _empty_call(value) or _converter_arg(value) is not None:
+                continue
+            theirs = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and other.node in u.ancestors), set())
+            if not contradicts(mine_branches, theirs):
                 return True
     for u in mine:
         if u.store or u.method not in init_methods:
@@ -271,13 +728,67 @@ def _registered_later(
     return False
 
 
+# calls that pass a container's elements on unchanged, as in ``nn.Sequential(*list(self.layers))``
+_PASS_THROUGH = {"list", "tuple", "dict", "reversed", "sorted", "iter"}
+
+
 def _kept_elsewhere(use: AttrUse) -> bool:
-    for k in range(len(use.ancestors) - 1, -1, -1):
-        node = use.ancestors[k]
-        if isinstance(node, cst.Arg):
-            call = use.ancestors[k - 1]
-            if not (isinstance(call, cst.Call) and isinstance(call.func, cst.Name) and call.func.value in _READERS):
-                return True
-        elif isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement)):
+    """The container itself (not something read from it) is passed to a call that may keep it:
+    ``nn.Sequential(*self.layers)``, ``nn.ModuleList(self.layers + [head])``, a registering
+    helper, ``nn.ModuleList([m for m in self.layers])``. ``Adam(self.layers[0].parameters())``
+    or ``len(self.layers)`` only read it."""
+    node: cst.CSTNode = use.node
+    for parent in reversed(use.ancestors):
+        if isinstance(parent, cst.Arg):
+            call = _call_of(use, parent)
+            if call is None:
+                return False
+            name = call.func.value if isinstance(call.func, cst.Name) else None
+            if name in _PASS_THROUGH:
+                node = call
+                continue
+            return name not in _READERS and not _result_dropped(use, call)
+        if isinstance(parent, cst.CompFor) and parent.iter is node:
+            node = parent
+            continue
+        if isinstance(parent, (cst.ListComp, cst.GeneratorExp)) and node is parent.for_in:
+            if not _identity_comprehension(parent):
+                return False
+        elif isinstance(parent, (cst.Element, cst.StarredElement, cst.List, cst.Tuple)):
+            pass
+        elif isinstance(parent, cst.BinaryOperation):
+            pass
+        elif not isinstance(parent, cst.Call):
             return False
+        node = parent
     return False
+
+
+def _result_dropped(use: AttrUse, call: cst.Call) -> bool:
+    """``reset(self.layers)`` as a statement of its own, given neither the instance nor called
+    on it: a helper that only reads or re-initialises the layers; registering them would need
+    the module."""
+    index = use.ancestors.index(call)
+    if index == 0 or not isinstance(use.ancestors[index - 1], cst.Expr) or use.local:
+        return False
+    instance = use.node.value.value if isinstance(use.node, cst.Attribute) and isinstance(use.node.value, cst.Name) else None
+    func = call.func
+    if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == instance:
+        return False
+    return not any(isinstance(a.value, cst.Name) and a.value.value == instance for a in call.args)
+
+
+def _call_of(use: AttrUse, arg: cst.Arg) -> cst.Call | None:
+    index = use.ancestors.index(arg)
+    call = use.ancestors[index - 1] if index else None
+    return call if isinstance(call, cst.Call) else None
+
+
+def _identity_comprehension(comp: cst.ListComp | cst.GeneratorExp) -> bool:
+    """``[m for m in xs]``: the elements themselves, not something read from them."""
+    return (
+        isinstance(comp.elt, cst.Name)
+        and isinstance(comp.for_in.target, cst.Name)
+        and comp.elt.value == comp.for_in.target.value
+        and comp.for_in.inner_for_in is None
+    )
