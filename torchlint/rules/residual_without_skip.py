@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 import libcst as cst
 
 from torchlint.facts import (
+    CallInfo,
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
@@ -370,7 +371,9 @@ class SkipFinder:
         flow = InputFlow(self.facts, forward, inputs)
         if not self._returns_input_data(forward, flow):
             return True  # abstract, or returns nothing derived from the input: not a block
-        return self._has_skip(forward, frozenset(inputs), flow)
+        if _takes_a_collection(forward, inputs[0]) if inputs else False:
+            return True  # mixes a list of tensors (earlier blocks' outputs): an aggregator
+        return self._has_skip(forward, frozenset(inputs), flow) or _joins_inputs(self.facts, forward)
 
     def _has_skip(self, fn: FunctionInfo, tainted: frozenset[str], flow: InputFlow | None = None) -> bool:
         key = (fn.name, tainted)
@@ -466,7 +469,9 @@ class _Combinations(Walker):
                 self.found = True
             return
         if _is_super_call(func):
-            if finder.unknown_base and func.attr.value != "forward" and any(flow.expr(a) for a in args):
+            if func.attr.value == "forward":
+                self.found = any(flow.expr(a) for a in args) and parent_forward_skip(finder.facts, finder.cls) is not False
+            elif finder.unknown_base and any(flow.expr(a) for a in args):
                 self.found = True
             return
         q = self.finder.facts.qualname(func, flow.fn.scope)
@@ -532,6 +537,92 @@ def _tainted_params(fn: FunctionInfo, call: cst.Call, flow: InputFlow) -> Iterat
             yield a.keyword.value
         elif a.star and flow.expr(a.value):
             yield from params
+
+
+def _takes_a_collection(fn: FunctionInfo, name: str) -> bool:
+    """Whether forward's input is a list of tensors: annotated so, iterated, unpacked, or handed
+    whole to ``torch.stack``/``cat``/``sum``."""
+    assert isinstance(fn.node, cst.FunctionDef)
+    for p in fn.node.params.params:
+        if p.name.value == name and p.annotation is not None:
+            ann = p.annotation.annotation
+            head = ann.value if isinstance(ann, cst.Subscript) else ann
+            leaf = head.attr.value if isinstance(head, cst.Attribute) else getattr(head, "value", "")
+            if leaf in ("list", "List", "tuple", "Tuple", "Sequence", "Iterable"):
+                return True
+    for node in _walk(fn.node.body):
+        if isinstance(node, (cst.For, cst.CompFor)) and _is_name(node.iter, name):
+            return True
+        if isinstance(node, cst.StarredElement) and _is_name(node.value, name):
+            return True
+        if isinstance(node, cst.Arg) and node.star == "*" and _is_name(node.value, name):
+            return True
+        if isinstance(node, cst.Call) and len(node.args) >= 1 and _is_name(node.args[0].value, name):
+            leaf = node.func.attr.value if isinstance(node.func, cst.Attribute) else getattr(node.func, "value", "")
+            if leaf in ("stack", "cat", "concat", "sum", "enumerate", "zip", "reversed"):
+                return True
+    return False
+
+
+def _is_name(node: cst.CSTNode, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    yield node
+    for c in children(node):
+        yield from _walk(c)
+
+
+def _passthrough(node: cst.BaseExpression, params: set[str]) -> str | None:
+    """The parameter an expression hands on unprocessed: ``x``, ``a * x``, ``x.to(dtype)``."""
+    if isinstance(node, cst.Name):
+        return node.value if node.value in params else None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Divide)):
+        return _passthrough(node.left, params) or _passthrough(node.right, params)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if node.func.attr.value in ("to", "float", "half", "double", "type", "type_as", "contiguous", "clone"):
+            return _passthrough(node.func.value, params)
+    return None
+
+
+def _joins_inputs(facts: ModuleFacts, fn: FunctionInfo) -> bool:
+    """A forward of several tensors that adds one of them, unprocessed, to data of another:
+    the caller computed the branch (``forward(self, x, y): return self.norm(x + self.drop(y))``)."""
+    params = {p for p in fn.params if p != fn.self_name}
+    if len(params) < 2:
+        return False
+    for node in _walk(fn.node.body):
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
+            for kept, other in ((node.left, node.right), (node.right, node.left)):
+                p = _passthrough(kept, params)
+                if p and InputFlow(facts, fn, params - {p}).expr(other):
+                    return True
+    return False
+
+
+def parent_forward_skip(facts: ModuleFacts, cls: ClassInfo) -> bool | None:
+    """What ``super().forward(x)`` does: True (the parent adds the skip), False (torch's chain or
+    a parent whose forward has none), None (unknown)."""
+    for base in cls.bases:
+        local = facts.local_class(base)
+        if local is not None:
+            forward = _methods_with_bases(facts, local).get("forward")
+            if forward is None:
+                return False if sequential_base(facts, local) else None
+            return SkipFinder(facts, local).forward_has_skip(forward)
+        q = facts.qualname(base, cls.scope)
+        if q and q.startswith("torch."):
+            continue
+        kind = _project_forward(facts, q)
+        return {"skip": True, "none": False, "sequential": False}.get(kind)
+    return False
+
+
+def _project_forward(facts: ModuleFacts, qualname: str | None) -> str:
+    """The project index's account of a class's forward (``index.ProjectIndex.forward_kind``)."""
+    index = facts.project_index()
+    return index.forward_kind(qualname) if index is not None and qualname else ""
 
 
 def _class_chain(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
@@ -614,8 +705,9 @@ class ResidualWithoutSkip(Rule):
         for cls in facts.classes:
             if not cls.is_module or not meant_residual(cls) or only_a_branch(cls):
                 continue
-            if sequential_base(facts, cls):
-                if _builds_plain_layers(facts, cls) and not _used_as_branch(facts, cls):
+            inherited = "" if cls.methods.get("forward") else _inherited_forward(facts, cls)
+            if sequential_base(facts, cls) or inherited == "sequential":
+                if _builds_plain_layers(facts, cls) and not used_as_branch(facts, cls):
                     yield Hit(
                         cls.node.name,
                         f"{cls.name} is meant to be a residual block but subclasses nn.Sequential without "
@@ -624,10 +716,18 @@ class ResidualWithoutSkip(Rule):
                         cls,
                     )
                 continue
-            forward = cls.methods.get("forward")
-            if forward is None:
-                continue  # forward inherited from a base that is not nn.Sequential
-            if not SkipFinder(facts, cls).forward_has_skip(forward) and not _used_as_branch(facts, cls):
+            forward = _methods_with_bases(facts, cls).get("forward")
+            if forward is not None:
+                owner = next(c for c in _class_chain(facts, cls) if c.methods.get("forward") is forward)
+                missing = not SkipFinder(facts, owner).forward_has_skip(forward)
+            else:
+                missing = inherited == "none"  # forward inherited from a base in another file
+            if (
+                missing
+                and not _has_residual_child(facts, cls)
+                and not _changes_shape(facts, cls)
+                and not used_as_branch(facts, cls)
+            ):
                 yield Hit(
                     cls.node.name,
                     f"{cls.name} is meant to be a residual block but forward() never combines its input "
@@ -669,22 +769,161 @@ def _resnet_signs(cls: ClassInfo) -> bool:
     return any(SKIPISH_TOKENS & set(n.lower().split("_")) for n in names)
 
 
-def _used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether this file uses the class as the branch of a skip made elsewhere: built as an
-    argument of a residual wrapper (``Residual(Block(...))``), or inside another block whose
-    methods concatenate (a bottleneck in a CSP or dense block)."""
+def used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether the class is the branch of a skip made elsewhere: built as the argument of a
+    wrapper that adds the skip (``Residual(Block(...))``, hyper-connections), built into an
+    attribute of a class of this file or the project whose forward adds its output to its input
+    (``x = x + blk(x)`` over a ModuleList of them; ``conv_out + res_out``), or a bottleneck inside
+    a block of this file that concatenates (CSP)."""
     bottleneck = residual_marker(cls.name) == "bottleneck"
     for call in facts.calls:
         func = call.node.func
-        callee = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
-        if callee and residual_marker(callee) == "residual" and callee != cls.name:
-            if any(_builds(facts, a.value, cls) for a in call.node.args):
-                return True
+        if any(_builds(facts, a.value, cls) for a in call.node.args) and _wrapper_adds_skip(facts, call, cls):
+            return True
         owner = call.cls
         if bottleneck and owner is not None and owner is not cls and facts.local_class(func) is cls:
             cats = (c for m in owner.methods.values() for c in m.calls)
             if any((facts.call_qualname(c) or "").rsplit(".", 1)[-1] in ("cat", "concat", "concatenate") for c in cats):
                 return True
+    return _parent_adds_skip(facts, cls)
+
+
+WRAPPER_TOKENS = {"residual", "res", "skip", "shortcut", "hyper", "connection", "connections", "rezero"}
+
+
+def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo) -> bool:
+    """Whether the call that is handed the block wraps it in a skip: a class of this file or the
+    project whose forward has one, or a wrapper from elsewhere named for it."""
+    func = call.node.func
+    wrapper = facts.local_class(func)
+    if wrapper is cls:
+        return False
+    if wrapper is not None:
+        forward = _methods_with_bases(facts, wrapper).get("forward")
+        return forward is not None and SkipFinder(facts, wrapper).forward_has_skip(forward)
+    scope = call.scope or (call.function.scope if call.function else None)
+    kind = _project_forward(facts, facts.qualname(func, scope))
+    if kind:
+        return kind == "skip"
+    callee = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+    return bool(WRAPPER_TOKENS & set(name_tokens(callee)))
+
+
+def _parent_adds_skip(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    from torchlint import index  # the index imports the engine, which imports the rules
+
+    module = facts.module_name or ""
+    try:
+        here = index.scan(facts.module.code.encode("utf-8"), module, "", "")
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    qualname = f"{module}.{cls.name}"
+    if any(qualname in c.branches for c in here.classes.values()):
+        return True
+    project = facts.project_index()
+    return bool(project is not None and module and qualname in project.branch_classes)
+
+
+def _inherited_forward(facts: ModuleFacts, cls: ClassInfo) -> str:
+    """What the forward a class inherits from a base in another file of the project does."""
+    for c in _class_chain(facts, cls):
+        for b in c.bases:
+            if facts.local_class(b) is None:
+                kind = _project_forward(facts, facts.qualname(b, c.scope))
+                if kind:
+                    return kind
+    return ""
+
+
+def _has_residual_child(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether ``__init__`` builds a residual block (a wrapper that chains them has no skip of its
+    own to lose: the skips live in the children)."""
+    init = cls.methods.get("__init__")
+    return init is not None and any(_residual_callee(facts, c.node.func, init, cls) for c in init.calls)
+
+
+def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, fn: FunctionInfo, cls: ClassInfo) -> bool:
+    name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+    if not name or name == cls.name:
+        return False
+    local = facts.local_class(func)
+    if local is not None:
+        if local is cls or not local.is_module:
+            return False
+        forward = _methods_with_bases(facts, local).get("forward")
+        if forward is not None and SkipFinder(facts, local).forward_has_skip(forward) and _computes(facts, local):
+            return True
+        return residual_marker(name) is not None
+    if _project_forward(facts, facts.qualname(func, fn.scope)) == "skip":
+        return True
+    return residual_marker(name) is not None
+
+
+def _computes(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip')."""
+    init = _methods_with_bases(facts, cls).get("__init__")
+    return init is not None and any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls)
+
+
+# Layers whose first two arguments are the input and output sizes.
+SIZED_LAYERS = {"Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
+PROJECTION_TOKENS = {"shortcut", "skip", "downsample", "residual", "res", "identity", "short", "match", "nin", "sc"}
+
+
+def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether the block maps one size to another (a layer from one constructor parameter to
+    another: ``Conv2d(in_ch, out_ch)``) with nothing to project the input (no shortcut,
+    downsample or skip layer, no ``nn.Identity`` alternative): its output cannot be added to
+    its input, so it is not meant to have a skip."""
+    init, forward = cls.methods.get("__init__"), cls.methods.get("forward")
+    if init is None or forward is None or has_projection(facts, cls):
+        return False
+    flow = InputFlow(facts, forward, main_inputs(forward)[:1])
+    on_input = {
+        attr for c in forward.calls
+        if (attr := self_attr(c.node.func, forward.self_name)) and any(flow.expr(a.value) for a in c.node.args)
+    }
+    layers = [
+        n for a in cls.attr_assigns if a.name in on_input and a.value is not None
+        for n in _walk(a.value) if isinstance(n, cst.Call)
+    ]
+    params = set(init.params)
+    for node in layers:
+        q = facts.qualname(node.func, init.scope) or ""
+        if not q.startswith("torch.nn.") or q.rsplit(".", 1)[1] not in SIZED_LAYERS:
+            continue
+        sizes = [a.value for a in node.args if a.keyword is None][:2]
+        sizes += [a.value for a in node.args if a.keyword and a.keyword.value in (
+            "in_channels", "out_channels", "in_features", "out_features")]
+        roots = [_size_param(v, params) for v in sizes[:2]]
+        if len(roots) == 2 and None not in roots and roots[0] != roots[1]:
+            return True
+    return False
+
+
+def _size_param(node: cst.BaseExpression, params: set[str]) -> str | None:
+    if isinstance(node, cst.Name) and node.value in params:
+        return node.value
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.attr.value in params:
+        return node.attr.value  # self.in_channels, set from the parameter
+    return None
+
+
+def has_projection(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """A layer or parameter for the skip path: an attribute or constructor parameter named as one
+    (``downsample``, ``shortcut``, ``skip``, ``res_conv``, ``nin_shortcut``), or an attribute that
+    is ``nn.Identity()`` in one case and a layer in another."""
+    names = {a.name for a in cls.attr_assigns}
+    init = cls.methods.get("__init__")
+    if init is not None:
+        names |= set(init.params)
+    if any(PROJECTION_TOKENS & set(n.lower().split("_")) for n in names):
+        return True
+    for a in cls.attr_assigns:
+        if isinstance(a.value, cst.IfExp) and any(
+            facts.qualname(n.func, a.method.scope) == "torch.nn.Identity" for n in _walk(a.value) if isinstance(n, cst.Call)
+        ):
+            return True
     return False
 
 
@@ -703,16 +942,9 @@ def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
     builds = False
     for call in init.calls:
         func = call.node.func
-        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
-        if name and name != cls.name and residual_marker(name):
+        if _residual_callee(facts, func, init, cls):
             return False
-        local = facts.local_class(func)
-        if local is not None and local is not cls and local.is_module:
-            forward = local.methods.get("forward")
-            if not sequential_base(facts, local) and forward is not None and SkipFinder(facts, local).forward_has_skip(forward):
-                return False
-            builds = True
-        elif facts.is_module_class_expr(func, init.scope):
+        if facts.is_module_class_expr(func, init.scope):
             builds = True
     return builds
 
