@@ -259,6 +259,8 @@ def forward_skip(fn: ast.FunctionDef | ast.AsyncFunctionDef, methods: set[str]) 
     positional = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)][1:]
     if not positional or fn.args.vararg:
         return ""
+    if len(positional) - len(fn.args.defaults) > 1:
+        return ""  # a second input may be the stream the first is added to
     data = _derived(fn, {positional[0]})
     unknown = False
     returns = False
@@ -304,7 +306,9 @@ def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qu
         attr = _is_self_attr(target) if target is not None else None
         if attr:
             classes = {qualify(c.func) for c in ast.walk(value) if isinstance(c, ast.Call)}
-            built.setdefault(attr, set()).update(q for q in classes if q != "?" and not q.startswith("torch."))
+            classes = {q for q in classes if q != "?" and not q.startswith("torch.")}
+            if classes:
+                built.setdefault(attr, set()).update(classes)
     if not built:
         return []
     out: set[str] = set()
@@ -335,15 +339,16 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
         return found
 
     results: dict[str, set[str]] = {}
-    fed: set[str] = set()
+    fed: dict[str, set[str]] = {}  # attribute -> the names its calls are given
     for node in ast.walk(fn):
         if isinstance(node, ast.Assign):
             calls = branch_calls(node.value)
             for n in set().union(*(_names(t) for t in node.targets)) if calls else ():
                 results.setdefault(n, set()).update(a for a, _ in calls)
-        if isinstance(node, ast.Call) and branch_calls(node) and branch_calls(node)[0][1] is node:
-            fed |= set().union(*(_names(a) for a in node.args)) if node.args else set()
-    inputs = _derived(fn, fed)
+        for attr, call in branch_calls(node) if isinstance(node, ast.Call) else ():
+            if call is node:
+                fed.setdefault(attr, set()).update(*(_names(a) for a in node.args))
+    inputs = {attr: _derived(fn, names) for attr, names in fed.items()}
 
     def branch_of(node: ast.AST) -> set[str]:
         return {a for a, _ in branch_calls(node)} | {a for n in _names(node) for a in results.get(n, ())}
@@ -359,9 +364,7 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
             parts = [e for a in node.args for e in (a.elts if isinstance(a, (ast.List, ast.Tuple)) else [a])]
             pairs = [(p, q) for p in parts for q in parts if p is not q]
         for branch, other in pairs:
-            attrs_here = branch_of(branch)
-            if attrs_here and _carries(other, inputs):
-                joined |= attrs_here
+            joined |= {a for a in branch_of(branch) if _carries(other, inputs.get(a, set()))}
     return joined
 
 

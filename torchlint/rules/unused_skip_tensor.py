@@ -1,7 +1,8 @@
 """TL302 unused-skip-tensor: the block's input, kept aside in forward for a skip, never read again.
 
 Decided by data flow and structure, not by the local's name: a local that holds the block's input
-(``identity = x``, ``attn_residual = h``, ``inp = x.clone()``) or a projection of it
+(``inp = x.clone()``), another stage of it kept under a skip's name (``attn_residual = h``), or a
+projection of it
 (``shortcut = self.downsample(x)``) is dead from that assignment on: no read can follow it, or it
 is overwritten by a later stage of the input before any read (the first of two pre-norm skips
 lost). Reported when the block was meant to join it back: it is named or documented as a residual
@@ -63,6 +64,8 @@ class UnusedSkipTensor(Rule):
         for fn in facts.functions:
             if not (fn.is_method and fn.cls and fn.cls.is_module and _FORWARD.match(fn.name)):
                 continue
+            if not any(isinstance(v, (cst.Name, cst.Call, cst.IfExp)) for a in fn.assignments.values() for _, v in a):
+                continue
             flow = InputFlow(facts, fn, main_inputs(fn))
             dead = list(_dead_kept_inputs(fn, flow))
             if not dead or used_as_branch(facts, fn.cls):
@@ -115,7 +118,9 @@ def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: Funct
     """False when the value is the input itself (an alias), True when it is a projection of it
     (``self.downsample(x)``, kept under a skip's name or by a skip layer), None otherwise."""
     if isinstance(value, cst.Name):
-        return False if flow.expr(value) else None
+        # the input itself, or another stage of it kept under a skip's name (``residual = h``)
+        stage = value.value in fn.params or SKIP_WORDS & set(name.lower().split("_"))
+        return False if stage and flow.expr(value) else None
     if isinstance(value, cst.IfExp):
         kinds = [_kept_input(v, flow, name, fn) for v in (value.body, value.orelse)]
         kinds = [k for k in kinds if k is not None]
