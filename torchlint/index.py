@@ -319,39 +319,66 @@ def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qu
     return sorted(out)
 
 
+def _loop_bindings(target: ast.expr, iterable: ast.expr, attrs: set[str]) -> dict[str, str]:
+    """Loop variables that hold one of ``attrs``' blocks: ``for blk in self.blocks``, ``for i, blk
+    in enumerate(self.blocks)``, ``for a, b in zip(self.attns, self.ffs)`` (element-wise), ``for
+    attn, ff in self.layers`` (a ModuleList of pairs)."""
+    attr = _is_self_attr(iterable, attrs)
+    if attr:
+        return {v: attr for v in _names(target)}
+    if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and isinstance(target, ast.Tuple):
+        if iterable.func.id == "enumerate" and iterable.args and len(target.elts) == 2:
+            return _loop_bindings(target.elts[1], iterable.args[0], attrs)
+        if iterable.func.id == "zip" and len(iterable.args) == len(target.elts):
+            out: dict[str, str] = {}
+            for t, it in zip(target.elts, iterable.args):
+                out.update(_loop_bindings(t, it, attrs))
+            return out
+    return {}
+
+
 def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
     """The attributes among ``attrs`` whose output ``fn`` joins with the input it gave them."""
     loop_vars: dict[str, str] = {}
     for node in ast.walk(fn):
         if isinstance(node, (ast.For, ast.comprehension)):
-            held = {a for n in ast.walk(node.iter) if (a := _is_self_attr(n, attrs))}
-            for v in _names(node.target):
-                loop_vars.update((v, a) for a in held)
+            loop_vars.update(_loop_bindings(node.target, node.iter, attrs))
+
+    def held(node: ast.AST) -> str | None:
+        node = node.value if isinstance(node, ast.Subscript) else node
+        return _is_self_attr(node, attrs) or (loop_vars.get(node.id) if isinstance(node, ast.Name) else None)
 
     def branch_calls(node: ast.AST) -> list[tuple[str, ast.Call]]:
+        """Calls of a held block: ``blk(x)``, ``self.blocks[i](x)``, ``checkpoint(blk, x)``."""
         found = []
         for c in ast.walk(node):
             if isinstance(c, ast.Call):
-                f = c.func.value if isinstance(c.func, ast.Subscript) else c.func
-                attr = _is_self_attr(f, attrs) or (loop_vars.get(f.id) if isinstance(f, ast.Name) else None)
+                attr = held(c.func) or next((a for a in map(held, c.args[:1]) if a), None)
                 if attr:
                     found.append((attr, c))
         return found
 
+    # names that only ever hold a held block's output (or its sum with something): a name also
+    # bound by other layers (``x`` down a U-Net) says nothing about one block
     results: dict[str, set[str]] = {}
+    mixed: set[str] = set()
     fed: dict[str, set[str]] = {}  # attribute -> the names its calls are given
     for node in ast.walk(fn):
         if isinstance(node, ast.Assign):
             calls = branch_calls(node.value)
-            for n in set().union(*(_names(t) for t in node.targets)) if calls else ():
-                results.setdefault(n, set()).update(a for a, _ in calls)
+            for n in set().union(*(_names(t) for t in node.targets)):
+                if calls:
+                    results.setdefault(n, set()).update(a for a, _ in calls)
+                elif not (isinstance(node.value, ast.BinOp) and n in _names(node.value)):
+                    mixed.add(n)
         for attr, call in branch_calls(node) if isinstance(node, ast.Call) else ():
             if call is node:
-                fed.setdefault(attr, set()).update(*(_names(a) for a in node.args))
+                fed.setdefault(attr, set()).update(*(_names(a) - {"self"} for a in node.args))
     inputs = {attr: _derived(fn, names) for attr, names in fed.items()}
 
     def branch_of(node: ast.AST) -> set[str]:
-        return {a for a, _ in branch_calls(node)} | {a for n in _names(node) for a in results.get(n, ())}
+        held_names = (n for n in _names(node) if n not in mixed)
+        return {a for a, _ in branch_calls(node)} | {a for n in held_names for a in results.get(n, ())}
 
     joined: set[str] = set()
     for node in ast.walk(fn):

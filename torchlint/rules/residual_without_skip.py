@@ -10,6 +10,7 @@ that both flow from the forward's inputs (see ``InputFlow``). Reported: such a b
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Iterator
 
 import libcst as cst
@@ -773,18 +774,11 @@ def used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
     """Whether the class is the branch of a skip made elsewhere: built as the argument of a
     wrapper that adds the skip (``Residual(Block(...))``, hyper-connections), built into an
     attribute of a class of this file or the project whose forward adds its output to its input
-    (``x = x + blk(x)`` over a ModuleList of them; ``conv_out + res_out``), or a bottleneck inside
-    a block of this file that concatenates (CSP)."""
-    bottleneck = residual_marker(cls.name) == "bottleneck"
+    (``x = x + blk(x)`` over a ModuleList of them; ``conv_out + res_out``; a CSP block's
+    ``torch.cat`` of its bottlenecks' output with its input)."""
     for call in facts.calls:
-        func = call.node.func
         if any(_builds(facts, a.value, cls) for a in call.node.args) and _wrapper_adds_skip(facts, call, cls):
             return True
-        owner = call.cls
-        if bottleneck and owner is not None and owner is not cls and facts.local_class(func) is cls:
-            cats = (c for m in owner.methods.values() for c in m.calls)
-            if any((facts.call_qualname(c) or "").rsplit(".", 1)[-1] in ("cat", "concat", "concatenate") for c in cats):
-                return True
     return _parent_adds_skip(facts, cls)
 
 
@@ -809,19 +803,30 @@ def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo) -> bo
     return bool(WRAPPER_TOKENS & set(name_tokens(callee)))
 
 
-def _parent_adds_skip(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    from torchlint import index  # the index imports the engine, which imports the rules
+_BRANCHES_HERE: weakref.WeakKeyDictionary[ModuleFacts, set[str]] = weakref.WeakKeyDictionary()
 
+
+def _parent_adds_skip(facts: ModuleFacts, cls: ClassInfo) -> bool:
     module = facts.module_name or ""
-    try:
-        here = index.scan(facts.module.code.encode("utf-8"), module, "", "")
-    except (SyntaxError, ValueError, RecursionError):
-        return False
     qualname = f"{module}.{cls.name}"
-    if any(qualname in c.branches for c in here.classes.values()):
+    if qualname in _branches_here(facts):
         return True
     project = facts.project_index()
     return bool(project is not None and module and qualname in project.branch_classes)
+
+
+def _branches_here(facts: ModuleFacts) -> set[str]:
+    """The classes of this file that a class of this file adds a skip around (the index's scan
+    of this one file, so that a run without the index sees them too)."""
+    from torchlint import index  # the index imports the engine, which imports the rules
+
+    if facts not in _BRANCHES_HERE:
+        try:
+            entry = index.scan(facts.module.code.encode("utf-8"), facts.module_name or "", "", "")
+        except (SyntaxError, ValueError, RecursionError):
+            entry = None
+        _BRANCHES_HERE[facts] = {b for c in entry.classes.values() for b in c.branches} if entry else set()
+    return _BRANCHES_HERE[facts]
 
 
 def _inherited_forward(facts: ModuleFacts, cls: ClassInfo) -> str:
@@ -871,8 +876,8 @@ PROJECTION_TOKENS = {"shortcut", "skip", "downsample", "residual", "res", "ident
 
 
 def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether the block maps one size to another (a layer from one constructor parameter to
-    another: ``Conv2d(in_ch, out_ch)``) with nothing to project the input (no shortcut,
+    """Whether the block maps one size to another (its layers on the input go from one
+    constructor parameter to another, ``Conv2d(in_ch, out_ch)``, and not back) with nothing to project the input (no shortcut,
     downsample or skip layer, no ``nn.Identity`` alternative): its output cannot be added to
     its input, so it is not meant to have a skip."""
     init, forward = cls.methods.get("__init__"), cls.methods.get("forward")
@@ -888,6 +893,7 @@ def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
         for n in _walk(a.value) if isinstance(n, cst.Call)
     ]
     params = set(init.params)
+    sizes_in, sizes_out = set(), set()
     for node in layers:
         q = facts.qualname(node.func, init.scope) or ""
         if not q.startswith("torch.nn.") or q.rsplit(".", 1)[1] not in SIZED_LAYERS:
@@ -896,16 +902,20 @@ def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
         sizes += [a.value for a in node.args if a.keyword and a.keyword.value in (
             "in_channels", "out_channels", "in_features", "out_features")]
         roots = [_size_param(v, params) for v in sizes[:2]]
-        if len(roots) == 2 and None not in roots and roots[0] != roots[1]:
-            return True
-    return False
+        if len(roots) == 2 and None not in roots:
+            sizes_in.add(roots[0])
+            sizes_out.add(roots[1])
+    return sizes_in != sizes_out  # a size goes in that never comes out (``dim -> hidden -> dim`` keeps it)
 
 
 def _size_param(node: cst.BaseExpression, params: set[str]) -> str | None:
+    """The constructor parameter a size is made from: ``dim``, ``self.dim``, ``dim * 4``."""
     if isinstance(node, cst.Name) and node.value in params:
         return node.value
     if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.attr.value in params:
         return node.attr.value  # self.in_channels, set from the parameter
+    if isinstance(node, cst.BinaryOperation):
+        return _size_param(node.left, params) or _size_param(node.right, params)
     return None
 
 

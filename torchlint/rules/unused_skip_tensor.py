@@ -62,7 +62,10 @@ class UnusedSkipTensor(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for fn in facts.functions:
-            if not (fn.is_method and fn.cls and fn.cls.is_module and _FORWARD.match(fn.name)):
+            method = fn.method  # the function itself, or the method it is nested in
+            if not (isinstance(fn.node, cst.FunctionDef) and method and fn.cls and fn.cls.is_module):
+                continue
+            if not _FORWARD.match(method.name):
                 continue
             if not any(isinstance(v, (cst.Name, cst.Call, cst.IfExp)) for a in fn.assignments.values() for _, v in a):
                 continue
@@ -74,7 +77,7 @@ class UnusedSkipTensor(Rule):
                 if projection or _meant_to_join(facts, fn.cls, fn, flow):
                     yield Hit(
                         stmt,
-                        f"'{name}' keeps the block's input for the skip connection but is never read "
+                        f"'{name}' is kept for the skip connection but never read "
                         "after this: the skip is computed and dropped, so the block is not residual "
                         f"(add it back, e.g. `out = out + {name}`)",
                         fn.cls,
@@ -118,8 +121,9 @@ def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: Funct
     """False when the value is the input itself (an alias), True when it is a projection of it
     (``self.downsample(x)``, kept under a skip's name or by a skip layer), None otherwise."""
     if isinstance(value, cst.Name):
-        # the input itself, or another stage of it kept under a skip's name (``residual = h``)
-        stage = value.value in fn.params or SKIP_WORDS & set(name.lower().split("_"))
+        # the input itself, another stage of it kept under a skip's name (``residual = h``), or
+        # a stage that layers then transform (``input_embedding = x; x = self.fc1(x)``)
+        stage = value.value in fn.params or SKIP_WORDS & set(name.lower().split("_")) or _transformed(value.value, fn)
         return False if stage and flow.expr(value) else None
     if isinstance(value, cst.IfExp):
         kinds = [_kept_input(v, flow, name, fn) for v in (value.body, value.orelse)]
@@ -128,12 +132,50 @@ def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: Funct
     if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
         if value.func.attr.value in ALIAS_METHODS and isinstance(value.func.value, cst.Name):
             return _kept_input(value.func.value, flow, name, fn)
-        attr = self_attr(value.func, fn.self_name)
+    if isinstance(value, cst.Call):
+        layer = _layer_called(value.func, fn)
         args = [a.value for a in value.args]
-        if attr and len(args) == 1 and isinstance(args[0], cst.Name) and flow.expr(args[0]):
-            skipish = (SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *attr.lower().split("_")}
+        if layer and len(args) == 1 and flow.expr(args[0]):
+            skipish = (SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *layer.lower().split("_")}
             return True if skipish else None
     return None
+
+
+def _transformed(name: str, fn: FunctionInfo) -> bool:
+    """Whether ``name`` is rebound from a layer or function applied to it (``x = self.fc(x)``,
+    ``x = F.gelu(x)``), not only reshaped (``beta = beta.view(...)``)."""
+    for _, value in fn.assignments.get(name, []):
+        for node in _nodes(value) if value is not None else ():
+            if isinstance(node, cst.Call) and not (
+                isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name)
+                and node.func.value.value == name
+            ) and any(isinstance(a.value, cst.Name) and a.value.value == name for a in node.args):
+                return True
+    return False
+
+
+def _layer_called(func: cst.BaseExpression, fn: FunctionInfo) -> str | None:
+    """The layer a call runs: ``self.down`` (``self.blocks[i]``), or a loop variable over the
+    module's layers (``for conv_block in self.conv_blocks``); its name."""
+    if isinstance(func, cst.Subscript):
+        func = func.value
+    instance = fn.instance
+    attr = self_attr(func, instance)
+    if attr:
+        return attr
+    if isinstance(func, cst.Name):
+        for stmt, _ in fn.assignments.get(func.value, []):
+            if isinstance(stmt, cst.For) and any(
+                self_attr(n, instance) for n in _nodes(stmt.iter) if isinstance(n, cst.Attribute)
+            ):
+                return func.value
+    return None
+
+
+def _nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    yield node
+    for c in children(node):
+        yield from _nodes(c)
 
 
 def _dead_from(stmt, value, reads, stores, order, parents, fn: FunctionInfo) -> bool:
