@@ -28,7 +28,7 @@ from torchlint.engine import Selection, cache_digest, discover, module_name_for
 from torchlint.facts import is_module_base
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
-SCHEMA = 2  # the fields of ClassEntry: cached entries of another schema are not reused
+SCHEMA = 3  # the fields of ClassEntry: cached entries of another schema are not reused
 
 
 @dataclass
@@ -41,6 +41,7 @@ class ClassEntry:
     layer_evidence: str = ""  # "assigns a layer to self.x" / "calls self.register_buffer()"
     forward_skip: str = ""  # "skip" / "none" (its input never rejoins the output) / "" (unknown)
     branches: list[str] = field(default_factory=list)  # classes whose output forward adds to its input
+    plain_uses: list[str] = field(default_factory=list)  # classes it builds and does not add around
 
 
 @dataclass
@@ -147,7 +148,7 @@ def _qualify(expr: ast.expr, imports: dict[str, str], local: set[str], module: s
 def _scan_class(node: ast.ClassDef, imports: dict[str, str], local: set[str], module: str) -> ClassEntry:
     entry = ClassEntry(node.name, [_qualify(b, imports, local, module) for b in node.bases])
     methods = {m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    entry.branches = skip_branches(methods, lambda e: _qualify(e, imports, local, module))
+    entry.branches, entry.plain_uses = skip_branches(methods, lambda e: _qualify(e, imports, local, module))
     for item in node.body:
         if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -196,9 +197,10 @@ def _names(node: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
 
 
-def _derived(fn: ast.AST, seeds: set[str]) -> set[str]:
+def _derived(fn: ast.AST, seeds: set[str], through=lambda value: True) -> set[str]:
     """The names of a function bound, directly or through other names, from ``seeds``
-    (flow-insensitive; metadata such as ``x.shape`` or ``x.size()`` is not data)."""
+    (flow-insensitive; metadata such as ``x.shape`` or ``x.size()`` is not data), by values that
+    ``through`` lets pass."""
     bindings: list[tuple[set[str], ast.AST]] = []
     for node in ast.walk(fn):
         if isinstance(node, ast.Assign):
@@ -208,6 +210,7 @@ def _derived(fn: ast.AST, seeds: set[str]) -> set[str]:
         elif isinstance(node, (ast.For, ast.comprehension)):
             bindings.append((_names(node.target), node.iter))
     out = set(seeds)
+    bindings = [(names, value) for names, value in bindings if through(value)]
     changed = True
     while changed:
         changed = False
@@ -291,10 +294,11 @@ def forward_skip(fn: ast.FunctionDef | ast.AsyncFunctionDef, methods: set[str]) 
     return "none" if returns and not unknown else ""
 
 
-def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qualify) -> list[str]:
+def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qualify) -> tuple[list[str], list[str]]:
     """The classes a class builds into an attribute (``self.blocks = ModuleList([Block(...)])``)
     and then adds around: a method joins the attribute's output with its own input (``x = x +
-    blk(x)`` over the blocks, ``conv_out + res_out``, ``torch.cat([x, self.b(x)])``)."""
+    blk(x)`` over the blocks, ``conv_out + res_out``, ``torch.cat([x, self.b(x)])``); and the
+    classes it builds into attributes it does not add around."""
     built: dict[str, set[str]] = {}
     init = methods.get("__init__")
     for node in ast.walk(init) if init else ():
@@ -309,14 +313,13 @@ def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qu
             classes = {q for q in classes if q != "?" and not q.startswith("torch.")}
             if classes:
                 built.setdefault(attr, set()).update(classes)
-    if not built:
-        return []
-    out: set[str] = set()
+    joined: set[str] = set()
     for name, fn in methods.items():
-        if name != "__init__":
-            for attr in _joined_attrs(fn, set(built)):
-                out |= built[attr]
-    return sorted(out)
+        if name != "__init__" and built:
+            joined |= _joined_attrs(fn, set(built))
+    branches = {q for attr in joined for q in built[attr]}
+    plain = {q for attr, classes in built.items() if attr not in joined for q in classes}
+    return sorted(branches), sorted(plain)
 
 
 def _loop_bindings(target: ast.expr, iterable: ast.expr, attrs: set[str]) -> dict[str, str]:
@@ -374,12 +377,15 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
         for attr, call in branch_calls(node) if isinstance(node, ast.Call) else ():
             if call is node:
                 fed.setdefault(attr, set()).update(*(_names(a) - {"self"} for a in node.args))
-    inputs = {attr: _derived(fn, names) for attr, names in fed.items()}
 
     def branch_of(node: ast.AST) -> set[str]:
         held_names = (n for n in _names(node) if n not in mixed)
         return {a for a, _ in branch_calls(node)} | {a for n in held_names for a in results.get(n, ())}
 
+    # what each block was given, and what else flows from it, not through the block's output
+    inputs = {
+        attr: _derived(fn, names, lambda value, attr=attr: attr not in branch_of(value)) for attr, names in fed.items()
+    }
     joined: set[str] = set()
     for node in ast.walk(fn):
         pairs: list[tuple[ast.AST, ast.AST]] = []
@@ -393,6 +399,17 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
         for branch, other in pairs:
             joined |= {a for a in branch_of(branch) if _carries(other, inputs.get(a, set()))}
     return joined
+
+
+def only_branches(files, canonical=lambda q: q) -> set[str]:
+    """Classes some class of ``files`` uses as the branch of a skip it adds, none using them
+    otherwise."""
+    branches, plain = set(), set()
+    for file in files:
+        for cls in file.classes.values():
+            branches.update(map(canonical, cls.branches))
+            plain.update(map(canonical, cls.plain_uses))
+    return branches - plain
 
 
 # --- the index -------------------------------------------------------------------------------
@@ -451,14 +468,12 @@ class ProjectIndex:
 
     @functools.cached_property
     def branch_classes(self) -> set[str]:
-        """Classes that some class of the project uses as the branch of a skip it adds itself."""
-        out = set()
-        for file in self.files.values():
-            for cls in file.classes.values():
-                for branch in cls.branches:
-                    found = self.find_class(branch)
-                    out.add(f"{found[0].module}.{found[1].name}" if found else branch)
-        return out
+        """Classes that the project only uses as the branch of a skip the user adds itself."""
+        return only_branches(self.files.values(), self._canonical)
+
+    def _canonical(self, qualname: str) -> str:
+        found = self.find_class(qualname)
+        return f"{found[0].module}.{found[1].name}" if found else qualname
 
     def is_module(self, qualname: str) -> tuple[bool | None, str]:
         """Whether the named class is an nn.Module (True/False/None) and the evidence."""

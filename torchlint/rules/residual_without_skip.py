@@ -809,10 +809,10 @@ _BRANCHES_HERE: weakref.WeakKeyDictionary[ModuleFacts, set[str]] = weakref.WeakK
 def _parent_adds_skip(facts: ModuleFacts, cls: ClassInfo) -> bool:
     module = facts.module_name or ""
     qualname = f"{module}.{cls.name}"
-    if qualname in _branches_here(facts):
-        return True
-    project = facts.project_index()
-    return bool(project is not None and module and qualname in project.branch_classes)
+    project = facts.project_index() if module else None
+    if project is not None and module in project.files:
+        return qualname in project.branch_classes  # this file's uses and every other file's
+    return qualname in _branches_here(facts)
 
 
 def _branches_here(facts: ModuleFacts) -> set[str]:
@@ -825,7 +825,7 @@ def _branches_here(facts: ModuleFacts) -> set[str]:
             entry = index.scan(facts.module.code.encode("utf-8"), facts.module_name or "", "", "")
         except (SyntaxError, ValueError, RecursionError):
             entry = None
-        _BRANCHES_HERE[facts] = {b for c in entry.classes.values() for b in c.branches} if entry else set()
+        _BRANCHES_HERE[facts] = index.only_branches([entry]) if entry else set()
     return _BRANCHES_HERE[facts]
 
 

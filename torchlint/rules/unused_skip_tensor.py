@@ -67,14 +67,14 @@ class UnusedSkipTensor(Rule):
                 continue
             if not _FORWARD.match(method.name):
                 continue
-            if not any(isinstance(v, (cst.Name, cst.Call, cst.IfExp)) for a in fn.assignments.values() for _, v in a):
+            if not any(isinstance(v, (cst.Name, cst.Call, cst.IfExp, cst.BinaryOperation)) for a in fn.assignments.values() for _, v in a):
                 continue
             flow = InputFlow(facts, fn, main_inputs(fn))
             dead = list(_dead_kept_inputs(fn, flow))
             if not dead or used_as_branch(facts, fn.cls):
                 continue
-            for name, stmt, projection in dead:
-                if projection or _meant_to_join(facts, fn.cls, fn, flow):
+            for name, stmt, projection, fresh in dead:
+                if projection or not fresh or _meant_to_join(facts, fn.cls, fn, flow):
                     yield Hit(
                         stmt,
                         f"'{name}' is kept for the skip connection but never read "
@@ -94,9 +94,9 @@ def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: I
     return joins.found or not _changes_shape(facts, cls)
 
 
-def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, cst.CSTNode, bool]]:
-    """(name, first dead assignment, whether it keeps a projection) for each local that keeps the
-    input and is dead from some assignment on."""
+def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, cst.CSTNode, bool, bool]]:
+    """(name, first dead assignment, whether it keeps a projection, whether it keeps the input as
+    forward got it) for each local that keeps the input and is dead from some assignment on."""
     order, parents = _layout(fn.node)
     for name, assigned in fn.assignments.items():
         if name in fn.params or name.startswith("_"):
@@ -113,8 +113,21 @@ def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, 
             kept = _kept_input(value, flow, name, fn)
             if kept is None or not _dead_from(stmt, value, reads, stores, order, parents, fn):
                 continue
-            yield name, stmt, kept
+            yield name, stmt, kept, _fresh(stmt, value, order, parents, fn)
             break
+
+
+def _fresh(stmt, value, order, parents, fn: FunctionInfo) -> bool:
+    """Whether the kept value is an input of forward not yet rebound (outside any loop): what the
+    block's width says applies to it. A stage inside the block is kept to be joined there."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        value = value.func.value  # x.clone()
+    if not isinstance(value, cst.Name) or value.value not in fn.params:
+        return False
+    if _enclosing_loop(stmt, parents, fn.node) is not None:
+        return False
+    at = order[id(stmt)]
+    return not any(order.get(id(s), at) < at for s, _ in fn.assignments.get(value.value, []))
 
 
 def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: FunctionInfo) -> bool | None:
@@ -125,6 +138,9 @@ def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: Funct
         # a stage that layers then transform (``input_embedding = x; x = self.fc1(x)``)
         stage = value.value in fn.params or SKIP_WORDS & set(name.lower().split("_")) or _transformed(value.value, fn)
         return False if stage and flow.expr(value) else None
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
+        kinds = [_kept_input(v, flow, name, fn) for v in (value.left, value.right) if flow.expr(v)]
+        return kinds[0] if len(kinds) == 1 else None  # scaled: ``self.proj(h) * self.scale``
     if isinstance(value, cst.IfExp):
         kinds = [_kept_input(v, flow, name, fn) for v in (value.body, value.orelse)]
         kinds = [k for k in kinds if k is not None]
