@@ -147,6 +147,7 @@ COMBINING_TORCH = {
     "column_stack", "lerp", "addcmul", "addcdiv", "matmul", "mm", "bmm", "baddbmm", "addmm",
     "sum", "mean",
 }
+STACKING = {"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack"}
 # A matrix product joins streams when it mixes the input itself (hyper-connections), not when it
 # multiplies two projections of it (attention scores).
 MATMULS = {"matmul", "mm", "bmm", "baddbmm", "addmm", "einsum"}
@@ -358,9 +359,11 @@ def _bound_anywhere(name: str, scope: Scope | None) -> bool:
 class SkipFinder:
     """Whether a class's forward (and the methods it reaches) combines two input-derived values."""
 
-    def __init__(self, facts: ModuleFacts, cls: ClassInfo) -> None:
+    def __init__(self, facts: ModuleFacts, cls: ClassInfo, additive: bool = False) -> None:
+        """``additive``: only sums count (a dense layer's concatenation is no residual skip)."""
         self.facts = facts
         self.cls = cls
+        self.additive = additive
         self.methods = _methods_with_bases(facts, cls)
         self.attrs = {a.name for c in _class_chain(facts, cls) for a in c.attr_assigns} | _class_attrs(cls)
         self.unknown_base = _has_unknown_base(facts, cls)
@@ -479,13 +482,13 @@ class _Combinations(Walker):
         if isinstance(func, cst.Attribute) and not (q and q.startswith("torch.")):
             method = func.attr.value
             if method in COMBINING_METHODS and flow.count([func.value, *args], side=True) >= 2:
-                self.found = True
+                self.found = not (finder.additive and method in ("append", "extend", "insert"))
             return
         if q and q.startswith("torch."):
             leaf = q.rsplit(".", 1)[1]
             if leaf in MATMULS:
                 self.found = flow.mixes_streams(args)
-            elif leaf in COMBINING_TORCH:
+            elif leaf in COMBINING_TORCH and not (finder.additive and leaf in STACKING):
                 self.found = flow.count(args, side=True) >= 2
             return
         if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS and flow.count(args, side=True) >= 2:
@@ -856,7 +859,7 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, fn: FunctionI
         if local is cls or not local.is_module:
             return False
         forward = _methods_with_bases(facts, local).get("forward")
-        if forward is not None and SkipFinder(facts, local).forward_has_skip(forward) and _computes(facts, local):
+        if forward is not None and SkipFinder(facts, local, additive=True).forward_has_skip(forward) and _computes(facts, local):
             return True
         return residual_marker(name) is not None
     if _project_forward(facts, facts.qualname(func, fn.scope)) == "skip":
@@ -944,19 +947,18 @@ def _builds(facts: ModuleFacts, node: cst.CSTNode, cls: ClassInfo) -> bool:
 
 
 def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether an nn.Sequential subclass builds its own layers, none of them residual blocks
-    (a stage of blocks, or layers handed in by the caller, are not one block)."""
+    """Whether the layers an nn.Sequential subclass chains are plain ones: none of those its
+    ``__init__`` builds (handed to ``super().__init__`` or registered as attributes) nor those
+    this file hands it is a residual block (a stage of blocks is not one block)."""
     init = cls.methods.get("__init__")
-    if init is None:
+    if init is not None and any(_residual_callee(facts, c.node.func, init, cls) for c in init.calls):
         return False
-    builds = False
-    for call in init.calls:
-        func = call.node.func
-        if _residual_callee(facts, func, init, cls):
-            return False
-        if facts.is_module_class_expr(func, init.scope):
-            builds = True
-    return builds
+    for call in facts.calls:
+        if facts.local_class(call.node.func) is cls and call.function is not None:
+            handed = (n.func for a in call.node.args for n in _walk(a.value) if isinstance(n, cst.Call))
+            if any(_residual_callee(facts, f, call.function, cls) for f in handed):
+                return False
+    return True
 
 
 def _returned_calls(fn: FunctionInfo) -> Iterator[cst.Call]:
