@@ -847,10 +847,10 @@ def _has_residual_child(facts: ModuleFacts, cls: ClassInfo) -> bool:
     """Whether ``__init__`` builds a residual block (a wrapper that chains them has no skip of its
     own to lose: the skips live in the children)."""
     init = cls.methods.get("__init__")
-    return init is not None and any(_residual_callee(facts, c.node.func, init, cls) for c in init.calls)
+    return init is not None and any(_residual_callee(facts, c.node.func, init.scope, cls) for c in init.calls)
 
 
-def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, fn: FunctionInfo, cls: ClassInfo) -> bool:
+def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope | None, cls: ClassInfo) -> bool:
     name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
     if not name or name == cls.name:
         return False
@@ -862,7 +862,7 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, fn: FunctionI
         if forward is not None and SkipFinder(facts, local, additive=True).forward_has_skip(forward) and _computes(facts, local):
             return True
         return residual_marker(name) is not None
-    if _project_forward(facts, facts.qualname(func, fn.scope)) == "skip":
+    if _project_forward(facts, facts.qualname(func, scope)) == "skip":
         return True
     return residual_marker(name) is not None
 
@@ -951,12 +951,12 @@ def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
     ``__init__`` builds (handed to ``super().__init__`` or registered as attributes) nor those
     this file hands it is a residual block (a stage of blocks is not one block)."""
     init = cls.methods.get("__init__")
-    if init is not None and any(_residual_callee(facts, c.node.func, init, cls) for c in init.calls):
+    if init is not None and any(_residual_callee(facts, c.node.func, init.scope, cls) for c in init.calls):
         return False
     for call in facts.calls:
-        if facts.local_class(call.node.func) is cls and call.function is not None:
+        if facts.local_class(call.node.func) is cls:
             handed = (n.func for a in call.node.args for n in _walk(a.value) if isinstance(n, cst.Call))
-            if any(_residual_callee(facts, f, call.function, cls) for f in handed):
+            if any(_residual_callee(facts, f, call.scope, cls) for f in handed):
                 return False
     return True
 
