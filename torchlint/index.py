@@ -389,9 +389,9 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
     joined: set[str] = set()
     for node in ast.walk(fn):
         pairs: list[tuple[ast.AST, ast.AST]] = []
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             pairs = [(node.left, node.right), (node.right, node.left)]
-        elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
             pairs = [(node.target, node.value), (node.value, node.target)]
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _JOIN_CALLS:
             parts = [e for a in node.args for e in (a.elts if isinstance(a, (ast.List, ast.Tuple)) else [a])]

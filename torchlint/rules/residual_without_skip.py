@@ -492,7 +492,7 @@ class _Combinations(Walker):
                 self.found = flow.count(args, side=True) >= 2
             return
         if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS and flow.count(args, side=True) >= 2:
-            self.found = True
+            self.found = not finder.additive or func.value == "sum"  # map(f, (q, k, v)) adds nothing
             return
         if isinstance(func, cst.Name) and func.value in META_FUNCTIONS:
             return
@@ -955,10 +955,17 @@ def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
         return False
     for call in facts.calls:
         if facts.local_class(call.node.func) is cls:
-            handed = (n.func for a in call.node.args for n in _walk(a.value) if isinstance(n, cst.Call))
-            if any(_residual_callee(facts, f, call.scope, cls) for f in handed):
+            handed = [n.func for a in call.node.args for n in _walk(a.value) if isinstance(n, cst.Call)]
+            if any(_residual_callee(facts, f, call.scope, cls) or _class_in_a_variable(f, call) for f in handed):
                 return False
     return True
+
+
+def _class_in_a_variable(func: cst.BaseExpression, call: CallInfo) -> bool:
+    """``block(...)`` where ``block`` is a parameter or local of the calling function: a class the
+    caller chooses (``make_stage(block=BasicBlock)``), maybe a residual one."""
+    fn = call.function
+    return isinstance(func, cst.Name) and fn is not None and (func.value in fn.params or func.value in fn.assignments)
 
 
 def _returned_calls(fn: FunctionInfo) -> Iterator[cst.Call]:

@@ -202,8 +202,8 @@ def _dead_from(stmt, value, reads, stores, order, parents, fn: FunctionInfo) -> 
     if loop is not None and any(order[id(loop)] <= r <= _end(loop, order) for r in reads):
         return False  # read again in the next iteration
     block, line = _statement(stmt, parents)
-    kills = sorted(
-        order[id(s)] for s in stores if order[id(s)] > at and _statement(s, parents)[0] is block
+    kills = sorted(  # a store overwrites after its value is read: ``h = h + original``
+        _end(s, order) for s in stores if order[id(s)] > at and _statement(s, parents)[0] is block
     )
     kill = kills[0] if kills else None
     if any(r > at and (kill is None or r < kill) for r in reads):
