@@ -4,7 +4,10 @@ A block is *meant* to be residual when its name says so (``ResidualBlock``, ``Re
 ``ResNetBlock``, ``ResUnit``, ``Bottleneck``, ``SkipConnection``, ...) or the first line of its
 docstring calls the class a residual block. It *has* a skip when its forward combines two values
 that both flow from the forward's inputs (see ``InputFlow``). Reported: such a block built as an
-``nn.Sequential`` (a chain, no skip), or whose forward has no combination at all.
+``nn.Sequential`` (a chain, no skip), or whose forward (its own, a base's in this file or, through
+the project index, in another) has no combination at all. The name is weak evidence, so the
+structure must agree: the block is not a wrapper of residual children, its output can have its
+input's shape, and no wrapper or parent of the file or project adds the skip around it.
 """
 
 from __future__ import annotations
