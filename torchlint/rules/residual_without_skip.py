@@ -959,16 +959,19 @@ def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
     for call in facts.calls:
         if facts.local_class(call.node.func) is cls:
             handed = [n.func for a in call.node.args for n in _walk(a.value) if isinstance(n, cst.Call)]
-            if any(_residual_callee(facts, f, call.scope, cls) or _class_in_a_variable(f, call) for f in handed):
+            if any(_residual_callee(facts, f, call.scope, cls) for f in handed):
                 return False
+            layers = [f for f in handed if facts.qualname(f, call.scope) not in SEQUENTIALS and facts.is_module_class_expr(f, call.scope)]
+            if not layers and any(_class_in_a_variable(f, call) for f in handed):
+                return False  # only blocks of a class the caller chooses
     return True
 
 
 def _class_in_a_variable(func: cst.BaseExpression, call: CallInfo) -> bool:
-    """``block(...)`` where ``block`` is a parameter or local of the calling function: a class the
-    caller chooses (``make_stage(block=BasicBlock)``), maybe a residual one."""
+    """``block(...)`` where ``block`` is a parameter of the calling function: a class its caller
+    chooses (``make_stage(block=BasicBlock)``), maybe a residual one."""
     fn = call.function
-    return isinstance(func, cst.Name) and fn is not None and (func.value in fn.params or func.value in fn.assignments)
+    return isinstance(func, cst.Name) and fn is not None and func.value in fn.params
 
 
 def _returned_calls(fn: FunctionInfo) -> Iterator[cst.Call]:
