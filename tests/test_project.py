@@ -184,3 +184,93 @@ def test_residual_blocks_defined_elsewhere(cli, tmp_path):
     assert codes(cli, ".", cwd=tmp_path) == [("blocks.py", 4, "TL301")]
     assert codes(cli, "net/model.py", cwd=tmp_path) == []
     assert codes(cli, "--no-project", "net/blocks.py", cwd=tmp_path) == [("blocks.py", 4, "TL301")]
+
+
+def test_residual_structure_across_files(cli, tmp_path):
+    """What a base's forward does, a Sequential base, and a parent adding the skip around a
+    block, all from other files: the project run, the one-file run and flake8 agree."""
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": "",
+            "net/__init__.py": "",
+            "net/base.py": """\
+                import torch.nn as nn
+
+
+                class PlainBlock(nn.Module):
+                    def __init__(self, c):
+                        super().__init__()
+                        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+                    def forward(self, x):
+                        return self.conv(x)
+
+
+                class SkipBlock(PlainBlock):
+                    def forward(self, x):
+                        return x + self.conv(x)
+
+
+                class Chain(nn.Sequential):
+                    pass
+                """,
+            "net/blocks.py": """\
+                import torch.nn as nn
+                from .base import Chain, PlainBlock, SkipBlock
+
+
+                class ResBlock(PlainBlock):
+                    pass
+
+
+                class GoodResBlock(SkipBlock):
+                    pass
+
+
+                class ChainResBlock(Chain):
+                    def __init__(self, c):
+                        super().__init__()
+                        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+
+                class ResidualLayer(nn.Module):
+                    def __init__(self, c):
+                        super().__init__()
+                        self.fc = nn.Linear(c, c)
+
+                    def forward(self, x):
+                        residual = x
+                        return self.fc(x)
+                """,
+            "net/model.py": """\
+                import torch.nn as nn
+                from .blocks import ResidualLayer
+
+
+                class Tower(nn.Module):
+                    def __init__(self, c):
+                        super().__init__()
+                        self.layers = nn.ModuleList([ResidualLayer(c) for _ in range(4)])
+
+                    def forward(self, x):
+                        for layer in self.layers:
+                            x = x + layer(x)
+                        return x
+                """,
+        },
+    )
+    expected = [("blocks.py", 5, "TL301"), ("blocks.py", 13, "TL301")]
+    assert codes(cli, ".", cwd=tmp_path) == expected
+    assert codes(cli, "net/blocks.py", cwd=tmp_path) == expected
+    result = subprocess.run(
+        [sys.executable, "-m", "flake8", "--select", "TL", "net/blocks.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    flake = [(Path(line.split(":")[0]).name, int(line.split(":")[1]), line.split()[1]) for line in result.stdout.splitlines()]
+    assert flake == expected
+    idx = index.build(tmp_path, use_cache=False)
+    assert idx.forward_kind("net.blocks.ResBlock") == "none"
+    assert idx.forward_kind("net.blocks.GoodResBlock") == "skip"
+    assert idx.forward_kind("net.blocks.ChainResBlock") == "sequential"
+    assert "net.blocks.ResidualLayer" in idx.branch_classes

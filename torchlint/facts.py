@@ -884,10 +884,14 @@ class ModuleFacts:
                 return index.is_module(qualname)
         return known, f"subclass of {qualname}" if known else ""
 
+    def project_index(self):
+        """The project index (``index.ProjectIndex``), or None when there is none."""
+        return self._project() if self._project is not None else None
+
     def project_class(self, qualname: str):
         """The project index's entry (``index.ClassEntry``) for a class defined in another file of
         the project, or None (no index, or not the project's class)."""
-        index = self._project() if self._project is not None else None
+        index = self.project_index()
         found = index.find_class(qualname) if index is not None else None
         return found[1] if found else None
 

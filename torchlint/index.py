@@ -2,8 +2,10 @@
 
 A cheap pass (Python's own ``ast``, no LibCST, no rules) over every Python file under the project
 root records each top-level class with its bases as qualified names, whether it defines
-``forward`` and with how many inputs, its constructor parameters, and the evidence in its body
-that it is a module; and each file's imports, so re-exports through ``__init__.py`` resolve.
+``forward`` and with how many inputs, what that forward does with its input (adds it back, does
+not, or cannot tell), which classes it uses as the branch of a skip it adds itself, its
+constructor parameters, and the evidence in its body that it is a module; and each file's
+imports, so re-exports through ``__init__.py`` resolve.
 Entries are cached by file content in the cache directory and refreshed when a file changes.
 
 ``ProjectIndex.is_module("pkg.models.mlp.MLP")`` then answers across files, through any number
@@ -26,6 +28,7 @@ from torchlint.engine import Selection, cache_digest, discover, module_name_for
 from torchlint.facts import is_module_base
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
+SCHEMA = 3  # the fields of ClassEntry: cached entries of another schema are not reused
 
 
 @dataclass
@@ -36,6 +39,9 @@ class ClassEntry:
     forward_inputs: int | None = None  # positional inputs after self; None for *args
     init_params: list[str] = field(default_factory=list)
     layer_evidence: str = ""  # "assigns a layer to self.x" / "calls self.register_buffer()"
+    forward_skip: str = ""  # "skip" / "none" (its input never rejoins the output) / "" (unknown)
+    branches: list[str] = field(default_factory=list)  # classes whose output forward adds to its input
+    plain_uses: list[str] = field(default_factory=list)  # classes it builds and does not add around
 
 
 @dataclass
@@ -141,6 +147,8 @@ def _qualify(expr: ast.expr, imports: dict[str, str], local: set[str], module: s
 
 def _scan_class(node: ast.ClassDef, imports: dict[str, str], local: set[str], module: str) -> ClassEntry:
     entry = ClassEntry(node.name, [_qualify(b, imports, local, module) for b in node.bases])
+    methods = {m.name: m for m in node.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    entry.branches, entry.plain_uses = skip_branches(methods, lambda e: _qualify(e, imports, local, module))
     for item in node.body:
         if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -149,6 +157,7 @@ def _scan_class(node: ast.ClassDef, imports: dict[str, str], local: set[str], mo
         if item.name == "forward":
             entry.defines_forward = True
             entry.forward_inputs = None if args.vararg else max(len(positional) - 1 - len(args.defaults), 0)
+            entry.forward_skip = forward_skip(item, set(methods))
         elif item.name == "__init__":
             entry.init_params = positional[1:] + [a.arg for a in args.kwonlyargs]
             entry.layer_evidence = entry.layer_evidence or _layer_evidence(item, imports)
@@ -174,6 +183,233 @@ def _layer_evidence(init: ast.FunctionDef, imports: dict[str, str]) -> str:
             ):
                 return f"calls self.{node.func.attr}()"
     return ""
+
+
+# --- skips: what a forward does with its input, and which blocks a forward adds back ---------
+
+_META_ATTRS = {"shape", "device", "dtype", "ndim", "is_cuda", "requires_grad", "layout"}
+_META_METHODS = {"size", "dim", "ndimension", "numel", "get_device", "stride", "new_zeros", "new_ones", "new_empty"}
+_JOIN_CALLS = {"add", "sub", "cat", "concat", "concatenate", "stack", "lerp", "addcmul", "sum"}
+_CAST_METHODS = {"to", "float", "half", "double", "bfloat16", "type", "type_as", "contiguous", "clone"}
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+
+
+def _derived(fn: ast.AST, seeds: set[str], through=lambda value: True) -> set[str]:
+    """The names of a function bound, directly or through other names, from ``seeds``
+    (flow-insensitive; metadata such as ``x.shape`` or ``x.size()`` is not data), by values that
+    ``through`` lets pass."""
+    bindings: list[tuple[set[str], ast.AST]] = []
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            bindings.append((set().union(*(_names(t) for t in node.targets)), node.value))
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+            bindings.append((_names(node.target), node.value))
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            bindings.append((_names(node.target), node.iter))
+    out = set(seeds)
+    bindings = [(names, value) for names, value in bindings if through(value)]
+    changed = True
+    while changed:
+        changed = False
+        for names, value in bindings:
+            if not names <= out and _carries(value, out):
+                out |= names
+                changed = True
+    return out
+
+
+def _carries(node: ast.AST, names: set[str]) -> bool:
+    """Whether an expression carries data of ``names``."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    if isinstance(node, ast.Attribute):
+        return node.attr not in _META_ATTRS and _carries(node.value, names)
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _META_METHODS:
+            return False
+        if isinstance(func, ast.Name) and func.id in ("len", "isinstance", "print", "range"):
+            return False
+    return any(_carries(c, names) for c in ast.iter_child_nodes(node) if isinstance(c, ast.AST))
+
+
+def _data_count(args: list[ast.expr], names: set[str]) -> int:
+    n = 0
+    for a in args:
+        if isinstance(a, (ast.List, ast.Tuple)):
+            n += _data_count(a.elts, names)
+        elif isinstance(a, (ast.Starred, ast.ListComp, ast.GeneratorExp)) and _carries(a, names):
+            n += 2
+        elif _carries(a, names):
+            n += 1
+    return n
+
+
+def _is_self_attr(node: ast.AST, attrs: set[str] | None = None) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        if attrs is None or node.attr in attrs:
+            return node.attr
+    return None
+
+
+def forward_skip(fn: ast.FunctionDef | ast.AsyncFunctionDef, methods: set[str]) -> str:
+    """``"skip"`` when forward joins two values of its first input, ``"none"`` when it plainly
+    does not (one input, no helper, no ``super()``, no unknown function of two of them, returns
+    its data), ``""`` when it cannot tell."""
+    positional = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)][1:]
+    if not positional or fn.args.vararg:
+        return ""
+    if len(positional) - len(fn.args.defaults) > 1:
+        return ""  # a second input may be the stream the first is added to
+    data = _derived(fn, {positional[0]})
+    unknown = False
+    returns = False
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Lambda)) or node is not fn and isinstance(
+            node, (ast.FunctionDef, ast.AsyncFunctionDef)
+        ):
+            return ""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            if _carries(node.left, data) and _carries(node.right, data):
+                return "skip"
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+            if _carries(node.target, data) and _carries(node.value, data):
+                return "skip"
+        elif isinstance(node, ast.Return) and node.value is not None and _carries(node.value, data):
+            returns = True
+            unknown |= isinstance(node.value, (ast.Tuple, ast.List, ast.Dict))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            two = _data_count(node.args, data) >= 2 or isinstance(func, ast.Attribute) and _carries(
+                func.value, data
+            ) and _data_count(node.args, data) >= 1
+            if leaf in _JOIN_CALLS and two:
+                return "skip"
+            if _is_self_attr(func, methods) or "super" in _names(func) or two and not _is_self_attr(func):
+                unknown = True
+    return "none" if returns and not unknown else ""
+
+
+def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qualify) -> tuple[list[str], list[str]]:
+    """The classes a class builds into an attribute (``self.blocks = ModuleList([Block(...)])``)
+    and then adds around: a method joins the attribute's output with its own input (``x = x +
+    blk(x)`` over the blocks, ``conv_out + res_out``, ``torch.cat([x, self.b(x)])``); and the
+    classes it builds into attributes it does not add around."""
+    built: dict[str, set[str]] = {}
+    init = methods.get("__init__")
+    for node in ast.walk(init) if init else ():
+        target = value = None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("append", "extend"):
+            target, value = node.func.value, node
+        attr = _is_self_attr(target) if target is not None else None
+        if attr:
+            classes = {qualify(c.func) for c in ast.walk(value) if isinstance(c, ast.Call)}
+            classes = {q for q in classes if q != "?" and not q.startswith("torch.")}
+            if classes:
+                built.setdefault(attr, set()).update(classes)
+    joined: set[str] = set()
+    for name, fn in methods.items():
+        if name != "__init__" and built:
+            joined |= _joined_attrs(fn, set(built))
+    branches = {q for attr in joined for q in built[attr]}
+    plain = {q for attr, classes in built.items() if attr not in joined for q in classes}
+    return sorted(branches), sorted(plain)
+
+
+def _loop_bindings(target: ast.expr, iterable: ast.expr, attrs: set[str]) -> dict[str, str]:
+    """Loop variables that hold one of ``attrs``' blocks: ``for blk in self.blocks``, ``for i, blk
+    in enumerate(self.blocks)``, ``for a, b in zip(self.attns, self.ffs)`` (element-wise), ``for
+    attn, ff in self.layers`` (a ModuleList of pairs)."""
+    attr = _is_self_attr(iterable, attrs)
+    if attr:
+        return {v: attr for v in _names(target)}
+    if isinstance(iterable, ast.Call) and isinstance(iterable.func, ast.Name) and isinstance(target, ast.Tuple):
+        if iterable.func.id == "enumerate" and iterable.args and len(target.elts) == 2:
+            return _loop_bindings(target.elts[1], iterable.args[0], attrs)
+        if iterable.func.id == "zip" and len(iterable.args) == len(target.elts):
+            out: dict[str, str] = {}
+            for t, it in zip(target.elts, iterable.args):
+                out.update(_loop_bindings(t, it, attrs))
+            return out
+    return {}
+
+
+def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
+    """The attributes among ``attrs`` whose output ``fn`` joins with the input it gave them."""
+    loop_vars: dict[str, str] = {}
+    for node in ast.walk(fn):
+        if isinstance(node, (ast.For, ast.comprehension)):
+            loop_vars.update(_loop_bindings(node.target, node.iter, attrs))
+
+    def held(node: ast.AST) -> str | None:
+        node = node.value if isinstance(node, ast.Subscript) else node
+        return _is_self_attr(node, attrs) or (loop_vars.get(node.id) if isinstance(node, ast.Name) else None)
+
+    def branch_calls(node: ast.AST) -> list[tuple[str, ast.Call]]:
+        """Calls of a held block: ``blk(x)``, ``self.blocks[i](x)``, ``checkpoint(blk, x)``."""
+        found = []
+        for c in ast.walk(node):
+            if isinstance(c, ast.Call):
+                attr = held(c.func) or next((a for a in map(held, c.args[:1]) if a), None)
+                if attr:
+                    found.append((attr, c))
+        return found
+
+    # names that only ever hold a held block's output (or its sum with something): a name also
+    # bound by other layers (``x`` down a U-Net) says nothing about one block
+    results: dict[str, set[str]] = {}
+    mixed: set[str] = set()
+    fed: dict[str, set[str]] = {}  # attribute -> the names its calls are given
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            calls = branch_calls(node.value)
+            for n in set().union(*(_names(t) for t in node.targets)):
+                if calls:
+                    results.setdefault(n, set()).update(a for a, _ in calls)
+                elif not (isinstance(node.value, ast.BinOp) and n in _names(node.value)):
+                    mixed.add(n)
+        for attr, call in branch_calls(node) if isinstance(node, ast.Call) else ():
+            if call is node:
+                fed.setdefault(attr, set()).update(*(_names(a) - {"self"} for a in node.args))
+
+    def branch_of(node: ast.AST) -> set[str]:
+        held_names = (n for n in _names(node) if n not in mixed)
+        return {a for a, _ in branch_calls(node)} | {a for n in held_names for a in results.get(n, ())}
+
+    # what each block was given, and what else flows from it, not through the block's output
+    inputs = {
+        attr: _derived(fn, names, lambda value, attr=attr: attr not in branch_of(value)) for attr, names in fed.items()
+    }
+    joined: set[str] = set()
+    for node in ast.walk(fn):
+        pairs: list[tuple[ast.AST, ast.AST]] = []
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            pairs = [(node.left, node.right), (node.right, node.left)]
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+            pairs = [(node.target, node.value), (node.value, node.target)]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _JOIN_CALLS:
+            parts = [e for a in node.args for e in (a.elts if isinstance(a, (ast.List, ast.Tuple)) else [a])]
+            pairs = [(p, q) for p in parts for q in parts if p is not q]
+        for branch, other in pairs:
+            joined |= {a for a in branch_of(branch) if _carries(other, inputs.get(a, set()))}
+    return joined
+
+
+def only_branches(files, canonical=lambda q: q) -> set[str]:
+    """Classes some class of ``files`` uses as the branch of a skip it adds, none using them
+    otherwise."""
+    branches, plain = set(), set()
+    for file in files:
+        for cls in file.classes.values():
+            branches.update(map(canonical, cls.branches))
+            plain.update(map(canonical, cls.plain_uses))
+    return branches - plain
 
 
 # --- the index -------------------------------------------------------------------------------
@@ -213,6 +449,32 @@ class ProjectIndex:
                 return found
         return None
 
+    def forward_kind(self, qualname: str, hops: int = 0) -> str:
+        """What the forward a class runs does with its input: ``"skip"``, ``"none"``,
+        ``"sequential"`` (an nn.Sequential subclass that inherits Sequential's chain), or ``""``."""
+        found = self.find_class(qualname)
+        if found is None or hops > 10:
+            return ""
+        cls = found[1]
+        if cls.defines_forward:
+            return cls.forward_skip
+        for base in cls.bases:
+            if base in ("torch.nn.Sequential", "torch.nn.modules.container.Sequential"):
+                return "sequential"
+            kind = self.forward_kind(base, hops + 1)
+            if kind:
+                return kind
+        return ""
+
+    @functools.cached_property
+    def branch_classes(self) -> set[str]:
+        """Classes that the project only uses as the branch of a skip the user adds itself."""
+        return only_branches(self.files.values(), self._canonical)
+
+    def _canonical(self, qualname: str) -> str:
+        found = self.find_class(qualname)
+        return f"{found[0].module}.{found[1].name}" if found else qualname
+
     def is_module(self, qualname: str) -> tuple[bool | None, str]:
         """Whether the named class is an nn.Module (True/False/None) and the evidence."""
         if qualname not in self._module_cache:
@@ -250,7 +512,7 @@ def _python_files(root: Path) -> list[Path]:
 
 
 def _cache_file(root: Path, cache_dir: Path | None) -> Path:
-    return (cache_dir or cache.default_dir(root)) / f"index-{__version__}.json"
+    return (cache_dir or cache.default_dir(root)) / f"index-{__version__}-{SCHEMA}.json"
 
 
 def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> ProjectIndex:

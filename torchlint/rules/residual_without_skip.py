@@ -4,17 +4,22 @@ A block is *meant* to be residual when its name says so (``ResidualBlock``, ``Re
 ``ResNetBlock``, ``ResUnit``, ``Bottleneck``, ``SkipConnection``, ...) or the first line of its
 docstring calls the class a residual block. It *has* a skip when its forward combines two values
 that both flow from the forward's inputs (see ``InputFlow``). Reported: such a block built as an
-``nn.Sequential`` (a chain, no skip), or whose forward has no combination at all.
+``nn.Sequential`` (a chain, no skip), or whose forward (its own, a base's in this file or, through
+the project index, in another) has no combination at all. The name is weak evidence, so the
+structure must agree: the block is not a wrapper of residual children, its output can have its
+input's shape, and no wrapper or parent of the file or project adds the skip around it.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Iterable, Iterator
 
 import libcst as cst
 
 from torchlint.facts import (
+    CallInfo,
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
@@ -145,6 +150,7 @@ COMBINING_TORCH = {
     "column_stack", "lerp", "addcmul", "addcdiv", "matmul", "mm", "bmm", "baddbmm", "addmm",
     "sum", "mean",
 }
+STACKING = {"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack"}
 # A matrix product joins streams when it mixes the input itself (hyper-connections), not when it
 # multiplies two projections of it (attention scores).
 MATMULS = {"matmul", "mm", "bmm", "baddbmm", "addmm", "einsum"}
@@ -356,9 +362,11 @@ def _bound_anywhere(name: str, scope: Scope | None) -> bool:
 class SkipFinder:
     """Whether a class's forward (and the methods it reaches) combines two input-derived values."""
 
-    def __init__(self, facts: ModuleFacts, cls: ClassInfo) -> None:
+    def __init__(self, facts: ModuleFacts, cls: ClassInfo, additive: bool = False) -> None:
+        """``additive``: only sums count (a dense layer's concatenation is no residual skip)."""
         self.facts = facts
         self.cls = cls
+        self.additive = additive
         self.methods = _methods_with_bases(facts, cls)
         self.attrs = {a.name for c in _class_chain(facts, cls) for a in c.attr_assigns} | _class_attrs(cls)
         self.unknown_base = _has_unknown_base(facts, cls)
@@ -370,7 +378,9 @@ class SkipFinder:
         flow = InputFlow(self.facts, forward, inputs)
         if not self._returns_input_data(forward, flow):
             return True  # abstract, or returns nothing derived from the input: not a block
-        return self._has_skip(forward, frozenset(inputs), flow)
+        if _takes_a_collection(forward, inputs[0]) if inputs else False:
+            return True  # mixes a list of tensors (earlier blocks' outputs): an aggregator
+        return self._has_skip(forward, frozenset(inputs), flow) or _joins_inputs(self.facts, forward)
 
     def _has_skip(self, fn: FunctionInfo, tainted: frozenset[str], flow: InputFlow | None = None) -> bool:
         key = (fn.name, tainted)
@@ -466,24 +476,26 @@ class _Combinations(Walker):
                 self.found = True
             return
         if _is_super_call(func):
-            if finder.unknown_base and func.attr.value != "forward" and any(flow.expr(a) for a in args):
+            if func.attr.value == "forward":
+                self.found = any(flow.expr(a) for a in args) and parent_forward_skip(finder.facts, finder.cls) is not False
+            elif finder.unknown_base and any(flow.expr(a) for a in args):
                 self.found = True
             return
         q = self.finder.facts.qualname(func, flow.fn.scope)
         if isinstance(func, cst.Attribute) and not (q and q.startswith("torch.")):
             method = func.attr.value
             if method in COMBINING_METHODS and flow.count([func.value, *args], side=True) >= 2:
-                self.found = True
+                self.found = not (finder.additive and method in ("append", "extend", "insert"))
             return
         if q and q.startswith("torch."):
             leaf = q.rsplit(".", 1)[1]
             if leaf in MATMULS:
                 self.found = flow.mixes_streams(args)
-            elif leaf in COMBINING_TORCH:
+            elif leaf in COMBINING_TORCH and not (finder.additive and leaf in STACKING):
                 self.found = flow.count(args, side=True) >= 2
             return
         if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS and flow.count(args, side=True) >= 2:
-            self.found = True
+            self.found = not finder.additive or func.value == "sum"  # map(f, (q, k, v)) adds nothing
             return
         if isinstance(func, cst.Name) and func.value in META_FUNCTIONS:
             return
@@ -532,6 +544,92 @@ def _tainted_params(fn: FunctionInfo, call: cst.Call, flow: InputFlow) -> Iterat
             yield a.keyword.value
         elif a.star and flow.expr(a.value):
             yield from params
+
+
+def _takes_a_collection(fn: FunctionInfo, name: str) -> bool:
+    """Whether forward's input is a list of tensors: annotated so, iterated, unpacked, or handed
+    whole to ``torch.stack``/``cat``/``sum``."""
+    assert isinstance(fn.node, cst.FunctionDef)
+    for p in fn.node.params.params:
+        if p.name.value == name and p.annotation is not None:
+            ann = p.annotation.annotation
+            head = ann.value if isinstance(ann, cst.Subscript) else ann
+            leaf = head.attr.value if isinstance(head, cst.Attribute) else getattr(head, "value", "")
+            if leaf in ("list", "List", "tuple", "Tuple", "Sequence", "Iterable"):
+                return True
+    for node in _walk(fn.node.body):
+        if isinstance(node, (cst.For, cst.CompFor)) and _is_name(node.iter, name):
+            return True
+        if isinstance(node, cst.StarredElement) and _is_name(node.value, name):
+            return True
+        if isinstance(node, cst.Arg) and node.star == "*" and _is_name(node.value, name):
+            return True
+        if isinstance(node, cst.Call) and len(node.args) >= 1 and _is_name(node.args[0].value, name):
+            leaf = node.func.attr.value if isinstance(node.func, cst.Attribute) else getattr(node.func, "value", "")
+            if leaf in ("stack", "cat", "concat", "sum", "enumerate", "zip", "reversed"):
+                return True
+    return False
+
+
+def _is_name(node: cst.CSTNode, name: str) -> bool:
+    return isinstance(node, cst.Name) and node.value == name
+
+
+def _walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    yield node
+    for c in children(node):
+        yield from _walk(c)
+
+
+def _passthrough(node: cst.BaseExpression, params: set[str]) -> str | None:
+    """The parameter an expression hands on unprocessed: ``x``, ``a * x``, ``x.to(dtype)``."""
+    if isinstance(node, cst.Name):
+        return node.value if node.value in params else None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Multiply, cst.Divide)):
+        return _passthrough(node.left, params) or _passthrough(node.right, params)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        if node.func.attr.value in ("to", "float", "half", "double", "type", "type_as", "contiguous", "clone"):
+            return _passthrough(node.func.value, params)
+    return None
+
+
+def _joins_inputs(facts: ModuleFacts, fn: FunctionInfo) -> bool:
+    """A forward of several tensors that adds one of them, unprocessed, to data of another:
+    the caller computed the branch (``forward(self, x, y): return self.norm(x + self.drop(y))``)."""
+    params = {p for p in fn.params if p != fn.self_name}
+    if len(params) < 2:
+        return False
+    for node in _walk(fn.node.body):
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, (cst.Add, cst.Subtract)):
+            for kept, other in ((node.left, node.right), (node.right, node.left)):
+                p = _passthrough(kept, params)
+                if p and InputFlow(facts, fn, params - {p}).expr(other):
+                    return True
+    return False
+
+
+def parent_forward_skip(facts: ModuleFacts, cls: ClassInfo) -> bool | None:
+    """What ``super().forward(x)`` does: True (the parent adds the skip), False (torch's chain or
+    a parent whose forward has none), None (unknown)."""
+    for base in cls.bases:
+        local = facts.local_class(base)
+        if local is not None:
+            forward = _methods_with_bases(facts, local).get("forward")
+            if forward is None:
+                return False if sequential_base(facts, local) else None
+            return SkipFinder(facts, local).forward_has_skip(forward)
+        q = facts.qualname(base, cls.scope)
+        if q and q.startswith("torch."):
+            continue
+        kind = _project_forward(facts, q)
+        return {"skip": True, "none": False, "sequential": False}.get(kind)
+    return False
+
+
+def _project_forward(facts: ModuleFacts, qualname: str | None) -> str:
+    """The project index's account of a class's forward (``index.ProjectIndex.forward_kind``)."""
+    index = facts.project_index()
+    return index.forward_kind(qualname) if index is not None and qualname else ""
 
 
 def _class_chain(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
@@ -614,8 +712,9 @@ class ResidualWithoutSkip(Rule):
         for cls in facts.classes:
             if not cls.is_module or not meant_residual(cls) or only_a_branch(cls):
                 continue
-            if sequential_base(facts, cls):
-                if _builds_plain_layers(facts, cls) and not _used_as_branch(facts, cls):
+            inherited = "" if cls.methods.get("forward") else _inherited_forward(facts, cls)
+            if sequential_base(facts, cls) or inherited == "sequential":
+                if _builds_plain_layers(facts, cls) and not used_as_branch(facts, cls):
                     yield Hit(
                         cls.node.name,
                         f"{cls.name} is meant to be a residual block but subclasses nn.Sequential without "
@@ -624,10 +723,18 @@ class ResidualWithoutSkip(Rule):
                         cls,
                     )
                 continue
-            forward = cls.methods.get("forward")
-            if forward is None:
-                continue  # forward inherited from a base that is not nn.Sequential
-            if not SkipFinder(facts, cls).forward_has_skip(forward) and not _used_as_branch(facts, cls):
+            forward = _methods_with_bases(facts, cls).get("forward")
+            if forward is not None:
+                owner = next(c for c in _class_chain(facts, cls) if c.methods.get("forward") is forward)
+                missing = not SkipFinder(facts, owner).forward_has_skip(forward)
+            else:
+                missing = inherited == "none"  # forward inherited from a base in another file
+            if (
+                missing
+                and not _has_residual_child(facts, cls)
+                and not _changes_shape(facts, cls)
+                and not used_as_branch(facts, cls)
+            ):
                 yield Hit(
                     cls.node.name,
                     f"{cls.name} is meant to be a residual block but forward() never combines its input "
@@ -669,22 +776,170 @@ def _resnet_signs(cls: ClassInfo) -> bool:
     return any(SKIPISH_TOKENS & set(n.lower().split("_")) for n in names)
 
 
-def _used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether this file uses the class as the branch of a skip made elsewhere: built as an
-    argument of a residual wrapper (``Residual(Block(...))``), or inside another block whose
-    methods concatenate (a bottleneck in a CSP or dense block)."""
-    bottleneck = residual_marker(cls.name) == "bottleneck"
+def used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether the class is the branch of a skip made elsewhere: built as the argument of a
+    wrapper that adds the skip (``Residual(Block(...))``, hyper-connections), built into an
+    attribute of a class of this file or the project whose forward adds its output to its input
+    (``x = x + blk(x)`` over a ModuleList of them; ``conv_out + res_out``; a CSP block's
+    ``torch.cat`` of its bottlenecks' output with its input)."""
     for call in facts.calls:
-        func = call.node.func
-        callee = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
-        if callee and residual_marker(callee) == "residual" and callee != cls.name:
-            if any(_builds(facts, a.value, cls) for a in call.node.args):
-                return True
-        owner = call.cls
-        if bottleneck and owner is not None and owner is not cls and facts.local_class(func) is cls:
-            cats = (c for m in owner.methods.values() for c in m.calls)
-            if any((facts.call_qualname(c) or "").rsplit(".", 1)[-1] in ("cat", "concat", "concatenate") for c in cats):
-                return True
+        if any(_builds(facts, a.value, cls) for a in call.node.args) and _wrapper_adds_skip(facts, call, cls):
+            return True
+    return _parent_adds_skip(facts, cls)
+
+
+WRAPPER_TOKENS = {"residual", "res", "skip", "shortcut", "hyper", "connection", "connections", "rezero"}
+
+
+def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo) -> bool:
+    """Whether the call that is handed the block wraps it in a skip: a class of this file or the
+    project whose forward has one, or a wrapper from elsewhere named for it."""
+    func = call.node.func
+    wrapper = facts.local_class(func)
+    if wrapper is cls:
+        return False
+    if wrapper is not None:
+        forward = _methods_with_bases(facts, wrapper).get("forward")
+        return forward is not None and SkipFinder(facts, wrapper).forward_has_skip(forward)
+    scope = call.scope or (call.function.scope if call.function else None)
+    kind = _project_forward(facts, facts.qualname(func, scope))
+    if kind:
+        return kind == "skip"
+    callee = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+    return bool(WRAPPER_TOKENS & set(name_tokens(callee)))
+
+
+_BRANCHES_HERE: weakref.WeakKeyDictionary[ModuleFacts, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _parent_adds_skip(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    module = facts.module_name or ""
+    qualname = f"{module}.{cls.name}"
+    project = facts.project_index() if module else None
+    if project is not None and module in project.files:
+        return qualname in project.branch_classes  # this file's uses and every other file's
+    return qualname in _branches_here(facts)
+
+
+def _branches_here(facts: ModuleFacts) -> set[str]:
+    """The classes of this file that a class of this file adds a skip around (the index's scan
+    of this one file, so that a run without the index sees them too)."""
+    from torchlint import index  # the index imports the engine, which imports the rules
+
+    if facts not in _BRANCHES_HERE:
+        try:
+            entry = index.scan(facts.module.code.encode("utf-8"), facts.module_name or "", "", "")
+        except (SyntaxError, ValueError, RecursionError):
+            entry = None
+        _BRANCHES_HERE[facts] = index.only_branches([entry]) if entry else set()
+    return _BRANCHES_HERE[facts]
+
+
+def _inherited_forward(facts: ModuleFacts, cls: ClassInfo) -> str:
+    """What the forward a class inherits from a base in another file of the project does."""
+    for c in _class_chain(facts, cls):
+        for b in c.bases:
+            if facts.local_class(b) is None:
+                kind = _project_forward(facts, facts.qualname(b, c.scope))
+                if kind:
+                    return kind
+    return ""
+
+
+def _has_residual_child(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether ``__init__`` builds a residual block (a wrapper that chains them has no skip of its
+    own to lose: the skips live in the children)."""
+    init = cls.methods.get("__init__")
+    return init is not None and any(_residual_callee(facts, c.node.func, init.scope, cls) for c in init.calls)
+
+
+def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope | None, cls: ClassInfo) -> bool:
+    name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
+    if not name or name == cls.name:
+        return False
+    local = facts.local_class(func)
+    if local is not None:
+        if local is cls or not local.is_module:
+            return False
+        forward = _methods_with_bases(facts, local).get("forward")
+        if forward is not None and SkipFinder(facts, local, additive=True).forward_has_skip(forward) and _computes(facts, local):
+            return True
+        return residual_marker(name) is not None
+    if _project_forward(facts, facts.qualname(func, scope)) == "skip":
+        return True
+    return residual_marker(name) is not None
+
+
+def _computes(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip')."""
+    init = _methods_with_bases(facts, cls).get("__init__")
+    return init is not None and any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls)
+
+
+# Layers whose first two arguments are the input and output sizes.
+SIZED_LAYERS = {"Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
+PROJECTION_TOKENS = {"shortcut", "skip", "downsample", "residual", "res", "identity", "short", "match", "nin", "sc"}
+
+
+def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether the block maps one size to another (its layers on the input go from one
+    constructor parameter to another, ``Conv2d(in_ch, out_ch)``, and not back) with nothing to project the input (no shortcut,
+    downsample or skip layer, no ``nn.Identity`` alternative): its output cannot be added to
+    its input, so it is not meant to have a skip."""
+    init, forward = cls.methods.get("__init__"), cls.methods.get("forward")
+    if init is None or forward is None or has_projection(facts, cls):
+        return False
+    flow = InputFlow(facts, forward, main_inputs(forward)[:1])
+    on_input = {
+        attr for c in forward.calls
+        if (attr := self_attr(c.node.func, forward.self_name)) and any(flow.expr(a.value) for a in c.node.args)
+    }
+    layers = [
+        n for a in cls.attr_assigns if a.name in on_input and a.value is not None
+        for n in _walk(a.value) if isinstance(n, cst.Call)
+    ]
+    params = set(init.params)
+    sizes_in, sizes_out = set(), set()
+    for node in layers:
+        q = facts.qualname(node.func, init.scope) or ""
+        if not q.startswith("torch.nn.") or q.rsplit(".", 1)[1] not in SIZED_LAYERS:
+            continue
+        sizes = [a.value for a in node.args if a.keyword is None][:2]
+        sizes += [a.value for a in node.args if a.keyword and a.keyword.value in (
+            "in_channels", "out_channels", "in_features", "out_features")]
+        roots = [_size_param(v, params) for v in sizes[:2]]
+        if len(roots) == 2 and None not in roots:
+            sizes_in.add(roots[0])
+            sizes_out.add(roots[1])
+    return sizes_in != sizes_out  # a size goes in that never comes out (``dim -> hidden -> dim`` keeps it)
+
+
+def _size_param(node: cst.BaseExpression, params: set[str]) -> str | None:
+    """The constructor parameter a size is made from: ``dim``, ``self.dim``, ``dim * 4``."""
+    if isinstance(node, cst.Name) and node.value in params:
+        return node.value
+    if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name) and node.attr.value in params:
+        return node.attr.value  # self.in_channels, set from the parameter
+    if isinstance(node, cst.BinaryOperation):
+        return _size_param(node.left, params) or _size_param(node.right, params)
+    return None
+
+
+def has_projection(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """A layer or parameter for the skip path: an attribute or constructor parameter named as one
+    (``downsample``, ``shortcut``, ``skip``, ``res_conv``, ``nin_shortcut``), or an attribute that
+    is ``nn.Identity()`` in one case and a layer in another."""
+    names = {a.name for a in cls.attr_assigns}
+    init = cls.methods.get("__init__")
+    if init is not None:
+        names |= set(init.params)
+    if any(PROJECTION_TOKENS & set(n.lower().split("_")) for n in names):
+        return True
+    for a in cls.attr_assigns:
+        if isinstance(a.value, cst.IfExp) and any(
+            facts.qualname(n.func, a.method.scope) == "torch.nn.Identity" for n in _walk(a.value) if isinstance(n, cst.Call)
+        ):
+            return True
     return False
 
 
@@ -695,26 +950,28 @@ def _builds(facts: ModuleFacts, node: cst.CSTNode, cls: ClassInfo) -> bool:
 
 
 def _builds_plain_layers(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether an nn.Sequential subclass builds its own layers, none of them residual blocks
-    (a stage of blocks, or layers handed in by the caller, are not one block)."""
+    """Whether the layers an nn.Sequential subclass chains are plain ones: none of those its
+    ``__init__`` builds (handed to ``super().__init__`` or registered as attributes) nor those
+    this file hands it is a residual block (a stage of blocks is not one block)."""
     init = cls.methods.get("__init__")
-    if init is None:
+    if init is not None and any(_residual_callee(facts, c.node.func, init.scope, cls) for c in init.calls):
         return False
-    builds = False
-    for call in init.calls:
-        func = call.node.func
-        name = func.value if isinstance(func, cst.Name) else func.attr.value if isinstance(func, cst.Attribute) else ""
-        if name and name != cls.name and residual_marker(name):
-            return False
-        local = facts.local_class(func)
-        if local is not None and local is not cls and local.is_module:
-            forward = local.methods.get("forward")
-            if not sequential_base(facts, local) and forward is not None and SkipFinder(facts, local).forward_has_skip(forward):
+    for call in facts.calls:
+        if facts.local_class(call.node.func) is cls:
+            handed = [n.func for a in call.node.args for n in _walk(a.value) if isinstance(n, cst.Call)]
+            if any(_residual_callee(facts, f, call.scope, cls) for f in handed):
                 return False
-            builds = True
-        elif facts.is_module_class_expr(func, init.scope):
-            builds = True
-    return builds
+            layers = [f for f in handed if facts.qualname(f, call.scope) not in SEQUENTIALS and facts.is_module_class_expr(f, call.scope)]
+            if not layers and any(_class_in_a_variable(f, call) for f in handed):
+                return False  # only blocks of a class the caller chooses
+    return True
+
+
+def _class_in_a_variable(func: cst.BaseExpression, call: CallInfo) -> bool:
+    """``block(...)`` where ``block`` is a parameter of the calling function: a class its caller
+    chooses (``make_stage(block=BasicBlock)``), maybe a residual one."""
+    fn = call.function
+    return isinstance(func, cst.Name) and fn is not None and func.value in fn.params
 
 
 def _returned_calls(fn: FunctionInfo) -> Iterator[cst.Call]:

@@ -1,4 +1,14 @@
-"""TL302 unused-skip-tensor: a tensor kept for the skip connection in forward, then never used."""
+"""TL302 unused-skip-tensor: the block's input, kept aside in forward for a skip, never read again.
+
+Decided by data flow and structure, not by the local's name: a local that holds the block's input
+(``inp = x.clone()``), another stage of it kept under a skip's name (``attn_residual = h``), or a
+projection of it
+(``shortcut = self.downsample(x)``) is dead from that assignment on: no read can follow it, or it
+is overwritten by a later stage of the input before any read (the first of two pre-norm skips
+lost). Reported when the block was meant to join it back: it is named or documented as a residual
+block, its forward keeps another skip, the kept value is a projection, the class has a layer for the
+skip path, or its output has the input's shape; and no wrapper or parent adds the skip around it.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +17,35 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import FunctionInfo, ModuleFacts
+from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, children, self_attr
 from torchlint.rules import Hit, Rule
-
-# Words that mean "the tensor kept for the skip"; a local named by one of them, alone or with one
-# word naming the stream (``x_skip``, ``residual_h``, ``skip_connection``), is a kept skip.
-SKIP_WORDS = {"identity", "residual", "res", "shortcut", "skip"}
-STREAM_WORDS = {"x", "h", "input", "inp", "in", "hidden", "feat", "feats", "connection", "conn", "out", "cut"}
-# Names for the block's input kept aside: the same meaning, other spellings.
-KEPT_INPUT_NAMES = {"inp", "x_in", "input_x", "x_input", "short_cut"}
+from torchlint.rules.residual_without_skip import (
+    PROJECTION_TOKENS,
+    InputFlow,
+    SkipFinder,
+    _changes_shape,
+    _Combinations,
+    has_projection,
+    main_inputs,
+    meant_residual,
+    used_as_branch,
+)
 
 _FORWARD = re.compile(r"^(forward|_forward\w*|forward_\w+)$")
+# Methods that hand on the tensor itself: the local still holds the input.
+ALIAS_METHODS = {"clone", "detach", "contiguous", "float", "half", "double", "to", "type_as", "bfloat16"}
+SKIP_WORDS = {"identity", "residual", "res", "shortcut", "skip", "short", "sc", "resid"}
+# A local named by a skip word, alone or with one word naming the stream (``x_skip``).
+STREAM_WORDS = {"x", "h", "input", "inp", "in", "hidden", "feat", "feats", "connection", "conn", "out", "cut"}
+KEPT_INPUT_NAMES = {"inp", "x_in", "input_x", "x_input", "short_cut"}
 
 
 def skip_named(name: str) -> bool:
-    """``identity``, ``residual``, ``x_skip``, ``skip_connection``, ``inp``... but not ``skip_first``."""
+    """``identity``, ``residual``, ``x_skip``, ``skip_connection``, ``inp``... but not ``skip_first``
+    (what other rules take as the name of a kept skip tensor)."""
     lowered = name.lower()
     if lowered.startswith("_"):
-        return False  # unused on purpose, by convention
+        return False
     if lowered in KEPT_INPUT_NAMES:
         return True
     words = [w for w in lowered.split("_") if w]
@@ -36,38 +57,211 @@ def skip_named(name: str) -> bool:
 class UnusedSkipTensor(Rule):
     code = "TL302"
     name = "unused-skip-tensor"
-    summary = "a tensor kept for the skip connection (identity = x) in forward and never read"
-    needles = ("identity", "res", "shortcut", "skip", "short_cut", "inp", "x_in")
+    summary = "the block's input kept for the skip connection (identity = x) in forward and never read"
+    needles = ("forward",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for fn in facts.functions:
-            if not (fn.is_method and fn.cls and fn.cls.is_module and _FORWARD.match(fn.name)):
+            method = fn.method  # the function itself, or the method it is nested in
+            if not (isinstance(fn.node, cst.FunctionDef) and method and fn.cls and fn.cls.is_module):
                 continue
-            for name, assigned in fn.assignments.items():
-                if not skip_named(name) or fn.reads.get(name) or name in fn.params:
-                    continue
-                stmt = _first_kept_tensor(fn, assigned)
-                if stmt is not None:
+            if not _FORWARD.match(method.name):
+                continue
+            if not any(isinstance(v, (cst.Name, cst.Call, cst.IfExp, cst.BinaryOperation)) for a in fn.assignments.values() for _, v in a):
+                continue
+            flow = InputFlow(facts, fn, main_inputs(fn))
+            dead = list(_dead_kept_inputs(fn, flow))
+            if not dead or used_as_branch(facts, fn.cls):
+                continue
+            for name, stmt, projection, fresh in dead:
+                if projection or not fresh or _meant_to_join(facts, fn.cls, fn, flow):
                     yield Hit(
                         stmt,
-                        f"'{name}' is kept for the skip connection but never read: the skip is computed "
-                        "and dropped, so the block is not residual (add it back, e.g. `out = out + "
-                        f"{name}`)",
+                        f"'{name}' is kept for the skip connection but never read "
+                        "after this: the skip is computed and dropped, so the block is not residual "
+                        f"(add it back, e.g. `out = out + {name}`)",
                         fn.cls,
                     )
 
 
-def _first_kept_tensor(fn: FunctionInfo, assigned) -> cst.CSTNode | None:
-    """The first plain ``name = <value>`` statement binding a value (not None, a constant or a
-    tuple element unpacked from a call)."""
-    for stmt, value in assigned:
-        if not isinstance(stmt, (cst.Assign, cst.AnnAssign)) or value is None:
+def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: InputFlow) -> bool:
+    """Whether the block was built to add its input back (see the module docstring)."""
+    if meant_residual(cls) or has_projection(facts, cls):
+        return True
+    joins = _Combinations(SkipFinder(facts, cls), flow)
+    joins.visit_Return = lambda node: None  # returning (h, cache) is not a join here
+    joins.walk(fn.node.body)
+    return joins.found or not _changes_shape(facts, cls)
+
+
+def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, cst.CSTNode, bool, bool]]:
+    """(name, first dead assignment, whether it keeps a projection, whether it keeps the input as
+    forward got it) for each local that keeps the input and is dead from some assignment on."""
+    order, parents = _layout(fn.node)
+    for name, assigned in fn.assignments.items():
+        if name in fn.params or name.startswith("_"):
             continue
-        if isinstance(stmt, cst.Assign) and not all(isinstance(t.target, cst.Name) for t in stmt.targets):
-            continue
-        if isinstance(value, (cst.Integer, cst.Float, cst.SimpleString, cst.ConcatenatedString)):
-            continue
-        if isinstance(value, cst.Name) and value.value in ("None", "True", "False"):
-            continue
-        return stmt
+        reads = [order[id(r)] for r in fn.reads.get(name, []) if id(r) in order]
+        if any(_nested(r, parents, fn.node) for r in fn.reads.get(name, [])):
+            continue  # read by a nested function or lambda: when, cannot tell
+        stores = [s for s, _ in assigned if id(s) in order]
+        for stmt, value in assigned:
+            if not isinstance(stmt, (cst.Assign, cst.AnnAssign)) or value is None or id(stmt) not in order:
+                continue
+            if isinstance(stmt, cst.Assign) and not (len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
+                continue
+            kept = _kept_input(value, flow, name, fn)
+            if kept is None or not _dead_from(stmt, value, reads, stores, order, parents, fn):
+                continue
+            yield name, stmt, kept, _fresh(stmt, value, order, parents, fn)
+            break
+
+
+def _fresh(stmt, value, order, parents, fn: FunctionInfo) -> bool:
+    """Whether the kept value is an input of forward not yet rebound (outside any loop): what the
+    block's width says applies to it. A stage inside the block is kept to be joined there."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        value = value.func.value  # x.clone()
+    if not isinstance(value, cst.Name) or value.value not in fn.params:
+        return False
+    if _enclosing_loop(stmt, parents, fn.node) is not None:
+        return False
+    at = order[id(stmt)]
+    return not any(order.get(id(s), at) < at for s, _ in fn.assignments.get(value.value, []))
+
+
+def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: FunctionInfo) -> bool | None:
+    """False when the value is the input itself (an alias), True when it is a projection of it
+    (``self.downsample(x)``, kept under a skip's name or by a skip layer), None otherwise."""
+    if isinstance(value, cst.Name):
+        # the input itself, another stage of it kept under a skip's name (``residual = h``), or
+        # a stage that layers then transform (``input_embedding = x; x = self.fc1(x)``)
+        stage = value.value in fn.params or SKIP_WORDS & set(name.lower().split("_")) or _transformed(value.value, fn)
+        return False if stage and flow.expr(value) else None
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
+        kinds = [_kept_input(v, flow, name, fn) for v in (value.left, value.right) if flow.expr(v)]
+        return kinds[0] if len(kinds) == 1 else None  # scaled: ``self.proj(h) * self.scale``
+    if isinstance(value, cst.IfExp):
+        kinds = [_kept_input(v, flow, name, fn) for v in (value.body, value.orelse)]
+        kinds = [k for k in kinds if k is not None]
+        return max(kinds) if kinds else None
+    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value in ALIAS_METHODS and isinstance(value.func.value, cst.Name):
+            return _kept_input(value.func.value, flow, name, fn)
+    if isinstance(value, cst.Call):
+        layer = _layer_called(value.func, fn)
+        args = [a.value for a in value.args]
+        if layer and len(args) == 1 and flow.expr(args[0]):
+            skipish = (SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *layer.lower().split("_")}
+            return True if skipish else None
     return None
+
+
+def _transformed(name: str, fn: FunctionInfo) -> bool:
+    """Whether ``name`` is rebound from a layer or function applied to it (``x = self.fc(x)``,
+    ``x = F.gelu(x)``), not only reshaped (``beta = beta.view(...)``)."""
+    for _, value in fn.assignments.get(name, []):
+        for node in _nodes(value) if value is not None else ():
+            if isinstance(node, cst.Call) and not (
+                isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name)
+                and node.func.value.value == name
+            ) and any(isinstance(a.value, cst.Name) and a.value.value == name for a in node.args):
+                return True
+    return False
+
+
+def _layer_called(func: cst.BaseExpression, fn: FunctionInfo) -> str | None:
+    """The layer a call runs: ``self.down`` (``self.blocks[i]``), or a loop variable over the
+    module's layers (``for conv_block in self.conv_blocks``); its name."""
+    if isinstance(func, cst.Subscript):
+        func = func.value
+    instance = fn.instance
+    attr = self_attr(func, instance)
+    if attr:
+        return attr
+    if isinstance(func, cst.Name):
+        for stmt, _ in fn.assignments.get(func.value, []):
+            if isinstance(stmt, cst.For) and any(
+                self_attr(n, instance) for n in _nodes(stmt.iter) if isinstance(n, cst.Attribute)
+            ):
+                return func.value
+    return None
+
+
+def _nodes(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
+    yield node
+    for c in children(node):
+        yield from _nodes(c)
+
+
+def _dead_from(stmt, value, reads, stores, order, parents, fn: FunctionInfo) -> bool:
+    """No read can see this assignment's value: none follows it before a store in the same block
+    overwrites it; or the overwrite keeps a later stage of the input (the first skip lost)."""
+    at = order[id(stmt)]
+    loop = _enclosing_loop(stmt, parents, fn.node)
+    if loop is not None and any(order[id(loop)] <= r <= _end(loop, order) for r in reads):
+        return False  # read again in the next iteration
+    block, line = _statement(stmt, parents)
+    kills = sorted(  # a store overwrites after its value is read: ``h = h + original``
+        _end(s, order) for s in stores if order[id(s)] > at and _statement(s, parents)[0] is block
+    )
+    kill = kills[0] if kills else None
+    if any(r > at and (kill is None or r < kill) for r in reads):
+        return False
+    if kill is None:
+        return True
+    kept = value.value if isinstance(value, cst.Name) else None
+    return kept is not None and any(
+        at < order[id(s)] < kill for s, _ in fn.assignments.get(kept, []) if id(s) in order
+    )
+
+
+def _layout(root: cst.CSTNode) -> tuple[dict[int, int], dict[int, cst.CSTNode]]:
+    """Source order of every node under ``root`` (pre-order) and each node's parent."""
+    order: dict[int, int] = {}
+    parents: dict[int, cst.CSTNode] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        order[id(node)] = len(order)
+        kids = list(children(node))
+        for k in kids:
+            parents[id(k)] = node
+        stack.extend(reversed(kids))
+    return order, parents
+
+
+def _end(node: cst.CSTNode, order: dict[int, int]) -> int:
+    last = node
+    while True:
+        kids = list(children(last))
+        if not kids:
+            return order[id(last)]
+        last = kids[-1]
+
+
+def _statement(node: cst.CSTNode, parents) -> tuple[cst.CSTNode | None, cst.CSTNode]:
+    """The block (statement list) holding the statement of ``node``, and that statement."""
+    while id(node) in parents:
+        parent = parents[id(node)]
+        if isinstance(parent, (cst.IndentedBlock, cst.Module)):
+            return parent, node
+        node = parent
+    return None, node
+
+
+def _enclosing_loop(node: cst.CSTNode, parents, root: cst.CSTNode) -> cst.CSTNode | None:
+    while id(node) in parents and node is not root:
+        node = parents[id(node)]
+        if isinstance(node, (cst.For, cst.While)):
+            return node
+    return None
+
+
+def _nested(read: cst.Name, parents, root: cst.CSTNode) -> bool:
+    node: cst.CSTNode = read
+    while id(node) in parents and node is not root:
+        node = parents[id(node)]
+        if isinstance(node, (cst.FunctionDef, cst.Lambda)) and node is not root:
+            return True
+    return False
