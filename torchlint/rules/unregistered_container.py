@@ -78,11 +78,27 @@ class UnregisteredContainer(Rule):
                 held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
                     continue
-                if _local_container(a) is not None and _local_kept(a):
+                if _local_container(a) is not None and _local_kept(a) or _before_module_init(a):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+def _before_module_init(a: AttrAssign) -> bool:
+    """Assigned before ``super().__init__()`` runs, where a ModuleList could not be assigned (and
+    a layer would raise): kept out of the registry on purpose, as a shared layer or a list of
+    metrics that the parent registers or drives."""
+    inits: list[cst.Call] = []
+
+    def enter(node: cst.CSTNode) -> None:
+        func = node.func if isinstance(node, cst.Call) else None
+        if isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call):
+            if isinstance(func.value.func, cst.Name) and func.value.func.value == "super":
+                inits.append(node)
+
+    walk(a.method.node, enter)
+    return bool(inits) and all(_precedes(a.node, init, a.method.node) for init in inits)
 
 
 def _registered_one_by_one(relatives: tuple[ClassInfo, ...], uses: list[AttrUse]) -> set[str]:
@@ -372,7 +388,8 @@ def _held_kind(
         return "layer"
     if "unknown class" in found and _elements_called(mine, init_methods):
         return "layer"
-    return "layer" if items and _elements_called(mine, init_methods, calls=False) else None
+    built = [e for e, _ in items if isinstance(e, cst.Call)]
+    return "layer" if built and _elements_called(mine, init_methods, calls=False) else None
 
 
 def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
