@@ -78,11 +78,27 @@ class UnregisteredContainer(Rule):
                 held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
                     continue
-                if _local_container(a) is not None and _local_kept(a):
+                if _local_container(a) is not None and _local_kept(a) or _before_module_init(a):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+def _before_module_init(a: AttrAssign) -> bool:
+    """Assigned before ``super().__init__()`` runs, where a ModuleList could not be assigned (and
+    a layer would raise): kept out of the registry on purpose, as a shared layer or a list of
+    metrics that the parent registers or drives."""
+    inits: list[cst.Call] = []
+
+    def enter(node: cst.CSTNode) -> None:
+        func = node.func if isinstance(node, cst.Call) else None
+        if isinstance(func, cst.Attribute) and func.attr.value == "__init__" and isinstance(func.value, cst.Call):
+            if isinstance(func.value.func, cst.Name) and func.value.func.value == "super":
+                inits.append(node)
+
+    walk(a.method.node, enter)
+    return bool(inits) and all(_precedes(a.node, init, a.method.node) for init in inits)
 
 
 def _registered_one_by_one(relatives: tuple[ClassInfo, ...], uses: list[AttrUse]) -> set[str]:
@@ -273,12 +289,22 @@ def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | No
 
 
 def _copied_parameter(a: AttrAssign) -> bool:
-    """``self.blocks = list(blocks)``: a constructor parameter named for layers (``blocks``,
-    ``models``, ``encoder_layers``) copied into a plain container."""
+    """``self.blocks = list(blocks)``, ``dict(heads)``: a constructor parameter copied into a
+    plain container, the parameter reassigned at most from itself (``blocks = [blocks]``). What
+    it holds is unknown here; it counts as layers when the elements are called as layers are."""
     arg = _converter_arg(a.value)
-    if not isinstance(arg, cst.Name) or a.method.assignments.get(arg.value):
+    if not isinstance(arg, cst.Name) or _param(a.method, arg.value) is None:
         return False
-    return _param(a.method, arg.value) is not None and bool(_LAYER_PARAM.search(arg.value))
+    name = arg.value
+    return all(
+        v is not None and _mentions_name(v, name) for _, v in a.method.assignments.get(name, [])
+    )
+
+
+def _mentions_name(expr: cst.CSTNode, name: str) -> bool:
+    found = []
+    walk(expr, lambda n: found.append(n) if isinstance(n, cst.Name) and n.value == name else None)
+    return bool(found)
 
 
 def _unpacked(stmt: cst.CSTNode, name: str) -> cst.BaseExpression | None:
@@ -300,8 +326,11 @@ def _local_kept(a: AttrAssign) -> bool:
 
 
 def _container_literal(expr: cst.BaseExpression | None) -> bool:
+    """A container built here: a literal, a comprehension, ``list()``, ``dict(dict())``,
+    ``list(x for ...)``."""
+    inner = _converter_arg(expr)
     return isinstance(expr, (cst.List, cst.Tuple, cst.Dict, cst.ListComp, cst.DictComp)) or bool(
-        _empty_call(expr) or _converted(expr)
+        _empty_call(expr) or _converted(expr) or inner is not None and _container_literal(inner)
     )
 
 
@@ -357,7 +386,10 @@ def _held_kind(
         return "parameter"
     if "layer" in found:
         return "layer"
-    return "layer" if "unknown class" in found and _elements_called(mine, init_methods) else None
+    if "unknown class" in found and _elements_called(mine, init_methods):
+        return "layer"
+    built = [e for e, _ in items if isinstance(e, cst.Call)]
+    return "layer" if built and _elements_called(mine, init_methods, calls=False) else None
 
 
 def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
@@ -366,38 +398,63 @@ def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
     container only refers to a layer registered there."""
     if not isinstance(expr, cst.Name):
         return False
-    for u in _local_uses(fn.method or fn, expr.value):
+    method = fn.method or fn
+    built = [stmt for stmt, v in method.assignments.get(expr.value, []) if isinstance(v, cst.Call)]
+    for u in _local_uses(method, expr.value):
+        if built and not any(_precedes(stmt, u.node, method.node) for stmt in built):
+            continue  # an earlier binding of the name, not the element
         arg = next((n for n in reversed(u.ancestors) if isinstance(n, cst.Arg)), None)
         if arg is None or u.ancestors[-1] is not arg:
             continue
         call = _call_of(u, arg)
         func = call.func if call is not None else None
-        if isinstance(func, cst.Attribute) and func.attr.value in _GROWERS:
+        if isinstance(func, cst.Attribute) and func.attr.value in _GROWERS or _rebinds(u, call, expr.value):
             continue
         if _kept_elsewhere(u):
             return True
     return False
 
 
-def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
+def _precedes(first: cst.CSTNode, second: cst.CSTNode, root: cst.CSTNode) -> bool:
+    """Whether ``first`` begins before ``second`` in the source of ``root``."""
+    order: list[cst.CSTNode] = []
+    walk(root, lambda n: order.append(n) if n is first or n is second else None)
+    return bool(order) and order[0] is first
+
+
+def _rebinds(use: AttrUse, call: cst.Call | None, name: str) -> bool:
+    """``dec = Wrap(dec)``: the call's result replaces the name, so the wrapper, not the element
+    handed to it, is what later goes into the container."""
+    index = use.ancestors.index(call) if call in use.ancestors else 0
+    statement = use.ancestors[index - 1] if index else None
+    return isinstance(statement, cst.Assign) and statement.value is call and any(
+        isinstance(t.target, cst.Name) and t.target.value == name for t in statement.targets
+    )
+
+
+def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = True) -> bool:
     """After construction, an element of the container is called as a layer is:
     ``self.layers[i](x)``, ``conv = self.convs[i]`` then ``conv(x)``, ``for layer in self.layers: x = layer(x)`` (also through
-    ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``."""
+    ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``; or what
+    only a module has is read from an element or the container (``layer.reset_parameters()``,
+    ``self.layers.state_dict()``), the only evidence that counts when ``calls`` is False."""
     for u in mine:
         if u.store or u.method in init_methods:
             continue
         node: cst.CSTNode = u.node
         for parent in reversed(u.ancestors):
+            if _module_attribute(parent) and parent.value is node and (node is u.node or isinstance(node, cst.Subscript)):
+                return True
             if isinstance(parent, cst.Subscript) and parent.value is node:
                 node = parent
                 continue
             if isinstance(parent, cst.Assign) and parent.value is node and isinstance(node, cst.Subscript):
                 names = {n.value for t in parent.targets for n in target_names(t.target)}
-                if names and _calls_any(u.ancestors[0], names):  # ``conv = self.convs[i]`` ... ``conv(x)``
+                if names and _calls_any(u.ancestors[0], names, calls):  # ``conv = self.convs[i]`` ... ``conv(x)``
                     return True
                 break
             if isinstance(parent, cst.Call) and parent.func is node:
-                if isinstance(node, cst.Subscript):
+                if isinstance(node, cst.Subscript) and calls:
                     return True
                 if isinstance(node, cst.Attribute):
                     node = parent
@@ -415,17 +472,32 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str]) -> bool:
             if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
                 names = {n.value for n in target_names(parent.target)}
                 scope = parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1]
-                if _calls_any(scope, names):
+                if _calls_any(scope, names, calls):
                     return True
             break
     return False
 
 
-def _calls_any(node: cst.CSTNode, names: set[str]) -> bool:
+# what only a module has: reading one of these from an element (or the container) shows that
+# the elements are layers
+_MODULE_ATTRIBUTES = {
+    "parameters", "named_parameters", "buffers", "reset_parameters", "weight", "train", "eval",
+    "state_dict", "load_state_dict", "requires_grad_", "zero_grad", "modules", "named_modules", "children",
+}
+
+
+def _module_attribute(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.Attribute) and node.attr.value in _MODULE_ATTRIBUTES
+
+
+def _calls_any(node: cst.CSTNode, names: set[str], calls: bool = True) -> bool:
+    """One of ``names`` is called (when ``calls``) or has a module attribute read."""
     found = []
 
     def enter(n: cst.CSTNode) -> bool:
-        if isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in names:
+        if calls and isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in names:
+            found.append(n)
+        elif _module_attribute(n) and isinstance(n.value, cst.Name) and n.value.value in names:
             found.append(n)
         return not found
 
@@ -501,8 +573,9 @@ class _Kinds:
             return None
         if isinstance(expr, cst.Name):
             assigned = fn.assignments.get(expr.value, [])
-            if not assigned and _param(fn.method or fn, expr.value) is not None and _LAYER_PARAM.search(expr.value):
-                return "unknown class"  # a layer handed to the constructor: ``copy.deepcopy(encoder_layer)``
+            param = _param(fn.method or fn, expr.value)
+            if not assigned and param is not None:
+                return self._handed_in(param, fn.method or fn)
             found = {self.item(v, fn, depth + 1) for _, v in assigned if v is not None}
             return next((k for k in ("parameter", "layer", "unknown class") if k in found), None)
         if isinstance(expr, cst.IfExp):
@@ -526,7 +599,40 @@ class _Kinds:
         returned = self._returns_layer(func, fn, depth)
         if returned:
             return returned
-        return "unknown class" if self._unknown_class(func, q) else None
+        if self._unknown_class(func, q) or self._held_class_unknown(func, fn):
+            return "unknown class"
+        return None
+
+    def _handed_in(self, param: cst.Param, method: FunctionInfo) -> str | None:
+        """What a constructor parameter holds (``copy.deepcopy(encoder_layer)``): "layer" when its
+        annotation names a module class, "unknown class" when its name says layer or its
+        annotation names a class this file cannot resolve (``base_metric: Metric``)."""
+        annotation = param.annotation.annotation if param.annotation is not None else None
+        if annotation is not None and _mentions_module(self.facts, annotation, method):
+            return "layer"
+        if _LAYER_PARAM.search(param.name.value) or annotation is not None and self._unresolved_class(annotation, method):
+            return "unknown class"
+        return None
+
+    def _held_class_unknown(self, func: cst.BaseExpression, fn: FunctionInfo) -> bool:
+        """A local name or constructor parameter that holds a class this file cannot resolve:
+        ``block = TriangularBlock``, ``block_fn=Block`` (also through ``partial``)."""
+        if not isinstance(func, cst.Name):
+            return False
+        method = fn.method or fn
+        values = [v for _, v in fn.assignments.get(func.value, [])]
+        if not values:
+            param = _param(method, func.value)
+            values = [param.default] if param is not None and param.default is not None else []
+        return bool(values) and all(v is not None and self._unresolved_class(v, method) for v in values)
+
+    def _unresolved_class(self, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+        if isinstance(expr, cst.Call) and (self.facts.qualname(expr.func, fn.scope) or "").endswith("partial") and expr.args:
+            expr = expr.args[0].value
+        if not isinstance(expr, (cst.Name, cst.Attribute)):
+            return False
+        leaf = expr.attr.value if isinstance(expr, cst.Attribute) else expr.value
+        return leaf[:1].isupper() and self._unknown_class(expr, self.facts.qualname(expr, fn.scope) or "")
 
     def _unknown_class(self, func: cst.BaseExpression, qualname: str) -> bool:
         """A class-like callee (``VectorQuantize``, ``layers.ConvBlock``) whose module-ness cannot
@@ -747,7 +853,7 @@ def _kept_elsewhere(use: AttrUse) -> bool:
             if name in _PASS_THROUGH:
                 node = call
                 continue
-            return name not in _READERS and not _result_dropped(use, call)
+            return name not in _READERS and not _result_dropped(use, call) and not _tested(use, call)
         if isinstance(parent, cst.CompFor) and parent.iter is node:
             node = parent
             continue
@@ -776,6 +882,15 @@ def _result_dropped(use: AttrUse, call: cst.Call) -> bool:
     if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == instance:
         return False
     return not any(isinstance(a.value, cst.Name) and a.value.value == instance for a in call.args)
+
+
+def _tested(use: AttrUse, call: cst.Call) -> bool:
+    """``if exists(layers):``, ``assert valid(layers)``: a call whose result is only a condition."""
+    index = use.ancestors.index(call)
+    parent = use.ancestors[index - 1] if index else None
+    if isinstance(parent, cst.UnaryOperation) and isinstance(parent.operator, cst.Not) or isinstance(parent, cst.BooleanOperation):
+        return True
+    return isinstance(parent, (cst.If, cst.While, cst.Assert)) and parent.test is call
 
 
 def _call_of(use: AttrUse, arg: cst.Arg) -> cst.Call | None:
