@@ -293,12 +293,20 @@ def _copied_parameter(a: AttrAssign) -> bool:
     plain container, the parameter reassigned at most from itself (``blocks = [blocks]``). What
     it holds is unknown here; it counts as layers when the elements are called as layers are."""
     arg = _converter_arg(a.value)
-    if not isinstance(arg, cst.Name) or _param(a.method, arg.value) is None:
+    param = _param(a.method, arg.value) if isinstance(arg, cst.Name) else None
+    if param is None or _annotated_callables(param):
         return False
     name = arg.value
     return all(
         v is not None and _mentions_name(v, name) for _, v in a.method.assignments.get(name, [])
     )
+
+
+def _annotated_callables(param: cst.Param) -> bool:
+    """``fns: Sequence[Callable]``: the author says the elements are functions, not layers."""
+    if param.annotation is None:
+        return False
+    return re.search(r"\bCallable\b", cst.Module([]).code_for_node(param.annotation.annotation)) is not None
 
 
 def _mentions_name(expr: cst.CSTNode, name: str) -> bool:
