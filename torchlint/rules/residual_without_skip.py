@@ -871,9 +871,15 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope 
 
 
 def _computes(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip')."""
+    """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip'):
+    a torch.nn layer, or any call stored on self in ``__init__`` (``self.conv1 = ConvLayer(...)``
+    from a helper module)."""
     init = _methods_with_bases(facts, cls).get("__init__")
-    return init is not None and any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls)
+    if init is None:
+        return False
+    if any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls):
+        return True
+    return any(a.method is init and isinstance(a.value, cst.Call) for c in _class_chain(facts, cls) for a in c.attr_assigns)
 
 
 # Layers whose first two arguments are the input and output sizes.
