@@ -243,7 +243,10 @@ class InputFlow:
         return self.expr(node) or isinstance(node, cst.Name) and node.value in self.side
 
     def joins(self, left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
-        """Whether combining the two joins input data with another stream."""
+        """Whether combining the two joins input data with another stream (a value combined with
+        itself, ``x += x``, only doubles one stream)."""
+        if left.deep_equals(right):
+            return False
         return self.stream(left) and self.stream(right) and (self.expr(left) or self.expr(right))
 
     def count(self, exprs: Iterable[cst.BaseExpression], side: bool = False) -> int:
