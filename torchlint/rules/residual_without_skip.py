@@ -243,7 +243,10 @@ class InputFlow:
         return self.expr(node) or isinstance(node, cst.Name) and node.value in self.side
 
     def joins(self, left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
-        """Whether combining the two joins input data with another stream."""
+        """Whether combining the two joins input data with another stream (a value combined with
+        itself, ``x += x``, only doubles one stream)."""
+        if left.deep_equals(right):
+            return False
         return self.stream(left) and self.stream(right) and (self.expr(left) or self.expr(right))
 
     def count(self, exprs: Iterable[cst.BaseExpression], side: bool = False) -> int:
@@ -871,9 +874,15 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope 
 
 
 def _computes(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip')."""
+    """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip'):
+    a torch.nn layer, or any call stored on self in ``__init__`` (``self.conv1 = ConvLayer(...)``
+    from a helper module)."""
     init = _methods_with_bases(facts, cls).get("__init__")
-    return init is not None and any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls)
+    if init is None:
+        return False
+    if any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls):
+        return True
+    return any(a.method is init and isinstance(a.value, cst.Call) for c in _class_chain(facts, cls) for a in c.attr_assigns)
 
 
 # Layers whose first two arguments are the input and output sizes.
