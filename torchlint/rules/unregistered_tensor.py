@@ -7,6 +7,7 @@ what the fixes of this family share: rendering a changed node in place, spelling
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,7 @@ from torchlint.facts import (
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
+    Scope,
     find_arg,
     references_attr,
     self_attr,
@@ -50,6 +52,8 @@ _TENSOR_FUNCTIONS = {
         "repeat_interleave",
     )
 }
+# torch functions that join a list of tensors into a new one on their device
+_JOINS = {"torch.cat", "torch.concat", "torch.concatenate", "torch.stack", "torch.hstack", "torch.vstack"}
 # tensor methods that return a tensor on the same device (the chain still holds the factory)
 SAME_DEVICE_METHODS = {
     "view", "reshape", "unsqueeze", "squeeze", "expand", "expand_as", "repeat", "permute",
@@ -190,18 +194,30 @@ def registered_names(
 ) -> tuple[set[str], bool]:
     """Names passed as string literals to the given ``self.<registrar>(name, value)`` methods, and
     whether any such call (or a ``setattr(self, ...)``) computes its name: a registering loop."""
+    names, keys = registrations(facts, classes, registrars)
+    return names, bool(keys)
+
+
+def registrations(
+    facts: ModuleFacts, classes: list[ClassInfo], registrars: frozenset[str], methods: set[str] | None = None
+) -> tuple[set[str], list[tuple[cst.BaseExpression, FunctionInfo | None, cst.BaseExpression | None]]]:
+    """The literal names of ``self.<registrar>(name, value)`` calls (only those in ``methods``
+    when given), and the computed names of such calls and of ``setattr(self, ...)``: (name
+    expression, its function and, for ``setattr``, the value set)."""
     names: set[str] = set()
-    dynamic = False
+    keys: list[tuple[cst.BaseExpression, FunctionInfo | None, cst.BaseExpression | None]] = []
     for c in classes:
         for call in c.self_calls:
             func = call.node.func
             if not isinstance(func, cst.Attribute) or func.attr.value not in registrars or not call.node.args:
                 continue
+            if methods is not None and (call.function is None or call.function.name not in methods):
+                continue
             key = call.node.args[0].value
             if isinstance(key, cst.SimpleString):
                 names.add(key.evaluated_value)
             else:
-                dynamic = True
+                keys.append((key, call.function, None))
     for call in facts.calls:
         fn = call.function
         node = call.node
@@ -215,8 +231,55 @@ def registered_names(
             and node.args[0].value.value == fn.instance
             and not isinstance(node.args[1].value, cst.SimpleString)
         ):
-            dynamic = True
-    return names, dynamic
+            keys.append((node.args[1].value, fn, node.args[2].value))
+    return names, keys
+
+
+def _may_register(
+    facts: ModuleFacts, fn: FunctionInfo | None, value: cst.BaseExpression | None, depth: int = 0
+) -> bool:
+    """Whether a computed-name registration can register a tensor: any ``register_buffer``; a
+    ``setattr(self, name, value)`` only when the value is a Parameter or buffer, or is made from
+    an attribute of the instance under a computed name (``getattr(self, name).to(device)``); a
+    ``setattr`` of an optimizer, a layer or a bound method stores another object."""
+    if value is None or fn is None:
+        return True
+    if isinstance(value, cst.Name):
+        sources = [src for _, src in fn.assignments.get(value.value, []) if src is not None]
+        return not sources or depth > 2 or any(_may_register(facts, fn, src, depth + 1) for src in sources)
+    found = False
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal found
+        if isinstance(node, cst.Call):
+            q = facts.qualname(node.func, fn.scope) or ""
+            if q.rsplit(".", 1)[-1] in ("Parameter", "Buffer"):
+                found = True
+            elif isinstance(node.func, cst.Name) and node.func.value == "getattr" and node.args:
+                target = node.args[0].value
+                found = found or (isinstance(target, cst.Name) and target.value == fn.instance)
+        return not found
+
+    walk(value, visit)
+    return found
+
+
+def may_name(key: cst.BaseExpression, name: str) -> bool:
+    """Whether a computed attribute name can be ``name``: ``f"bias_{i}"`` and ``prefix + "_w"``
+    only name attributes that fit their literal parts; any other expression may name anything."""
+    return re.fullmatch(_name_pattern(key), name) is not None
+
+
+def _name_pattern(key: cst.BaseExpression) -> str:
+    if isinstance(key, cst.SimpleString):
+        return re.escape(str(key.evaluated_value))
+    if isinstance(key, cst.FormattedString):
+        return "".join(
+            re.escape(part.value) if isinstance(part, cst.FormattedStringText) else ".*" for part in key.parts
+        )
+    if isinstance(key, cst.BinaryOperation) and isinstance(key.operator, cst.Add):
+        return _name_pattern(key.left) + _name_pattern(key.right)
+    return ".*"
 
 
 # --- every use of self.<attr> -------------------------------------------------------------------
@@ -361,6 +424,12 @@ def _factory_in(
                 frozen = frozen or bool(rg and _is_false(rg.value))
                 random = random or _draws(facts, a, expr, q)
                 return Factory(expr, q, requires_grad or bool(rg and _is_true(rg.value)), frozen, random)
+            if q in _JOINS and expr.args and isinstance(expr.args[0].value, (cst.List, cst.Tuple)):
+                for element in expr.args[0].value.elements:
+                    found = _factory_in(facts, a, element.value, depth)
+                    if found:
+                        return found
+                return None
             if q in _TENSOR_FUNCTIONS or (q and q.startswith("torch.nn.init.") and q.endswith("_")):
                 random = random or random_init(q, None)
                 expr = expr.args[0].value if expr.args else None
@@ -682,14 +751,15 @@ class UnregisteredTensor(Rule):
                 continue
             relatives = facts.family(cls)
             holder = state_holder(facts, relatives)
-            registered, dynamic = registered_names(facts, relatives, TENSOR_REGISTRARS)
-            if dynamic:
-                continue
+            construction = set().union(*(init_time_methods(c) for c in relatives))
+            registered, keys = registrations(facts, relatives, TENSOR_REGISTRARS, construction)
             uses = attribute_uses(relatives, with_locals=True)
             init_methods = init_time_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
-                if a.name in reported:
+                if a.name in reported or any(
+                    may_name(key, a.name) and _may_register(facts, fn, value) for key, fn, value in keys
+                ):
                     continue
                 judged = _judge(facts, relatives, a, factory, uses, init_methods, a.name in registered)
                 if judged and (judged[1] or not holder):
@@ -762,6 +832,8 @@ def _judge(
         and not contradicts(conditions, branch_conditions(facts, u.ancestors))
     ]
     kinds = set().union(*(_runtime_kinds(facts, u, uses, relatives) for u in runtime))
+    if kinds and any(_flags(facts, other, a) for c in relatives for other in c.assigns(a.name)):
+        kinds.add(MUTATED)
     if not kinds or HOST in kinds:
         return None
     init_uses = [u for u in mine if u.method in init_methods and not u.store]
@@ -1019,7 +1091,7 @@ def _rebuilt(
             if other is a:
                 continue
             if other.method.name not in construction:
-                if _updates(facts, other, mine):
+                if _updates(facts, other, mine) or _flags(facts, other, a):
                     continue
                 return True
             if not own:
@@ -1043,6 +1115,36 @@ def _rebuilt(
             elif others <= conditions:
                 return True
     return False
+
+
+def _flags(facts: ModuleFacts, other: AttrAssign, a: AttrAssign) -> bool:
+    """``self.initted = torch.tensor(True)`` after ``self.initted = torch.tensor(False)`` at
+    construction: a state the run sets to a new constant (a fit or an init done), which a reload
+    loses, not a cache rebuilt from the data."""
+    if other is a or other.value is None or a.value is None or not tensor_factory(facts, other):
+        return False
+    code = facts.module.code_for_node
+    return _constant(facts, other.value, other.method.scope) and code(other.value) != code(a.value)
+
+
+def _constant(facts: ModuleFacts, expr: cst.BaseExpression, scope: Scope | None) -> bool:
+    """An expression of literals and torch names only: ``torch.BoolTensor([True])``."""
+    constant = True
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal constant
+        if isinstance(node, cst.Arg):
+            walk(node.value, visit)
+            return False
+        if isinstance(node, (cst.Attribute, cst.Name)):
+            q = facts.qualname(node, scope) or ""
+            literal = isinstance(node, cst.Name) and node.value in ("True", "False", "None")
+            constant = constant and (literal or q == "torch" or q.startswith("torch."))
+            return False
+        return constant
+
+    walk(expr, visit)
+    return constant
 
 
 def _updates(facts: ModuleFacts, other: AttrAssign, mine: list[AttrUse]) -> bool:
