@@ -91,6 +91,7 @@ _HOST_BUILTINS = {
     "len", "enumerate", "zip", "list", "tuple", "int", "float", "bool", "range", "sorted",
     "reversed", "sum", "any", "all", "str", "repr", "print", "isinstance", "set", "iter",
 }
+# unlike ``x[idx]``, these need their index on the tensor's device
 _INDEX_FUNCTIONS = {"index_select", "take", "take_along_dim", "gather", "index_add", "index_copy"}
 _WEIGHT_FUNCTIONS = {
     "torch.matmul", "torch.mm", "torch.bmm", "torch.einsum", "torch.nn.functional.linear",
@@ -313,7 +314,7 @@ class _UseCollector:
             self.targets.add(id(node.target))
         elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
             self.targets.add(id(node.target))
-        elif isinstance(node, cst.Del):
+        elif isinstance(node, (cst.Del, cst.For, cst.CompFor)):
             self.targets.add(id(node.target))
         if isinstance(node, cst.Attribute):
             name = self_attr(node, self.self_name)
@@ -516,6 +517,7 @@ def _names_a_number(facts: ModuleFacts, name: str, a: AttrAssign) -> bool:
 MOVED, META, INDEX, ARITH, WEIGHT, MUTATED, USED = "moved", "meta", "index", "arith", "weight", "mutated", "used"
 LAYER_WEIGHT = "layer-weight"  # the weight or bias of F.linear / F.conv2d / ...: a parameter
 UNKNOWN, ALIAS = "unknown", "alias"
+LOOPED = "looped"  # an element of the tuple a ``for`` iterates: read through the loop variable
 HOST = "host"  # updated with values moved to the host: kept on the CPU on purpose
 DEVICE = "device"  # ``self.x.device``: the module's device, read from a tensor .to() does not move
 ELEMENT, ELEMENT_AT = "element", "element-at"  # ``self.t[0]``, ``self.t[epoch]``: 0-dim when ``t`` is 1-D
@@ -530,12 +532,18 @@ def use_kinds(
     kind = use_kind(facts, use)
     if kind == UNKNOWN and relatives is not None and depth <= 3:
         return _kinds_in_method(facts, use, uses, relatives, depth)
-    if kind != ALIAS:
+    if kind not in (ALIAS, LOOPED):
         return {kind}
     if depth > 2:
         return {USED}
-    statement = next(n for n in reversed(use.ancestors) if isinstance(n, cst.Assign))
-    local = statement.targets[0].target.value
+    if kind == LOOPED:  # ``for t in (self.k, self.v):`` the loop variable takes the tensor
+        loop = next(n for n in reversed(use.ancestors) if isinstance(n, (cst.For, cst.CompFor)))
+        if not isinstance(loop.target, cst.Name):
+            return {USED}
+        local = loop.target.value
+    else:
+        statement = next(n for n in reversed(use.ancestors) if isinstance(n, cst.Assign))
+        local = statement.targets[0].target.value
     reads = [u for u in uses if u.local and u.name == local and u.method == use.method]
     out: set[str] = set()
     for u in reads:
@@ -612,8 +620,6 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     return MOVED
                 func = call.func
                 name = func.attr.value if isinstance(func, cst.Attribute) else None
-                if name in _INDEX_FUNCTIONS and call.args and call.args[0] is not parent:
-                    return INDEX
                 q = facts.qualname(func)
                 if q and _root_name(func) in _relative_imports(facts.module):
                     q = "." + q
@@ -643,6 +649,9 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
         if isinstance(parent, (cst.Element, cst.DictElement)) and parent.value is cur and grand is not None:
             if isinstance(anc[i - 2] if i >= 2 else None, cst.Return):
                 return UNKNOWN  # handed to the caller in a container (a dict of parameters)
+            loop = anc[i - 2] if i >= 2 else None
+            if isinstance(grand, (cst.Tuple, cst.List)) and isinstance(loop, (cst.For, cst.CompFor)) and loop.iter is grand:
+                return LOOPED
             cur, i = grand, i - 2
             continue
         if isinstance(parent, cst.BooleanOperation) or (
