@@ -49,7 +49,7 @@ _TENSOR_FUNCTIONS = {
         "tril", "triu", "exp", "log", "sin", "cos", "sqrt", "abs", "sigmoid", "tanh", "flip",
         "diag", "t", "transpose", "unsqueeze", "squeeze", "reshape", "outer", "cumsum", "cumprod",
         "clamp", "pow", "reciprocal", "round", "floor", "ceil", "rsqrt", "log2", "log10", "exp2",
-        "repeat_interleave",
+        "repeat_interleave", "nn.functional.normalize",
     )
 }
 # torch functions that join a list of tensors into a new one on their device
