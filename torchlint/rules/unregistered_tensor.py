@@ -158,9 +158,39 @@ def _closure(cls: ClassInfo, names: set[str]) -> set[str]:
     return names
 
 
-def overrides_moving(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether the class (or a local relative) moves its own state: ``_apply``/``to``/``cuda``."""
-    return any(name in c.methods for c in facts.family(cls) for name in MOVING_OVERRIDES)
+def moves_own(facts: ModuleFacts, relatives: list[ClassInfo], name: str) -> bool:
+    """Whether an override of ``_apply``/``to``/``cuda`` in the classes can move ``self.<name>``:
+    any override but an ``_apply`` that only calls ``super()._apply(fn)`` and fixes up its
+    registered buffers, without applying ``fn`` itself, assigning ``self.<name>`` or setting
+    attributes under computed names."""
+    for c in relatives:
+        for method in MOVING_OVERRIDES & set(c.methods):
+            fn = c.methods[method]
+            if method != "_apply" or not isinstance(fn.node, cst.FunctionDef) or _applies_to(fn, name):
+                return True
+    return False
+
+
+def _applies_to(fn: FunctionInfo, name: str) -> bool:
+    params = fn.node.params.params
+    applied = params[1].name.value if len(params) > 1 else None
+    found = False
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal found
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Name) and func.value in (applied, "setattr", "vars"):
+                found = True
+        elif isinstance(node, cst.Attribute) and node.attr.value == "__dict__":
+            found = True
+        elif isinstance(node, (cst.Assign, cst.AugAssign)):
+            targets = node.targets if isinstance(node, cst.Assign) else [node]
+            found = found or any(self_attr(t.target, fn.instance) == name for t in targets)
+        return not found
+
+    walk(fn.node.body, visit)
+    return found
 
 
 _ENVIRONMENT_METHODS = {"reset", "step"}
@@ -756,7 +786,7 @@ class UnregisteredTensor(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
             candidates = _candidates(facts, cls)
-            if not candidates or overrides_moving(facts, cls):
+            if not candidates:
                 continue
             relatives = facts.family(cls)
             holder = state_holder(facts, relatives)
@@ -766,7 +796,7 @@ class UnregisteredTensor(Rule):
             init_methods = init_time_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
-                if a.name in reported or any(
+                if a.name in reported or moves_own(facts, relatives, a.name) or any(
                     may_name(key, a.name) and _may_register(facts, fn, value) for key, fn, value in keys
                 ):
                     continue
