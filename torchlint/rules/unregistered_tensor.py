@@ -899,6 +899,11 @@ def _judge(
         return None  # moved at every use; or a host lookup table the data is brought to and back
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
         return None
+    if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
+        return (
+            f"{attr} is a plain tensor attribute updated at runtime: not saved in state_dict(), so a "
+            f"reloaded model loses its state and starts over; use self.register_buffer({a.name!r}, ...)"
+        ), False
     lost = "its updates are lost on save" if MUTATED in kinds else "not saved in state_dict()"
     return (
         f"{attr} is a plain tensor attribute: {lost} and left behind by .to(device)/.cuda() (a "
