@@ -7,6 +7,7 @@ what the fixes of this family share: rendering a changed node in place, spelling
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,7 @@ from torchlint.facts import (
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
+    Scope,
     find_arg,
     references_attr,
     self_attr,
@@ -47,9 +49,11 @@ _TENSOR_FUNCTIONS = {
         "tril", "triu", "exp", "log", "sin", "cos", "sqrt", "abs", "sigmoid", "tanh", "flip",
         "diag", "t", "transpose", "unsqueeze", "squeeze", "reshape", "outer", "cumsum", "cumprod",
         "clamp", "pow", "reciprocal", "round", "floor", "ceil", "rsqrt", "log2", "log10", "exp2",
-        "repeat_interleave",
+        "repeat_interleave", "nn.functional.normalize",
     )
 }
+# torch functions that join a list of tensors into a new one on their device
+_JOINS = {"torch.cat", "torch.concat", "torch.concatenate", "torch.stack", "torch.hstack", "torch.vstack"}
 # tensor methods that return a tensor on the same device (the chain still holds the factory)
 SAME_DEVICE_METHODS = {
     "view", "reshape", "unsqueeze", "squeeze", "expand", "expand_as", "repeat", "permute",
@@ -87,6 +91,7 @@ _HOST_BUILTINS = {
     "len", "enumerate", "zip", "list", "tuple", "int", "float", "bool", "range", "sorted",
     "reversed", "sum", "any", "all", "str", "repr", "print", "isinstance", "set", "iter",
 }
+# unlike ``x[idx]``, these need their index on the tensor's device
 _INDEX_FUNCTIONS = {"index_select", "take", "take_along_dim", "gather", "index_add", "index_copy"}
 _WEIGHT_FUNCTIONS = {
     "torch.matmul", "torch.mm", "torch.bmm", "torch.einsum", "torch.nn.functional.linear",
@@ -153,9 +158,39 @@ def _closure(cls: ClassInfo, names: set[str]) -> set[str]:
     return names
 
 
-def overrides_moving(facts: ModuleFacts, cls: ClassInfo) -> bool:
-    """Whether the class (or a local relative) moves its own state: ``_apply``/``to``/``cuda``."""
-    return any(name in c.methods for c in facts.family(cls) for name in MOVING_OVERRIDES)
+def moves_own(facts: ModuleFacts, relatives: list[ClassInfo], name: str) -> bool:
+    """Whether an override of ``_apply``/``to``/``cuda`` in the classes can move ``self.<name>``:
+    any override but an ``_apply`` that only calls ``super()._apply(fn)`` and fixes up its
+    registered buffers, without applying ``fn`` itself, assigning ``self.<name>`` or setting
+    attributes under computed names."""
+    for c in relatives:
+        for method in MOVING_OVERRIDES & set(c.methods):
+            fn = c.methods[method]
+            if method != "_apply" or not isinstance(fn.node, cst.FunctionDef) or _applies_to(fn, name):
+                return True
+    return False
+
+
+def _applies_to(fn: FunctionInfo, name: str) -> bool:
+    params = fn.node.params.params
+    applied = params[1].name.value if len(params) > 1 else None
+    found = False
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal found
+        if isinstance(node, cst.Call):
+            func = node.func
+            if isinstance(func, cst.Name) and func.value in (applied, "setattr", "vars"):
+                found = True
+        elif isinstance(node, cst.Attribute) and node.attr.value == "__dict__":
+            found = True
+        elif isinstance(node, (cst.Assign, cst.AugAssign)):
+            targets = node.targets if isinstance(node, cst.Assign) else [node]
+            found = found or any(self_attr(t.target, fn.instance) == name for t in targets)
+        return not found
+
+    walk(fn.node.body, visit)
+    return found
 
 
 _ENVIRONMENT_METHODS = {"reset", "step"}
@@ -190,18 +225,30 @@ def registered_names(
 ) -> tuple[set[str], bool]:
     """Names passed as string literals to the given ``self.<registrar>(name, value)`` methods, and
     whether any such call (or a ``setattr(self, ...)``) computes its name: a registering loop."""
+    names, keys = registrations(facts, classes, registrars)
+    return names, bool(keys)
+
+
+def registrations(
+    facts: ModuleFacts, classes: list[ClassInfo], registrars: frozenset[str], methods: set[str] | None = None
+) -> tuple[set[str], list[tuple[cst.BaseExpression, FunctionInfo | None, cst.BaseExpression | None]]]:
+    """The literal names of ``self.<registrar>(name, value)`` calls (only those in ``methods``
+    when given), and the computed names of such calls and of ``setattr(self, ...)``: (name
+    expression, its function and, for ``setattr``, the value set)."""
     names: set[str] = set()
-    dynamic = False
+    keys: list[tuple[cst.BaseExpression, FunctionInfo | None, cst.BaseExpression | None]] = []
     for c in classes:
         for call in c.self_calls:
             func = call.node.func
             if not isinstance(func, cst.Attribute) or func.attr.value not in registrars or not call.node.args:
                 continue
+            if methods is not None and (call.function is None or call.function.name not in methods):
+                continue
             key = call.node.args[0].value
             if isinstance(key, cst.SimpleString):
                 names.add(key.evaluated_value)
             else:
-                dynamic = True
+                keys.append((key, call.function, None))
     for call in facts.calls:
         fn = call.function
         node = call.node
@@ -215,8 +262,55 @@ def registered_names(
             and node.args[0].value.value == fn.instance
             and not isinstance(node.args[1].value, cst.SimpleString)
         ):
-            dynamic = True
-    return names, dynamic
+            keys.append((node.args[1].value, fn, node.args[2].value))
+    return names, keys
+
+
+def _may_register(
+    facts: ModuleFacts, fn: FunctionInfo | None, value: cst.BaseExpression | None, depth: int = 0
+) -> bool:
+    """Whether a computed-name registration can register a tensor: any ``register_buffer``; a
+    ``setattr(self, name, value)`` only when the value is a Parameter or buffer, or is made from
+    an attribute of the instance under a computed name (``getattr(self, name).to(device)``); a
+    ``setattr`` of an optimizer, a layer or a bound method stores another object."""
+    if value is None or fn is None:
+        return True
+    if isinstance(value, cst.Name):
+        sources = [src for _, src in fn.assignments.get(value.value, []) if src is not None]
+        return not sources or depth > 2 or any(_may_register(facts, fn, src, depth + 1) for src in sources)
+    found = False
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal found
+        if isinstance(node, cst.Call):
+            q = facts.qualname(node.func, fn.scope) or ""
+            if q.rsplit(".", 1)[-1] in ("Parameter", "Buffer"):
+                found = True
+            elif isinstance(node.func, cst.Name) and node.func.value == "getattr" and node.args:
+                target = node.args[0].value
+                found = found or (isinstance(target, cst.Name) and target.value == fn.instance)
+        return not found
+
+    walk(value, visit)
+    return found
+
+
+def may_name(key: cst.BaseExpression, name: str) -> bool:
+    """Whether a computed attribute name can be ``name``: ``f"bias_{i}"`` and ``prefix + "_w"``
+    only name attributes that fit their literal parts; any other expression may name anything."""
+    return re.fullmatch(_name_pattern(key), name) is not None
+
+
+def _name_pattern(key: cst.BaseExpression) -> str:
+    if isinstance(key, cst.SimpleString):
+        return re.escape(str(key.evaluated_value))
+    if isinstance(key, cst.FormattedString):
+        return "".join(
+            re.escape(part.value) if isinstance(part, cst.FormattedStringText) else ".*" for part in key.parts
+        )
+    if isinstance(key, cst.BinaryOperation) and isinstance(key.operator, cst.Add):
+        return _name_pattern(key.left) + _name_pattern(key.right)
+    return ".*"
 
 
 # --- every use of self.<attr> -------------------------------------------------------------------
@@ -250,7 +344,7 @@ class _UseCollector:
             self.targets.add(id(node.target))
         elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
             self.targets.add(id(node.target))
-        elif isinstance(node, cst.Del):
+        elif isinstance(node, (cst.Del, cst.For, cst.CompFor)):
             self.targets.add(id(node.target))
         if isinstance(node, cst.Attribute):
             name = self_attr(node, self.self_name)
@@ -361,6 +455,12 @@ def _factory_in(
                 frozen = frozen or bool(rg and _is_false(rg.value))
                 random = random or _draws(facts, a, expr, q)
                 return Factory(expr, q, requires_grad or bool(rg and _is_true(rg.value)), frozen, random)
+            if q in _JOINS and expr.args and isinstance(expr.args[0].value, (cst.List, cst.Tuple)):
+                for element in expr.args[0].value.elements:
+                    found = _factory_in(facts, a, element.value, depth)
+                    if found:
+                        return found
+                return None
             if q in _TENSOR_FUNCTIONS or (q and q.startswith("torch.nn.init.") and q.endswith("_")):
                 random = random or random_init(q, None)
                 expr = expr.args[0].value if expr.args else None
@@ -447,6 +547,7 @@ def _names_a_number(facts: ModuleFacts, name: str, a: AttrAssign) -> bool:
 MOVED, META, INDEX, ARITH, WEIGHT, MUTATED, USED = "moved", "meta", "index", "arith", "weight", "mutated", "used"
 LAYER_WEIGHT = "layer-weight"  # the weight or bias of F.linear / F.conv2d / ...: a parameter
 UNKNOWN, ALIAS = "unknown", "alias"
+LOOPED = "looped"  # an element of the tuple a ``for`` iterates: read through the loop variable
 HOST = "host"  # updated with values moved to the host: kept on the CPU on purpose
 DEVICE = "device"  # ``self.x.device``: the module's device, read from a tensor .to() does not move
 ELEMENT, ELEMENT_AT = "element", "element-at"  # ``self.t[0]``, ``self.t[epoch]``: 0-dim when ``t`` is 1-D
@@ -461,12 +562,18 @@ def use_kinds(
     kind = use_kind(facts, use)
     if kind == UNKNOWN and relatives is not None and depth <= 3:
         return _kinds_in_method(facts, use, uses, relatives, depth)
-    if kind != ALIAS:
+    if kind not in (ALIAS, LOOPED):
         return {kind}
     if depth > 2:
         return {USED}
-    statement = next(n for n in reversed(use.ancestors) if isinstance(n, cst.Assign))
-    local = statement.targets[0].target.value
+    if kind == LOOPED:  # ``for t in (self.k, self.v):`` the loop variable takes the tensor
+        loop = next(n for n in reversed(use.ancestors) if isinstance(n, (cst.For, cst.CompFor)))
+        if not isinstance(loop.target, cst.Name):
+            return {USED}
+        local = loop.target.value
+    else:
+        statement = next(n for n in reversed(use.ancestors) if isinstance(n, cst.Assign))
+        local = statement.targets[0].target.value
     reads = [u for u in uses if u.local and u.name == local and u.method == use.method]
     out: set[str] = set()
     for u in reads:
@@ -543,8 +650,6 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     return MOVED
                 func = call.func
                 name = func.attr.value if isinstance(func, cst.Attribute) else None
-                if name in _INDEX_FUNCTIONS and call.args and call.args[0] is not parent:
-                    return INDEX
                 q = facts.qualname(func)
                 if q and _root_name(func) in _relative_imports(facts.module):
                     q = "." + q
@@ -574,6 +679,9 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
         if isinstance(parent, (cst.Element, cst.DictElement)) and parent.value is cur and grand is not None:
             if isinstance(anc[i - 2] if i >= 2 else None, cst.Return):
                 return UNKNOWN  # handed to the caller in a container (a dict of parameters)
+            loop = anc[i - 2] if i >= 2 else None
+            if isinstance(grand, (cst.Tuple, cst.List)) and isinstance(loop, (cst.For, cst.CompFor)) and loop.iter is grand:
+                return LOOPED
             cur, i = grand, i - 2
             continue
         if isinstance(parent, cst.BooleanOperation) or (
@@ -678,18 +786,19 @@ class UnregisteredTensor(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
             candidates = _candidates(facts, cls)
-            if not candidates or overrides_moving(facts, cls):
+            if not candidates:
                 continue
             relatives = facts.family(cls)
             holder = state_holder(facts, relatives)
-            registered, dynamic = registered_names(facts, relatives, TENSOR_REGISTRARS)
-            if dynamic:
-                continue
+            construction = set().union(*(init_time_methods(c) for c in relatives))
+            registered, keys = registrations(facts, relatives, TENSOR_REGISTRARS, construction)
             uses = attribute_uses(relatives, with_locals=True)
             init_methods = init_time_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
-                if a.name in reported:
+                if a.name in reported or moves_own(facts, relatives, a.name) or any(
+                    may_name(key, a.name) and _may_register(facts, fn, value) for key, fn, value in keys
+                ):
                     continue
                 judged = _judge(facts, relatives, a, factory, uses, init_methods, a.name in registered)
                 if judged and (judged[1] or not holder):
@@ -762,6 +871,8 @@ def _judge(
         and not contradicts(conditions, branch_conditions(facts, u.ancestors))
     ]
     kinds = set().union(*(_runtime_kinds(facts, u, uses, relatives) for u in runtime))
+    if kinds and any(_flags(facts, other, a) for c in relatives for other in c.assigns(a.name)):
+        kinds.add(MUTATED)
     if not kinds or HOST in kinds:
         return None
     init_uses = [u for u in mine if u.method in init_methods and not u.store]
@@ -788,6 +899,11 @@ def _judge(
         return None  # moved at every use; or a host lookup table the data is brought to and back
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
         return None
+    if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
+        return (
+            f"{attr} is a plain tensor attribute updated at runtime: not saved in state_dict(), so a "
+            f"reloaded model loses its state and starts over; use self.register_buffer({a.name!r}, ...)"
+        ), False
     lost = "its updates are lost on save" if MUTATED in kinds else "not saved in state_dict()"
     return (
         f"{attr} is a plain tensor attribute: {lost} and left behind by .to(device)/.cuda() (a "
@@ -1019,7 +1135,7 @@ def _rebuilt(
             if other is a:
                 continue
             if other.method.name not in construction:
-                if _updates(facts, other, mine):
+                if _updates(facts, other, mine) or _flags(facts, other, a):
                     continue
                 return True
             if not own:
@@ -1043,6 +1159,36 @@ def _rebuilt(
             elif others <= conditions:
                 return True
     return False
+
+
+def _flags(facts: ModuleFacts, other: AttrAssign, a: AttrAssign) -> bool:
+    """``self.initted = torch.tensor(True)`` after ``self.initted = torch.tensor(False)`` at
+    construction: a state the run sets to a new constant (a fit or an init done), which a reload
+    loses, not a cache rebuilt from the data."""
+    if other is a or other.value is None or a.value is None or not tensor_factory(facts, other):
+        return False
+    code = facts.module.code_for_node
+    return _constant(facts, other.value, other.method.scope) and code(other.value) != code(a.value)
+
+
+def _constant(facts: ModuleFacts, expr: cst.BaseExpression, scope: Scope | None) -> bool:
+    """An expression of literals and torch names only: ``torch.BoolTensor([True])``."""
+    constant = True
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal constant
+        if isinstance(node, cst.Arg):
+            walk(node.value, visit)
+            return False
+        if isinstance(node, (cst.Attribute, cst.Name)):
+            q = facts.qualname(node, scope) or ""
+            literal = isinstance(node, cst.Name) and node.value in ("True", "False", "None")
+            constant = constant and (literal or q == "torch" or q.startswith("torch."))
+            return False
+        return constant
+
+    walk(expr, visit)
+    return constant
 
 
 def _updates(facts: ModuleFacts, other: AttrAssign, mine: list[AttrUse]) -> bool:
