@@ -1198,7 +1198,37 @@ def _updates(facts: ModuleFacts, other: AttrAssign, mine: list[AttrUse]) -> bool
     if isinstance(other.node, cst.AugAssign):
         return True
     instance = other.method.instance
-    if other.value is None or not instance or not references_attr(other.value, instance, other.name):
+    if other.value is None or not instance:
         return False
-    reads = [u for u in mine if not u.store and any(x is other.node for x in u.ancestors)]
-    return any(use_kind(facts, u) not in (MOVED, META) for u in reads)
+    return _reads_state(facts, other.method, other.node, other.value, instance, other.name, mine, 3)
+
+
+def _reads_state(
+    facts: ModuleFacts,
+    method: FunctionInfo,
+    stmt: cst.CSTNode,
+    value: cst.BaseExpression,
+    instance: str,
+    name: str,
+    mine: list[AttrUse],
+    depth: int,
+) -> bool:
+    """Whether ``value`` (of ``stmt``) reads ``self.<name>`` as data, directly or through a local
+    of the method every value of which does (``new_mean = self.mean + d; self.mean = new_mean``),
+    ``depth`` assignments deep. A local that is also given a fresh value (``t = self.t; if
+    short: t = torch.randn(n, device=x.device)``) is a cache rebuilt on the data's device."""
+    if references_attr(value, instance, name):
+        reads = [u for u in mine if not u.store and any(x is stmt for x in u.ancestors)]
+        if any(use_kind(facts, u) not in (MOVED, META) for u in reads):
+            return True
+    if depth == 0:
+        return False
+    locals_read: list[str] = []
+    walk(value, lambda n: locals_read.append(n.value) if isinstance(n, cst.Name) else None)
+    for local in dict.fromkeys(locals_read):
+        assigned = method.assignments.get(local, [])
+        if assigned and all(
+            v is not None and _reads_state(facts, method, s, v, instance, name, mine, depth - 1) for s, v in assigned
+        ):
+            return True
+    return False
