@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import json
 import os
@@ -50,6 +51,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from torchlint import facts
+from torchlint import index as project_index
 from torchlint.engine import check_source, module_name_for
 from torchlint.facts import dotted_name, self_attr
 from torchlint.rules import residual_without_skip
@@ -746,9 +748,11 @@ class Outcome:
     in_class: list[str] = field(default_factory=list)  # the mutant's findings inside the class
 
 
-def run_file(job: tuple[str, str, tuple[tuple[str, int], ...]]) -> list[Outcome]:
-    """Mutate each chosen site of one file and check every mutant."""
-    path, rel, chosen = job
+def run_file(job: tuple[str, str, tuple[tuple[str, int], ...], str | None]) -> list[Outcome]:
+    """Mutate each chosen site of one file and check every mutant; with a project root, against
+    that project's index, as ``torchlint check <project>`` does."""
+    path, rel, chosen, root = job
+    project = _loader(root) if root else None
     parsed = read_module(Path(path))
     if parsed is None:
         return []
@@ -759,7 +763,7 @@ def run_file(job: tuple[str, str, tuple[tuple[str, int], ...]]) -> list[Outcome]
         by_kind[site.kind].append(site)
     positions = MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
     module_name = module_name_for(Path(path))
-    original = check_source(text, path, MISSION_CODES, module_name, apply_noqa=False)
+    original = check_source(text, path, MISSION_CODES, module_name, apply_noqa=False, project=project)
     spans = class_spans(text) or []
     outcomes = []
     for kind, index in chosen:
@@ -781,11 +785,11 @@ def run_file(job: tuple[str, str, tuple[tuple[str, int], ...]]) -> list[Outcome]
             outcomes.append(outcome)
             continue
         first, last = mutant_spans[site.cls_index]
-        found = [f for f in check_source(mutant, path, expected, module_name, apply_noqa=False) if first <= f.line <= last]
+        found = [f for f in check_source(mutant, path, expected, module_name, apply_noqa=False, project=project) if first <= f.line <= last]
         outcome.detected_by = sorted({f.code for f in found})
         outcome.status = "detected" if found else "missed"
         if not found:  # what the other rules say about the class, for the list of misses
-            found = [f for f in check_source(mutant, path, MISSION_CODES, module_name, apply_noqa=False) if first <= f.line <= last]
+            found = [f for f in check_source(mutant, path, MISSION_CODES, module_name, apply_noqa=False, project=project) if first <= f.line <= last]
         outcome.in_class = [f"{f.code}@{f.line}" for f in found]
         outcomes.append(outcome)
     return outcomes
@@ -851,6 +855,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--misses", action="store_true", help="show each miss's code in full (default: one line, cut at 160 characters)")
     parser.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
+    parser.add_argument(
+        "--project", action="store_true",
+        help="check each mutant with its package's project index (as `torchlint check <package>` does); default: one file alone",
+    )
     return parser.parse_args(argv)
 
 
@@ -871,7 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             per_file[rel].append((kind, index))
         jobs = sorted(per_file.items(), key=lambda item: -(corpus / item[0]).stat().st_size)
         outcomes = [
-            o for result in pool.map(run_file, [(str(corpus / rel), rel, tuple(c)) for rel, c in jobs]) for o in result
+            o for result in pool.map(run_file, [(str(corpus / rel), rel, tuple(c), _root(corpus, rel, args.project)) for rel, c in jobs]) for o in result
         ]
     outcomes.sort(key=lambda o: (KINDS.index(o.kind), o.path, o.line))
     elapsed = time.perf_counter() - start
@@ -884,6 +892,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mutants": [asdict(o) for o in outcomes],
         }, indent=1) + "\n")
     return 0
+
+
+@functools.cache
+def _loader(root: str):
+    """One index loader per package and process: the index is built (or read from its cache) once."""
+    return project_index.loader(Path(root))
+
+
+def _root(corpus: Path, rel: str, project: bool) -> str | None:
+    """The package directory a corpus file belongs to, as the project root, with --project."""
+    return str(corpus / Path(rel).parts[0]) if project else None
 
 
 def summary(outcomes: list[Outcome], kinds: Sequence[str], totals: Counter) -> dict[str, dict]:
