@@ -17,6 +17,7 @@ from torchlint.rules.unregistered_tensor import (
     branch_conditions,
     contradicts,
     init_time_methods,
+    local_uses,
     registered_names,
 )
 
@@ -269,10 +270,7 @@ def _assigned_items(a: AttrAssign) -> list[tuple[cst.BaseExpression, FunctionInf
 
 def _local_uses(method: FunctionInfo, name: str) -> list[AttrUse]:
     """Every read of the local ``name`` in a method, with its ancestors."""
-    if method.cls is None:
-        return []
-    uses = attribute_uses([method.cls], with_locals=True)
-    return [u for u in uses if u.local and u.name == name and u.method == method.name]
+    return [u for u in local_uses(method) if u.local and u.name == name]
 
 
 def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | None:

@@ -1041,7 +1041,7 @@ def _kinds_in_method(
                          and isinstance(f.node, cst.FunctionDef)), None)
         if function is None:
             return {UNKNOWN}
-        params, scope = function.params, _local_uses(function)
+        params, scope = function.params, local_uses(function)
     else:
         return {UNKNOWN}
     if arg.keyword is not None:
@@ -1055,7 +1055,7 @@ def _kinds_in_method(
     return set().union(*(use_kinds(facts, u, scope, depth + 1, relatives) for u in reads))
 
 
-def _local_uses(function: FunctionInfo) -> list[AttrUse]:
+def local_uses(function: FunctionInfo) -> list[AttrUse]:
     """The reads of local names in a function of the file, with their ancestors."""
     collector = _UseCollector("", function.name, True)
     walk(function.node.body, collector.on_visit, collector.on_leave)
