@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import RULE_PAGES, default_codes, page_blocks
-from torchlint.cli import rule_doc
+from torchlint.rules import rule_doc
 from torchlint.engine import check_source
 from torchlint.rules import ALL_RULES
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from torchlint import __version__
-from torchlint.engine import Finding, TextEdit, TextFix
+from torchlint.finding import Finding, TextEdit, TextFix
 
 CACHE_DIR = ".torchlint_cache"
 CACHEDIR_TAG = "Signature: 8a477f597d28d172789f06886806bc55\n# torchlint cache: https://bford.info/cachedir/\n"

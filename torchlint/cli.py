@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torchlint import __version__, cache, config, engine, fixes, index
 from torchlint.config import ConfigError
-from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME
+from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, PARSE_ERROR_SUMMARY, rule_doc
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -257,25 +257,12 @@ def _clean(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
-PARSE_ERROR_SUMMARY = "a file that cannot be read, decoded or parsed"
-
-
 def _rules() -> int:
     print(f"{PARSE_ERROR_CODE}  {PARSE_ERROR_NAME:<34} on   {PARSE_ERROR_SUMMARY}")
     for code, rule in ALL_RULES.items():
         state = "on " if rule.default_enabled else "off"
         print(f"{code}  {rule.name:<34} {state}  {rule.summary}")
     return EXIT_CLEAN
-
-
-def rule_doc(code: str) -> Path | None:
-    """The Markdown page of a rule: in the installed package, or in the source tree's rules/."""
-    here = Path(__file__).parent
-    for directory in (here / "rule_docs", here.parent / "rules"):
-        pages = sorted(directory.glob(f"{code}-*.md"))
-        if pages:
-            return pages[0]
-    return None
 
 
 def _rule(code: str) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import fnmatch
-import functools
 import hashlib
 import io
 import multiprocessing
@@ -29,6 +28,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from torchlint.facts import ModuleFacts
+from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.incremental import DocumentTree
 from torchlint.positions import Positions
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, Fix, Rule
@@ -46,75 +46,6 @@ PYTHON_SUFFIXES = (".py", ".pyi")
 # How each file suffix is read: as Python, or as a Jupyter notebook (torchlint/notebook.py).
 # ``--extension``/``extension`` add to it; a file named explicitly is read as Python otherwise.
 DEFAULT_EXTENSIONS = {".py": "python", ".pyi": "python", ".ipynb": "ipynb"}
-
-
-@dataclass(frozen=True)
-class TextEdit:
-    """Replace the text from (line, column) up to (end_line, end_column), 1-based, with ``content``
-    (an insertion when the two positions are equal), as ruff's JSON ``edits``."""
-
-    line: int
-    column: int
-    end_line: int
-    end_column: int
-    content: str
-    cell: int | None = None  # in a notebook: the cell the lines count in (see Finding.cell)
-
-
-class TextFix:
-    """A fix as ruff's JSON ``fix``: a message, ``applicability`` ("safe" or "unsafe", as ruff's),
-    text edits, and the ``(module, name)`` imports it needs. ``edits`` may be given as a function,
-    called when they are first read: the language server renders a fix only when it is asked for."""
-
-    __slots__ = ("message", "applicability", "_edits", "imports")
-
-    def __init__(
-        self,
-        message: str,
-        applicability: str,
-        edits: tuple[TextEdit, ...] | Callable[[], tuple[TextEdit, ...]],
-        imports: tuple[tuple[str, str | None], ...] = (),
-    ) -> None:
-        self.message, self.applicability, self._edits, self.imports = message, applicability, edits, imports
-
-    @property
-    def edits(self) -> tuple[TextEdit, ...]:
-        if callable(self._edits):
-            self._edits = self._edits()
-        return self._edits
-
-    def __reduce__(self):  # rendered, so it can be cached and sent to another process
-        return TextFix, (self.message, self.applicability, self.edits, self.imports)
-
-    def __repr__(self) -> str:
-        return f"TextFix({self.message!r}, {self.applicability!r}, {self.edits!r}, {self.imports!r})"
-
-
-@functools.total_ordering
-@dataclass(frozen=True)
-class Finding:
-    """One finding, with 1-based line and column (columns count characters, as ruff's). In a
-    notebook, ``cell`` is the 1-based index of the cell among all the notebook's cells and the
-    lines count in that cell; None in a Python file. Findings sort by path, cell, line, column."""
-
-    path: str
-    line: int
-    column: int
-    code: str
-    message: str
-    end_line: int = 0
-    end_column: int = 0
-    name: str = field(default="", compare=False)
-    fix: TextFix | None = field(default=None, compare=False)
-    cell: int | None = None
-
-    def _key(self) -> tuple:
-        return (self.path, self.cell or 0, self.line, self.column, self.code, self.message, self.end_line, self.end_column)
-
-    def __lt__(self, other: Finding) -> bool:
-        if not isinstance(other, Finding):
-            return NotImplemented
-        return self._key() < other._key()
 
 
 @dataclass

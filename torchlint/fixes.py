@@ -21,12 +21,11 @@ from pathlib import Path
 
 import libcst as cst
 
+from torchlint.finding import Finding, TextEdit
 from torchlint.engine import (
-    Finding,
     InternalError,
     Selection,
     SourceError,
-    TextEdit,
     check_file,
     check_source,
     decode,

@@ -34,7 +34,7 @@ from pathlib import Path
 import libcst as cst
 
 from torchlint import engine, fixes
-from torchlint.engine import Finding, TextEdit, TextFix
+from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.rules import PARSE_ERROR_CODE
 
 # Cell magics whose body is Python run in the notebook's own namespace (as ruff's list, less

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from torchlint.engine import Finding
+from torchlint.finding import Finding
 from torchlint.notebook import cell_prefix, file_region
 from torchlint.report.sarif import level, relative_path, repository_root
 

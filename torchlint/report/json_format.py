@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from torchlint.engine import Finding, TextEdit, TextFix
+from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.rules import ALL_RULES
 
 if TYPE_CHECKING:

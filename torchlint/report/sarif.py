@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from torchlint import __version__
-from torchlint.cli import PARSE_ERROR_SUMMARY, rule_doc
-from torchlint.engine import Finding
+from torchlint.finding import Finding
 from torchlint.notebook import cell_prefix, file_region
 from torchlint.report.json_format import verification_dict
-from torchlint.rules import ALL_RULES, DOCS_URL, PARSE_ERROR_CODE, PARSE_ERROR_NAME
+from torchlint.rules import ALL_RULES, DOCS_URL, PARSE_ERROR_CODE, PARSE_ERROR_NAME, PARSE_ERROR_SUMMARY, rule_doc
 
 if TYPE_CHECKING:
     from torchlint.verify.runner import Verification

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from torchlint.engine import Finding
+from torchlint.finding import Finding
 from torchlint.fixes import fixable
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import libcst as cst
@@ -98,3 +99,14 @@ ALL_RULES: dict[str, type[Rule]] = _discover()
 # Not a rule: reported by the engine for a file it cannot read or parse.
 PARSE_ERROR_CODE = "TL000"
 PARSE_ERROR_NAME = "parse-error"
+PARSE_ERROR_SUMMARY = "a file that cannot be read, decoded or parsed"
+
+
+def rule_doc(code: str) -> Path | None:
+    """The Markdown page of a rule: in the installed package, or in the source tree's rules/."""
+    here = Path(__file__).parent.parent
+    for directory in (here / "rule_docs", here.parent / "rules"):
+        pages = sorted(directory.glob(f"{code}-*.md"))
+        if pages:
+            return pages[0]
+    return None

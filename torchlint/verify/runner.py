@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from torchlint.engine import Finding
+from torchlint.finding import Finding
 from torchlint.rules import PARSE_ERROR_CODE
 
 TORCH_MISSING = "--verify needs torch: pip install 'torchlint[verify]'"
