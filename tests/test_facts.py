@@ -662,3 +662,36 @@ def test_relative_import_in_a_package_init_is_the_package_itself():
     assert facts.resolve_name("layers", scope) == "pkg.sub.layers"
     assert facts.resolve_name("Res", scope) == "pkg.sub.blocks.Res"
     assert facts.resolve_name("top", scope) == "pkg.top"
+
+
+def test_self_attribute_uses_carry_their_context():
+    f = facts("""
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = torch.randn(3)
+                self.fc = nn.Linear(3, 3)
+
+            def forward(self, x):
+                self.count += 1
+                y = self.fc(x) + self.w.to(x.device)
+                return torch.cat([y, self.w]), self.fc.weight.sum()
+    """)
+    net = f.classes[0]
+    seen = [(u.name, u.method, u.context) for u in f.attr_uses([net])]
+    assert seen == [
+        ("w", "__init__", "store"),
+        ("fc", "__init__", "store"),
+        ("count", "forward", "store"),
+        ("fc", "forward", "called"),
+        ("w", "forward", "moved"),
+        ("w", "forward", "read"),
+        ("fc", "forward", "read"),
+    ]
+    assert f.attr_uses([net]) is not f.attr_uses([net], with_locals=True)
+    assert net.uses() is net.uses()  # computed once
+    local = {u.name for u in f.attr_uses([net], with_locals=True) if u.local}
+    assert {"x", "y", "torch"} <= local

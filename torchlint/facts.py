@@ -136,6 +136,15 @@ class FunctionInfo:
     reads: dict[str, list[cst.Name]] = field(default_factory=dict)  # includes nested scopes
     calls: list[CallInfo] = field(default_factory=list)
     method: FunctionInfo | None = None  # the method this function is, or is nested in
+    _local_reads: list[AttrUse] | None = field(default=None, repr=False)
+
+    def local_reads(self) -> list[AttrUse]:
+        """Every read of a local name in the function's body, with its ancestors (computed once)."""
+        if self._local_reads is None:
+            collector = _UseCollector("", self.name, True)
+            walk(self.node.body, collector.on_visit, collector.on_leave)
+            self._local_reads = collector.uses
+        return self._local_reads
 
     @property
     def instance(self) -> str | None:
@@ -174,6 +183,7 @@ class ClassInfo:
     module_status: bool | None = None  # filled after the walk
     module_evidence: str = ""
     module_inferred: bool = False  # a module only by evidence in its body: its bases are unknown
+    _uses: list[AttrUse] | None = field(default=None, repr=False)
 
     @property
     def is_module(self) -> bool:
@@ -185,6 +195,88 @@ class ClassInfo:
 
     def assigns(self, name: str) -> list[AttrAssign]:
         return [a for a in self.attr_assigns if a.name == name]
+
+    def uses(self) -> list[AttrUse]:
+        """Every ``self.<attr>`` in the class's own methods, and every local name they read, each
+        with its ancestors and context (computed once, on first request: most files never ask)."""
+        if self._uses is None:
+            self._uses = []
+            for stmt in self.node.body.body:
+                if not isinstance(stmt, cst.FunctionDef):
+                    continue
+                params = stmt.params.posonly_params or stmt.params.params
+                decorators = {d.decorator.value for d in stmt.decorators if isinstance(d.decorator, cst.Name)}
+                if not params or decorators & {"staticmethod", "classmethod"}:
+                    continue
+                collector = _UseCollector(params[0].name.value, stmt.name.value, True)
+                walk(stmt.body, collector.on_visit, collector.on_leave)
+                self._uses.extend(collector.uses)
+        return self._uses
+
+
+# --- uses of self.<attr> ------------------------------------------------------------------------
+
+# How a use of ``self.<attr>`` meets the code around it (``AttrUse.context``).
+STORE, MOVED, CALLED, ARGUMENT, READ = "store", "moved", "called", "argument", "read"
+_MOVE_METHODS = frozenset({"to", "cuda", "cpu", "type", "type_as", "half", "float", "double", "bfloat16"})
+
+
+@dataclass(frozen=True)
+class AttrUse:
+    """One occurrence of ``self.<name>`` with its ancestors (innermost last), from the method body
+    down; or, with ``local``, a read of the local name ``name``."""
+
+    name: str
+    node: cst.Attribute | cst.Name
+    ancestors: tuple[cst.CSTNode, ...]
+    method: str
+    store: bool  # the occurrence is an assignment target (``self.x = ...``, ``self.n += 1``, ``del self.x``)
+    local: bool = False  # a read of a local name (``name`` is the variable), not ``self.<name>``
+
+    @property
+    def context(self) -> str:
+        """``store`` (assigned, augmented or deleted), ``moved`` (``self.x.to(...)``, ``.cuda()``,
+        ...), ``called`` (``self.x(...)`` or ``self.x.method(...)``), ``argument`` (passed to a
+        call), or ``read``."""
+        if self.store:
+            return STORE
+        parent = self.ancestors[-1] if self.ancestors else None
+        if isinstance(parent, cst.Call) and parent.func is self.node:
+            return CALLED
+        if isinstance(parent, cst.Attribute) and parent.value is self.node and len(self.ancestors) > 1:
+            call = self.ancestors[-2]
+            if isinstance(call, cst.Call) and call.func is parent:
+                return MOVED if parent.attr.value in _MOVE_METHODS else CALLED
+        if isinstance(parent, cst.Arg):
+            return ARGUMENT
+        return READ
+
+
+class _UseCollector:
+    def __init__(self, self_name: str, method: str, with_locals: bool) -> None:
+        self.self_name = self_name
+        self.method = method
+        self.with_locals = with_locals
+        self.stack: list[cst.CSTNode] = []
+        self.uses: list[AttrUse] = []
+        self.targets: set[int] = set()
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.ClassDef):
+            return False
+        if isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.Del, cst.For, cst.CompFor)):
+            self.targets.add(id(node.target))
+        if isinstance(node, cst.Attribute):
+            name = self_attr(node, self.self_name)
+            if name:
+                self.uses.append(AttrUse(name, node, tuple(self.stack), self.method, id(node) in self.targets))
+        elif self.with_locals and isinstance(node, cst.Name) and id(node) not in self.targets:
+            self.uses.append(AttrUse(node.value, node, tuple(self.stack), self.method, False, True))
+        self.stack.append(node)
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        self.stack.pop()
 
 
 # --- the walk ------------------------------------------------------------------------------
@@ -757,6 +849,12 @@ class ModuleFacts:
         self._resolving: set[int] = set()
         for cls in self.classes:
             self._resolve_module_status(cls)
+
+    def attr_uses(self, classes: Sequence[ClassInfo], with_locals: bool = False) -> list[AttrUse]:
+        """Every ``self.<attr>`` in the methods of the given classes (a class's family, say), and
+        with ``with_locals`` every local name those methods read."""
+        uses = [u for c in classes for u in c.uses()]
+        return uses if with_locals else [u for u in uses if not u.local]
 
     # names
 

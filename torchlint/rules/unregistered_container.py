@@ -9,15 +9,22 @@ from collections.abc import Iterator
 import libcst as cst
 
 from torchlint.edits import render, torch_nn
-from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, target_names, walk
+from torchlint.facts import (
+    AttrAssign,
+    AttrUse,
+    ClassInfo,
+    FunctionInfo,
+    ModuleFacts,
+    find_arg,
+    self_attr,
+    target_names,
+    walk,
+)
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
-    AttrUse,
-    attribute_uses,
     branch_conditions,
     contradicts,
     init_time_methods,
-    local_uses,
     registered_names,
 )
 
@@ -66,7 +73,7 @@ class UnregisteredContainer(Rule):
                 continue
             relatives = facts.family(cls)
             _, dynamic = registered_names(facts, relatives, _MODULE_REGISTRARS)
-            uses = attribute_uses(relatives)
+            uses = facts.attr_uses(relatives)
             covered = _registered_one_by_one(relatives, uses) if dynamic else set()
             methods = {name: fn for c in reversed(relatives) for name, fn in c.methods.items()}
             kinds = _Kinds(facts, cls, methods)
@@ -270,7 +277,7 @@ def _assigned_items(a: AttrAssign) -> list[tuple[cst.BaseExpression, FunctionInf
 
 def _local_uses(method: FunctionInfo, name: str) -> list[AttrUse]:
     """Every read of the local ``name`` in a method, with its ancestors."""
-    return [u for u in local_uses(method) if u.local and u.name == name]
+    return [u for u in method.local_reads() if u.name == name]
 
 
 def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | None:

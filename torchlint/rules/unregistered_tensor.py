@@ -17,6 +17,8 @@ import libcst as cst
 from torchlint.edits import render, torch_nn
 from torchlint.facts import (
     AttrAssign,
+    CALLED,
+    AttrUse,
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
@@ -311,69 +313,6 @@ def _name_pattern(key: cst.BaseExpression) -> str:
     if isinstance(key, cst.BinaryOperation) and isinstance(key.operator, cst.Add):
         return _name_pattern(key.left) + _name_pattern(key.right)
     return ".*"
-
-
-# --- every use of self.<attr> -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AttrUse:
-    """One occurrence of ``self.<name>`` with its ancestors (innermost last)."""
-
-    name: str
-    node: cst.Attribute
-    ancestors: tuple[cst.CSTNode, ...]
-    method: str
-    store: bool  # the occurrence is an assignment target (``self.x = ...``, ``del self.x``)
-    local: bool = False  # a read of a local name (``name`` is the variable), not ``self.<name>``
-
-
-class _UseCollector:
-    def __init__(self, self_name: str, method: str, with_locals: bool) -> None:
-        self.self_name = self_name
-        self.method = method
-        self.with_locals = with_locals
-        self.stack: list[cst.CSTNode] = []
-        self.uses: list[AttrUse] = []
-        self.targets: set[int] = set()
-
-    def on_visit(self, node: cst.CSTNode) -> bool:
-        if isinstance(node, cst.ClassDef):
-            return False
-        if isinstance(node, cst.AssignTarget):
-            self.targets.add(id(node.target))
-        elif isinstance(node, (cst.AnnAssign, cst.AugAssign)):
-            self.targets.add(id(node.target))
-        elif isinstance(node, (cst.Del, cst.For, cst.CompFor)):
-            self.targets.add(id(node.target))
-        if isinstance(node, cst.Attribute):
-            name = self_attr(node, self.self_name)
-            if name:
-                self.uses.append(AttrUse(name, node, tuple(self.stack), self.method, id(node) in self.targets))
-        elif self.with_locals and isinstance(node, cst.Name) and id(node) not in self.targets:
-            self.uses.append(AttrUse(node.value, node, tuple(self.stack), self.method, False, True))
-        self.stack.append(node)
-        return True
-
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        self.stack.pop()
-
-
-def attribute_uses(classes: list[ClassInfo], with_locals: bool = False) -> list[AttrUse]:
-    """Every ``self.<attr>`` in the methods of the given classes (and every local name read)."""
-    uses: list[AttrUse] = []
-    for c in classes:
-        for stmt in c.node.body.body:
-            if not isinstance(stmt, cst.FunctionDef):
-                continue
-            params = stmt.params.posonly_params or stmt.params.params
-            decorators = {d.decorator.value for d in stmt.decorators if isinstance(d.decorator, cst.Name)}
-            if not params or decorators & {"staticmethod", "classmethod"}:
-                continue
-            collector = _UseCollector(params[0].name.value, stmt.name.value, with_locals)
-            walk(stmt.body, collector.on_visit, collector.on_leave)
-            uses.extend(collector.uses)
-    return uses
 
 
 # --- the factory expression ---------------------------------------------------------------------
@@ -792,7 +731,7 @@ class UnregisteredTensor(Rule):
             holder = state_holder(facts, relatives)
             construction = set().union(*(init_time_methods(c) for c in relatives))
             registered, keys = registrations(facts, relatives, TENSOR_REGISTRARS, construction)
-            uses = attribute_uses(relatives, with_locals=True)
+            uses = facts.attr_uses(relatives, with_locals=True)
             init_methods = init_time_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
@@ -961,9 +900,8 @@ def _registered_elsewhere_only(
         for u in uses
         if u.name in TENSOR_REGISTRARS
         and not u.local
-        and len(u.ancestors) >= 1
+        and u.context == CALLED
         and isinstance(u.ancestors[-1], cst.Call)
-        and u.ancestors[-1].func is u.node
         and u.ancestors[-1].args
         and isinstance(u.ancestors[-1].args[0].value, cst.SimpleString)
         and u.ancestors[-1].args[0].value.evaluated_value == name
@@ -1041,7 +979,7 @@ def _kinds_in_method(
                          and isinstance(f.node, cst.FunctionDef)), None)
         if function is None:
             return {UNKNOWN}
-        params, scope = function.params, local_uses(function)
+        params, scope = function.params, function.local_reads()
     else:
         return {UNKNOWN}
     if arg.keyword is not None:
@@ -1053,13 +991,6 @@ def _kinds_in_method(
     if not reads:
         return {UNKNOWN}
     return set().union(*(use_kinds(facts, u, scope, depth + 1, relatives) for u in reads))
-
-
-def local_uses(function: FunctionInfo) -> list[AttrUse]:
-    """The reads of local names in a function of the file, with their ancestors."""
-    collector = _UseCollector("", function.name, True)
-    walk(function.node.body, collector.on_visit, collector.on_leave)
-    return collector.uses
 
 
 def _sets_requires_grad(use: AttrUse) -> bool | None:
