@@ -28,7 +28,7 @@ from torchlint.engine import Selection, cache_digest, discover, module_name_for
 from torchlint.facts import is_module_base
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
-SCHEMA = 3  # the fields of ClassEntry: cached entries of another schema are not reused
+SCHEMA = 4  # the fields of ClassEntry: cached entries of another schema are not reused
 
 
 @dataclass
@@ -114,7 +114,7 @@ def scan(source: bytes, module: str, path: str, digest: str) -> FileEntry:
                         entry.star_imports.append(base)
                     else:
                         entry.imports[a.asname or a.name] = f"{base}.{a.name}"
-    local = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    local = {n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef))}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
             entry.classes[node.name] = _scan_class(node, entry.imports, local, module)

@@ -752,7 +752,11 @@ class ResidualWithoutSkip(Rule):
             if not isinstance(fn.node, cst.FunctionDef) or fn.is_method or residual_marker(fn.name) != "residual":
                 continue
             for call in _returned_calls(fn):
-                if facts.qualname(call.func, fn.scope) in SEQUENTIALS and _plain_layers(facts, fn, call):
+                if (
+                    facts.qualname(call.func, fn.scope) in SEQUENTIALS
+                    and _plain_layers(facts, fn, call)
+                    and not _factory_used_as_branch(facts, fn)
+                ):
                     yield Hit(
                         call,
                         f"{fn.name}() is meant to build a residual block but returns a plain nn.Sequential: "
@@ -788,13 +792,28 @@ def used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
     for call in facts.calls:
         if any(_builds(facts, a.value, cls) for a in call.node.args) and _wrapper_adds_skip(facts, call, cls):
             return True
-    return _parent_adds_skip(facts, cls)
+    return _parent_adds_skip(facts, cls.name)
+
+
+def _factory_used_as_branch(facts: ModuleFacts, fn: FunctionInfo) -> bool:
+    """Whether what the factory builds is the branch of a skip made elsewhere, as for a class
+    (``used_as_branch``): handed to a wrapper that adds the skip, or built into an attribute
+    that a class of this file or the project adds around (``x = x + self.body(x)``)."""
+    for call in facts.calls:
+        built = any(
+            isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value == fn.name
+            for a in call.node.args
+            for n in _walk(a.value)
+        )
+        if built and _wrapper_adds_skip(facts, call, None):
+            return True
+    return _parent_adds_skip(facts, fn.name)
 
 
 WRAPPER_TOKENS = {"residual", "res", "skip", "shortcut", "hyper", "connection", "connections", "rezero"}
 
 
-def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo) -> bool:
+def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo | None) -> bool:
     """Whether the call that is handed the block wraps it in a skip: a class of this file or the
     project whose forward has one, or a wrapper from elsewhere named for it."""
     func = call.node.func
@@ -815,9 +834,11 @@ def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo) -> bo
 _BRANCHES_HERE: weakref.WeakKeyDictionary[ModuleFacts, set[str]] = weakref.WeakKeyDictionary()
 
 
-def _parent_adds_skip(facts: ModuleFacts, cls: ClassInfo) -> bool:
+def _parent_adds_skip(facts: ModuleFacts, name: str) -> bool:
+    """Whether a class of this file or the project adds a skip around what the top-level class
+    or factory function ``name`` builds."""
     module = facts.module_name or ""
-    qualname = f"{module}.{cls.name}"
+    qualname = f"{module}.{name}"
     project = facts.project_index() if module else None
     if project is not None and module in project.files:
         return qualname in project.branch_classes  # this file's uses and every other file's
