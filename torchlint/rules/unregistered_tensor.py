@@ -812,6 +812,12 @@ def _judge(
     kinds = set().union(*(_runtime_kinds(facts, u, uses, relatives) for u in runtime))
     if kinds and any(_flags(facts, other, a) for c in relatives for other in c.assigns(a.name)):
         kinds.add(MUTATED)
+    if not kinds and _state_key_read(relatives, a.name):
+        return (
+            f"self.{a.name} is a plain tensor attribute, but this class reads its state_dict key "
+            f"('<prefix>.{a.name}'): the key is missing from every checkpoint it saves, so that code "
+            f"never finds it; use self.register_buffer({a.name!r}, ...)"
+        ), False
     if not kinds or HOST in kinds:
         return None
     init_uses = [u for u in mine if u.method in init_methods and not u.store]
@@ -848,6 +854,29 @@ def _judge(
         f"{attr} is a plain tensor attribute: {lost} and left behind by .to(device)/.cuda() (a "
         f"device-mismatch error on GPU); use self.register_buffer({a.name!r}, ...)"
     ), False
+
+
+def _state_key_read(relatives: list[ClassInfo], name: str) -> bool:
+    """Whether the class's code spells the attribute's state_dict key (``"{}.version".format(name)``,
+    ``f"{prefix}.version"``): a tensor never read at runtime whose checkpoint entry is (upgrade or
+    load hooks such as fairseq's ``upgrade_state_dict_named``)."""
+    suffix = f".{name}"
+    found = False
+
+    def visit(node: cst.CSTNode) -> bool:
+        nonlocal found
+        if isinstance(node, cst.SimpleString):
+            text = node.evaluated_value
+            found = found or (isinstance(text, str) and text.endswith(suffix))
+        elif isinstance(node, cst.FormattedString) and node.parts:
+            last = node.parts[-1]
+            found = found or (isinstance(last, cst.FormattedStringText) and last.value.endswith(suffix))
+        return not found
+
+    for c in relatives:
+        for fn in c.methods.values():
+            walk(fn.node.body, visit)
+    return found
 
 
 _ELEMENTWISE = {"exp", "log", "sqrt", "sin", "cos", "abs", "sigmoid", "tanh", "flip", "cumsum", "clamp", "round"}
