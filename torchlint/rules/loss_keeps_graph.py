@@ -524,9 +524,19 @@ def _detached(expr: cst.BaseExpression) -> bool:
 
 def _backward_of(call: cst.Call, name: str) -> bool:
     """``name.backward()``, ``(name / k).backward()``, ``scaler.scale(name).backward()``,
-    ``self.manual_backward(name)``."""
+    ``self.manual_backward(name)``, ``torch.autograd.grad(name, params)``: ``name`` is what is
+    backpropagated, not the gradient handed in (``out.backward(g)``, ``grad_outputs=g``)."""
     func = call.func
-    parts: list[cst.CSTNode] = list(call.args)
-    if isinstance(func, cst.Attribute) and func.attr.value == "backward":
-        parts.append(func.value)
-    return any(_mentions(p, {name}) for p in parts)
+    if isinstance(func, cst.Attribute) and func.attr.value == "backward" and not _is_autograd(func.value):
+        return _mentions(func.value, {name})
+    first = next((a for a in call.args if a.keyword is None and not a.star), None)
+    differentiated = next(
+        (a for a in call.args if a.keyword is not None and a.keyword.value in ("outputs", "tensors", "loss")), first
+    )
+    return differentiated is not None and _mentions(differentiated.value, {name})
+
+
+def _is_autograd(expr: cst.BaseExpression) -> bool:
+    """``torch.autograd`` or ``autograd`` in ``torch.autograd.backward(loss)``: the function, not
+    a tensor's method."""
+    return (dotted_name(expr) or "").split(".")[-1] == "autograd"
