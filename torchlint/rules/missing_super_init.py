@@ -185,7 +185,9 @@ class _Events(ScopeWalker):
                 self.stopped_at = stopped.name
         elif self._passes_self(node):
             self.base_init = node
-        elif isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) and func.value.value == self.instance:
+        elif isinstance(func, cst.Attribute) and (
+            isinstance(func.value, cst.Name) and func.value.value == self.instance or _is_super(func.value)
+        ):  # ``self.setup(...)``, ``super()._init(...)``: a method that may run the base's __init__
             self.uses_self = True
             method = self.methods.get(func.attr.value)
             if method is not None and method is not self.init and _reaches_base_init(self.facts, self.cls, method):
