@@ -68,6 +68,7 @@ class UnregisteredContainer(Rule):
                 if isinstance(a.node, (cst.Assign, cst.AnnAssign))
                 and a.method.name in init_methods
                 and (_container_literal(a.value) or _local_container(a) is not None or _copied_parameter(a))
+                and not (isinstance(a.node, cst.AnnAssign) and _says_callables(a.node.annotation))
             ]
             if not candidates:
                 continue
@@ -309,9 +310,13 @@ def _copied_parameter(a: AttrAssign) -> bool:
 
 def _annotated_callables(param: cst.Param) -> bool:
     """``fns: Sequence[Callable]``: the author says the elements are functions, not layers."""
-    if param.annotation is None:
-        return False
-    return re.search(r"\bCallable\b", cst.Module([]).code_for_node(param.annotation.annotation)) is not None
+    return param.annotation is not None and _says_callables(param.annotation)
+
+
+def _says_callables(annotation: cst.Annotation) -> bool:
+    """``Sequence[Callable]``, ``list[Callable[[GraphModule], object]]``: functions (hooks,
+    callbacks), not layers."""
+    return re.search(r"\bCallable\b", cst.Module([]).code_for_node(annotation.annotation)) is not None
 
 
 def _mentions_name(expr: cst.CSTNode, name: str) -> bool:
