@@ -448,6 +448,8 @@ class _Walk(Walker):
         info = self.calls.get(id(expr))
         q = self.facts.call_qualname(info) if info else None
         if q is not None:
+            if q in _BACKWARD_FUNCTIONS:  # gradients: no graph unless asked for one
+                return any(a.keyword is not None and a.keyword.value == "create_graph" for a in expr.args)
             leaf = q.rsplit(".", 1)[-1]
             if q.startswith("torch.nn.functional.") and (leaf in _LOSS_FUNCTIONS or leaf.endswith("loss")):
                 return True
