@@ -192,8 +192,10 @@ class _Events(ScopeWalker):
             method = self.methods.get(func.attr.value)
             if method is not None and method is not self.init and _reaches_base_init(self.facts, self.cls, method):
                 self.base_init = node
-            elif method is None and func.attr.value not in _MODULE_API and self.foreign_base:
-                self.base_init = node  # a method of a base from another file may initialise it
+            elif method is None and func.attr.value not in _MODULE_API and (self.foreign_base or _is_super(func.value)):
+                # a method of a base from another file (torch's own subclasses too, for a method
+                # reached through super(): ``super()._init(...)``) may initialise it
+                self.base_init = node
 
     def _passes_self(self, node: cst.Call) -> bool:
         """A helper given the instance (``init_module(self, cfg)``) may initialise the base."""
