@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from torchlint import notebook
+from torchlint import fixes, notebook
 from torchlint.engine import Selection, check_source
 
 IMPORTS = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F"
@@ -329,7 +329,7 @@ def test_an_import_a_fix_needs_goes_to_the_first_code_cell(tmp_path, cli):
 def test_fix_keeps_magics_and_cell_boundaries(tmp_path):
     net = "!echo start\n" + NET + "\n%time Net()"
     path = write(tmp_path / "nb.ipynb", notebook_json(code("%load_ext autoreload\n" + IMPORTS), code(BLOCK), code(net)))
-    result = notebook.fix_notebook(path, Selection(), None, unsafe=False, write=True)
+    result = fixes.fix_notebook(path, Selection(), None, unsafe=False, write=True)
     assert result.fixed == 1 and result.remaining == []
     cells = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     assert cells[0] == "%load_ext autoreload\n" + IMPORTS and cells[1] == BLOCK

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 from libcst.metadata import CodeRange
 
+from torchlint import notebook
 from torchlint.facts import ModuleFacts
 from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.incremental import DocumentTree
@@ -255,14 +256,39 @@ def check_bytes(
     """The findings of a file's content (a notebook's located by cell)."""
     codes = selection.codes_for(str(path))
     if selection.language(path) == "ipynb":
-        from torchlint import notebook
-
-        return notebook.check_data(data, path, codes, apply_noqa, project, selection.target_version)
+        try:
+            text = notebook.decode(data)
+        except notebook.NotebookError as e:
+            return _read_error(path, selection, SourceError(str(e), e.line, e.column))
+        return check_notebook(text, str(path), codes, apply_noqa, project, selection.target_version)[1]
     try:
         text = decode(data)
     except SourceError as e:
         return _read_error(path, selection, e)
     return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project, target_version=selection.target_version)
+
+
+def check_notebook(
+    text: str, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
+    target_version: tuple[int, int] | None = None,
+) -> tuple[notebook.Notebook | None, list[Finding]]:
+    """The notebook in a notebook's JSON text and its findings, located by cell (None and a
+    TL000 when it is not a notebook torchlint can read)."""
+    codes = frozenset(codes)
+    try:
+        nb = notebook.load(text)
+    except notebook.NotebookError as e:
+        return None, [_parse_error(path, str(e), e.line, e.column)] if PARSE_ERROR_CODE in codes else []
+    return nb, check_cells(nb, path, codes, apply_noqa, project, target_version)
+
+
+def check_cells(
+    nb: notebook.Notebook, path: str, codes: Iterable[str], apply_noqa: bool = True,
+    project: Callable[[], object] | None = None, target_version: tuple[int, int] | None = None,
+) -> list[Finding]:
+    """The findings of a notebook's code cells, checked as one module, located by cell."""
+    findings = check_source(nb.source, path, codes, None, apply_noqa, project, target_version=target_version)
+    return sorted(nb.to_cells(f) for f in findings)
 
 
 def _read_error(path: Path, selection: Selection, error: SourceError) -> list[Finding]:

@@ -213,7 +213,7 @@ def check_document(text: str, path: str | None, tree: DocumentTree | None = None
     name, selection, codes, project = found
     file = Path(name)
     if path is not None and selection.language(file) == "ipynb":
-        nb, findings = notebook.check_text(text, path, codes, project=project, target_version=selection.target_version)
+        nb, findings = engine.check_notebook(text, path, codes, project=project, target_version=selection.target_version)
         return findings if nb is None else sorted(nb.to_file(f) for f in findings)
     module_name = engine.module_name_for(file) if path is not None and file.is_file() else None
     return engine.check_source(text, name, codes, module_name, project=project, tree=tree, lazy_fixes=True, target_version=selection.target_version)
@@ -225,7 +225,7 @@ def check_cells(cells: Sequence[tuple[int, str]], path: str | None) -> list[engi
     if found is None:
         return []
     name, selection, codes, project = found
-    return notebook.check_cells(notebook.from_cells(cells), name, codes, project=project, target_version=selection.target_version)
+    return engine.check_cells(notebook.from_cells(cells), name, codes, project=project, target_version=selection.target_version)
 
 
 # --- positions -------------------------------------------------------------------------------
