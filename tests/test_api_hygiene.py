@@ -58,7 +58,7 @@ def test_flake8_columns_are_the_clis(tmp_path):
 
 def test_cli_exits_1_and_ignores_noqa_only_where_written(tmp_path):
     (tmp_path / "m.py").write_text("import torch\n\nQ, R = torch.qr(A)\nP = torch.qr(B)  # noqa: TL702\n", encoding="utf-8")
-    result = run_cli("check", "--isolated", "--select", "TL7", "m.py", cwd=tmp_path)
+    result = run_cli("check", "--isolated", "--output-format", "concise", "--select", "TL7", "m.py", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.startswith("m.py:3:8: TL702 [*] calling torch.qr")
     assert "m.py:4:" not in result.stdout

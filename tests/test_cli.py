@@ -106,7 +106,7 @@ def test_missing_path_checks_nothing(cli, tree):
 
 
 def test_text_format(cli, tree):
-    result = cli("check", "pkg/a.py", cwd=tree)
+    result = cli("check", "--output-format", "concise", "pkg/a.py", cwd=tree)
     lines = result.stdout.splitlines()
     assert lines[:2] == [
         "pkg/a.py:7:13: TL201 [*] " + lines[0].split(" TL201 [*] ", 1)[1],
@@ -116,7 +116,7 @@ def test_text_format(cli, tree):
 
 
 def test_default_path_is_cwd(cli, tree):
-    result = cli("check", cwd=tree)
+    result = cli("check", "--output-format", "concise", cwd=tree)
     paths = {m["path"] for m in finding_lines(result.stdout)}
     assert paths == {"pkg/a.py", "pkg/b.py"}
 
@@ -169,7 +169,7 @@ RUFF_FIELDS = {"code", "message", "filename", "location", "end_location", "fix",
 
 def test_json_has_ruffs_fields_and_matches_text(cli, tree):
     as_json = cli("check", "--output-format", "json", "pkg", cwd=tree)
-    as_text = cli("check", "pkg", cwd=tree)
+    as_text = cli("check", "--output-format", "concise", "pkg", cwd=tree)
     assert as_json.returncode == 1
     items = json.loads(as_json.stdout)
     assert len(items) == 4
@@ -233,7 +233,7 @@ def test_order_is_sorted_and_deterministic(tree):
 
 
 def test_a_file_named_twice_is_checked_once(cli, tree):
-    result = cli("check", "pkg/a.py", "pkg", "./pkg/a.py", cwd=tree)
+    result = cli("check", "--output-format", "concise", "pkg/a.py", "pkg", "./pkg/a.py", cwd=tree)
     assert result.stdout.count("pkg/a.py:7:13:") == 1
 
 

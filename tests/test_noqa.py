@@ -103,7 +103,7 @@ def test_apply_noqa_false_keeps_everything():
 
 def test_cli_honours_noqa(cli, tmp_path):
     (tmp_path / "m.py").write_text(HEAD + "        y = F.dropout(x)  # noqa: TL201\n        return F.dropout(y)\n")
-    result = cli("check", "m.py", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "m.py", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.startswith("m.py:8:16: TL201 ")
     assert "Found 1 finding." in result.stdout

@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check files and directories (default: .)")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
-    check.add_argument("--output-format", choices=["text", "json", "sarif", "github"], default="text", help="text (default), json, sarif (SARIF 2.1.0, for code scanning) or github (workflow annotations)")
+    check.add_argument("--output-format", choices=config.OUTPUT_FORMATS, help="full (default: each finding with its source lines), concise (one line each; text is its old name), json, sarif (SARIF 2.1.0, for code scanning) or github (workflow annotations); default: output-format in the configuration, else full")
     check.add_argument("--select", type=_code_list, help="comma-separated codes or prefixes to enable (replaces the configured set)")
     check.add_argument("--ignore", type=_code_list, default=[], help="codes or prefixes to disable")
     check.add_argument("--extend-select", type=_code_list, default=[], help="codes or prefixes to enable in addition")
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from torchlint.report import FORMATS, text
+    from torchlint.report import DEFAULT_FORMAT, FORMATS, text
 
     if args.verify:
         from torchlint import verify
@@ -184,7 +184,8 @@ def _check(args: argparse.Namespace) -> int:
         out = text.render_statistics(findings, unsafe=unsafe)
     else:
         verifications = _verify(findings, args) if args.verify else None
-        out = FORMATS[args.output_format](findings, unsafe=unsafe, fixed=fixed, verifications=verifications)
+        output_format = args.output_format or settings.output_format or DEFAULT_FORMAT
+        out = FORMATS[output_format](findings, unsafe=unsafe, fixed=fixed, verifications=verifications)
     sys.stdout.write(out)
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 

@@ -18,8 +18,11 @@ from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
 KNOWN_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index",
-    "extension", "cache-dir", "target-version",
+    "extension", "cache-dir", "target-version", "output-format",
 }
+# ``full`` (the default, as ruff's) shows each finding with its source; ``concise`` is one line a
+# finding (``text``: its old name, kept).
+OUTPUT_FORMATS = ("full", "concise", "text", "json", "sarif", "github")
 LANGUAGES = ("python", "pyi", "ipynb")  # what a file suffix can be read as (``pyi`` is Python)
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
 
@@ -39,6 +42,7 @@ class Settings:
     cache_dir: Path | None = None  # relative to the pyproject.toml; default: <project root>/.torchlint_cache
     extension: dict[str, str] = field(default_factory=dict)  # suffix (".ipynb") -> language
     target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
+    output_format: str | None = None  # None: full
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -79,6 +83,10 @@ def load(path: Path | None) -> Settings:
         settings.cache_dir = path.parent / Path(table["cache-dir"]).expanduser()
     if "target-version" in table:
         settings.target_version = parse_target_version(table["target-version"], f"{path}: target-version")
+    if "output-format" in table:
+        if table["output-format"] not in OUTPUT_FORMATS:
+            raise ConfigError(f"{path}: output-format must be one of {', '.join(OUTPUT_FORMATS)}")
+        settings.output_format = table["output-format"]
     if "select" in table:
         settings.select = _codes(table["select"], f"{path}: select")
     settings.ignore = _codes(table.get("ignore", []), f"{path}: ignore")

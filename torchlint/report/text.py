@@ -1,4 +1,5 @@
-"""``path:line:col: CODE message``, one per line, then a summary, as ruff prints. A finding whose
+"""The ``concise`` format (``text`` is its old name): ``path:line:col: CODE message``, one per
+line, then a summary, as ruff's ``--output-format concise``. A finding whose
 fix ``--fix`` would apply is marked ``[*]`` after its code. With ``--verify``, each finding is
 followed by an indented ``verdict: evidence`` line, and the summary says how many were confirmed."""
 
@@ -31,6 +32,14 @@ def render(
         if verifications and f in verifications:
             v = verifications[f]
             lines.append(f"  {v.verdict}: {v.evidence}")
+    return "\n".join([*lines, *summary(findings, unsafe, fixed, verifications)]) + "\n"
+
+
+def summary(
+    findings: Sequence[Finding], unsafe: bool, fixed: int, verifications: Mapping[Finding, Verification] | None
+) -> list[str]:
+    """The lines after the findings: how many, what ``--fix`` could do, what ``--verify`` found."""
+    lines = []
     n = len(findings)
     if fixed:
         total = fixed + n
@@ -43,7 +52,7 @@ def render(
         lines.append(hint)
     if verifications:
         lines.append(verification_summary(list(verifications.values())))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def location(f: Finding) -> str:
