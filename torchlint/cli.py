@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from torchlint import __version__, cache, config, engine, fixes, index
+from torchlint import __version__, add_noqa, cache, config, engine, fixes, index
 from torchlint.config import ConfigError
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, PARSE_ERROR_SUMMARY, rule_doc
 
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
     check.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
+    check.add_argument("--show-fixes", action=argparse.BooleanOptionalAction, default=None, help="with --fix, list the fixes applied, per file and rule (default: show-fixes in the configuration, else no)")
+    check.add_argument("--add-noqa", action="store_true", help="add a `# noqa: CODE` to every line with a finding, merged with an existing `# noqa`, and write nothing else")
     check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
     check.add_argument("--extension", action="append", default=[], metavar="EXT:LANG", help="read files ending in .EXT as LANG (python or ipynb), e.g. ipynb:python; comma-separated, repeatable (default: py, pyi: python; ipynb: ipynb)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
@@ -169,6 +171,10 @@ def _check(args: argparse.Namespace) -> int:
     if not args.no_cache:
         results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)
     unsafe = args.unsafe_fixes
+    if args.add_noqa:
+        if args.fix or args.diff:
+            raise ConfigError("--add-noqa cannot be used with --fix or --diff")
+        return _add_noqa(add_noqa.add_noqa_paths(args.paths, selection, project))
     if args.diff:
         return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, write=False), unsafe)
     fixed = 0
@@ -177,6 +183,9 @@ def _check(args: argparse.Namespace) -> int:
         _tell_problems(results)
         findings = sorted(f for r in results for f in r.remaining)
         fixed = sum(r.fixed for r in results)
+        show_fixes = args.show_fixes if args.show_fixes is not None else settings.show_fixes
+        if show_fixes and args.output_format in (None, "full", "concise", "text") and not args.statistics:
+            sys.stdout.write(text.render_fixes(results))
     else:
         jobs = args.jobs if args.jobs is not None else _cores()
         findings = engine.check_paths(args.paths, selection, project, results_cache, jobs)
@@ -225,6 +234,19 @@ def _diff(results: list[fixes.FixResult], unsafe: bool) -> int:
         summary += f" ({hidden} hidden fix{'es' if hidden != 1 else ''} can be enabled with the `--unsafe-fixes` option)"
     print(summary + ".", file=sys.stderr)
     return EXIT_FINDINGS if changed else EXIT_CLEAN
+
+
+def _add_noqa(results: list) -> int:
+    """``--add-noqa``: one line on stderr for each file left as it was and why, then ruff's
+    ``Added N noqa directives.``; exit 0."""
+    for r in results:
+        if r.problem:
+            print(f"torchlint: not adding noqa to {r.path}: {r.problem}", file=sys.stderr)
+        elif r.left:
+            print(f"torchlint: {r.path}: {r.left} finding(s) on lines that cannot take a comment", file=sys.stderr)
+    n = sum(r.added for r in results)
+    print(f"Added {n} noqa directive{'s' if n != 1 else ''}.", file=sys.stderr)
+    return EXIT_CLEAN
 
 
 def _tell_problems(results: list[fixes.FixResult]) -> None:

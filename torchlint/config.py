@@ -18,7 +18,7 @@ from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE
 
 KNOWN_KEYS = {
     "select", "ignore", "extend-select", "per-file-ignores", "exclude", "extend-exclude", "project-index",
-    "extension", "cache-dir", "target-version", "output-format",
+    "extension", "cache-dir", "target-version", "output-format", "show-fixes",
 }
 # ``full`` (the default, as ruff's) shows each finding with its source; ``concise`` is one line a
 # finding (``text``: its old name, kept).
@@ -43,6 +43,7 @@ class Settings:
     extension: dict[str, str] = field(default_factory=dict)  # suffix (".ipynb") -> language
     target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
     output_format: str | None = None  # None: full
+    show_fixes: bool = False  # with --fix, list the fixes applied
     root: Path = field(default_factory=Path.cwd)
     source: Path | None = None  # the pyproject.toml read, if any
 
@@ -83,6 +84,9 @@ def load(path: Path | None) -> Settings:
         settings.cache_dir = path.parent / Path(table["cache-dir"]).expanduser()
     if "target-version" in table:
         settings.target_version = parse_target_version(table["target-version"], f"{path}: target-version")
+    settings.show_fixes = table.get("show-fixes", False)
+    if not isinstance(settings.show_fixes, bool):
+        raise ConfigError(f"{path}: show-fixes must be true or false")
     if "output-format" in table:
         if table["output-format"] not in OUTPUT_FORMATS:
             raise ConfigError(f"{path}: output-format must be one of {', '.join(OUTPUT_FORMATS)}")

@@ -429,7 +429,7 @@ def _text_edits(fix: Fix, positions: Positions, lines: list[str], newline: str) 
 
 _CODES = r"(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*)"
 _ANY_NOQA = re.compile("noqa", re.I)
-_NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
+NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
 _FILE_NOQA = re.compile(rf"#\s*torchlint:\s*noqa(?::\s*{_CODES})?\s*$", re.I)
 
 
@@ -440,7 +440,7 @@ def _without_noqa(findings: list[Finding], positions: Positions) -> list[Finding
     line_codes: dict[int, str | None] = {}
     file_codes: list[str | None] = []
     for comment, line in positions.comments():
-        if m := _NOQA.search(comment.value):
+        if m := NOQA.search(comment.value):
             line_codes[line] = m.group("codes")
     for comment in positions.own_line_comments():
         if m := _FILE_NOQA.match(comment.value):

@@ -16,6 +16,7 @@ import stat
 import tempfile
 import tokenize
 from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,10 +110,14 @@ class FixResult:
 
     path: Path
     remaining: list[Finding]
-    fixed: int = 0
+    fixed_codes: Counter[str] = field(default_factory=Counter)  # how many findings fixed, by code
     before: str = ""
     after: str = ""
     problem: str | None = None
+
+    @property
+    def fixed(self) -> int:
+        return sum(self.fixed_codes.values())
 
     @property
     def changed(self) -> bool:
@@ -158,7 +163,7 @@ def fix_file(
     except FixFailed as e:
         return _untouched(path, e.findings, before, e.problem)
     if text == before:
-        return FixResult(path, findings, 0, before, text, problem)
+        return FixResult(path, findings, Counter(), before, text, problem)
     try:
         encoded = text.encode(encoding)
     except UnicodeEncodeError:
@@ -188,12 +193,12 @@ def fix_text(
     check: Callable[[str], list[Finding]],
     unsafe: bool,
     add_imports: Callable[[str, Iterable[tuple[str, str | None]]], str] | None = None,
-) -> tuple[str, int, list[Finding], list[Finding], str | None]:
-    """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed, the
+) -> tuple[str, Counter[str], list[Finding], list[Finding], str | None]:
+    """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed by code, the
     findings that remain, those of the first pass, and what is left to say (or None).
     ``add_imports`` puts the imports fixes need in (default: ``with_imports``). FixFailed when
     the fixed text does not parse."""
-    fixed, first, problem = 0, None, None
+    fixed, first, problem = Counter(), None, None
     for done in range(MAX_PASSES + 1):
         findings = check(text)
         first = findings if first is None else first
@@ -208,7 +213,7 @@ def fix_text(
         except _DoesNotParse as e:
             applied = ", ".join(sorted({f.code for f in chosen}))
             raise FixFailed(first, f"the fixed code does not parse ({e}; fixes of {applied})") from None
-        fixed += len(chosen)
+        fixed.update(f.code for f in chosen)
     return text, fixed, findings, first, problem
 
 
@@ -227,7 +232,7 @@ def _fixed_text(text: str, chosen: Sequence[Finding], add_imports=with_imports) 
 
 
 def _untouched(path: Path, findings: list[Finding], text: str, problem: str) -> FixResult:
-    return FixResult(path, findings, 0, text, text, problem)
+    return FixResult(path, findings, Counter(), text, text, problem)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -287,14 +292,14 @@ def fix_notebook(path: Path, selection: Selection, project, unsafe: bool, write:
     try:
         text, fixed, findings, first, problem = fix_text(nb.source, check, unsafe, imports_in_first_cell)
     except FixFailed as e:
-        return NotebookFixResult(path, [nb.to_cells(f) for f in e.findings], 0, before, before, e.problem, cells, cells)
+        return NotebookFixResult(path, [nb.to_cells(f) for f in e.findings], Counter(), before, before, e.problem, cells, cells)
     if text == nb.source:
-        return NotebookFixResult(path, [nb.to_cells(f) for f in findings], 0, before, before, problem, cells, cells)
+        return NotebookFixResult(path, [nb.to_cells(f) for f in findings], Counter(), before, before, problem, cells, cells)
     untouched = [nb.to_cells(f) for f in first]
     try:
         sources = nb.split(text)
     except notebook.NotebookError as e:
-        return NotebookFixResult(path, untouched, 0, before, before, str(e), cells, cells)
+        return NotebookFixResult(path, untouched, Counter(), before, before, str(e), cells, cells)
     after = nb.with_sources(sources)
     fixed_notebook = notebook.load(after)
     if fixed_notebook.source != text:  # the masks of the new sources differ: check them as they are
@@ -304,7 +309,7 @@ def fix_notebook(path: Path, selection: Selection, project, unsafe: bool, write:
         try:
             write_atomically(path, after.encode("utf-8"))
         except OSError as e:
-            return NotebookFixResult(path, untouched, 0, before, before, f"cannot write: {e.strerror or e}", cells, cells)
+            return NotebookFixResult(path, untouched, Counter(), before, before, f"cannot write: {e.strerror or e}", cells, cells)
     return NotebookFixResult(path, remaining, fixed, before, after, problem, cells, sources)
 
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from torchlint.finding import Finding
-from torchlint.fixes import fixable
+from torchlint.fixes import FixResult, fixable
+from torchlint.rules import ALL_RULES
 
 if TYPE_CHECKING:
     from torchlint.verify.runner import Verification
@@ -100,3 +101,22 @@ def render_statistics(findings: Sequence[Finding], *, unsafe: bool = False) -> s
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def render_fixes(results: Sequence[FixResult]) -> str:
+    """``--show-fixes``, as ruff's: the fixes ``--fix`` applied, per file and rule; "" when none.
+
+        Fixed 3 findings:
+        - model.py:
+            2 × TL201 (dropout-ignores-eval)
+    """
+    fixed = [r for r in results if r.fixed]
+    if not fixed:
+        return ""
+    lines = [f"Fixed {_plural(sum(r.fixed for r in fixed), 'finding')}:"]
+    for r in fixed:
+        lines.append(f"- {r.path}:")
+        for code, n in sorted(r.fixed_codes.items()):
+            rule = ALL_RULES.get(code)
+            lines.append(f"    {n} × {code}" + (f" ({rule.name})" if rule else ""))
+    return "\n".join(lines) + "\n\n"
