@@ -45,6 +45,7 @@ def add_noqa_paths(
 
 
 def add_noqa_file(path: Path, selection: Selection, project: Callable[[], object] | None = None) -> NoqaResult:
+    selection = selection.for_file(path)
     codes = selection.codes_for(str(path))
 
     def check(text: str, module_name: str | None) -> list[Finding]:

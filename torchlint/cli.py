@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--target-version", type=_target_version, metavar="X.Y", help="the oldest PyTorch the project supports: decides which deprecations apply (default: the latest)")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
-    check.add_argument("--config", type=Path, help="the pyproject.toml to read (default: the nearest one with [tool.torchlint])")
+    check.add_argument("--config", type=Path, help="the configuration file for every file (default: for each file, the nearest torchlint.toml or pyproject.toml with [tool.torchlint])")
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
     check.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
@@ -152,16 +152,18 @@ def _check(args: argparse.Namespace) -> int:
 
         if verify.torch_missing():
             raise ConfigError(verify.TORCH_MISSING)
-    if args.isolated:
-        pyproject = None
-    elif args.config:
-        if not args.config.is_file():
-            raise ConfigError(f"--config: no such file: {args.config}")
-        pyproject = args.config
-    else:
-        pyproject = config.find_pyproject(Path(args.paths[0]))
-    settings = config.load(pyproject)
-    selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension), args.target_version)
+    overrides = {
+        "select": args.select, "ignore": args.ignore, "extend_select": args.extend_select,
+        "extension": config.parse_extensions(args.extension), "target_version": args.target_version,
+    }
+    if args.config and not args.config.is_file():
+        raise ConfigError(f"--config: no such file: {args.config}")
+    if args.isolated or args.config:  # one configuration (or none) for every file
+        settings = config.load(None if args.isolated else args.config)
+        selection = config.selection(settings, **overrides)
+    else:  # each file's nearest configuration, as ruff's
+        settings = config.load(config.find_config(Path(args.paths[0])))
+        selection = config.per_file_selection(Path(args.paths[0]), **overrides)
     root = index.find_root(Path(args.paths[0]))
     cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
     project = None

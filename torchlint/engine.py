@@ -60,6 +60,10 @@ class Selection:
     target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
     extensions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EXTENSIONS))
 
+    def for_file(self, path: Path) -> Selection:
+        """The selection that applies to ``path``: this one (see config.PerFileSelection)."""
+        return self
+
     def language(self, path: Path) -> str:
         """``ipynb`` for a file read as a notebook, else ``python``."""
         return self.extensions.get(path.suffix, "python")
@@ -107,13 +111,14 @@ def _walk(path: Path, selection: Selection) -> Iterator[Path]:
         return
     for dirpath, dirnames, filenames in os.walk(path):
         here = Path(dirpath)
+        local = selection.for_file(here)  # the settings of the configuration nearest this directory
         dirnames[:] = sorted(
             d for d in dirnames
             if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-            and not (here / d / "pyvenv.cfg").exists() and not selection.excluded(here / d)
+            and not (here / d / "pyvenv.cfg").exists() and not local.excluded(here / d)
         )
         for name in sorted(filenames):
-            if Path(name).suffix in selection.extensions and not selection.excluded(here / name):
+            if Path(name).suffix in local.extensions and not local.excluded(here / name):
                 yield here / name
 
 
@@ -254,6 +259,7 @@ def check_bytes(
     path: Path, data: bytes, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
 ) -> list[Finding]:
     """The findings of a file's content (a notebook's located by cell)."""
+    selection = selection.for_file(path)
     codes = selection.codes_for(str(path))
     if selection.language(path) == "ipynb":
         try:
@@ -292,7 +298,7 @@ def check_cells(
 
 
 def _read_error(path: Path, selection: Selection, error: SourceError) -> list[Finding]:
-    if PARSE_ERROR_CODE not in selection.codes_for(str(path)):
+    if PARSE_ERROR_CODE not in selection.for_file(path).codes_for(str(path)):
         return []
     return [_parse_error(str(path), str(error), error.line, error.column)]
 
@@ -313,7 +319,7 @@ def check_paths(
     findings: list[Finding] = []
     todo: list[tuple[Path, str]] = []
     for path in discover(paths, selection):
-        key = selection.settings_key(str(path), project is not None)
+        key = selection.for_file(path).settings_key(str(path), project is not None)
         if cache is not None:
             try:
                 cached = cache.get(path, cache_digest(path.read_bytes()), key)

@@ -145,6 +145,7 @@ def fix_file(
     the file's own encoding (BOM kept) when ``write``. A result that does not parse, or cannot be
     encoded or written, leaves the file untouched. A notebook goes through
     ``fix_notebook``."""
+    selection = selection.for_file(path)
     if selection.language(path) == "ipynb":
         return fix_notebook(path, selection, project, unsafe, write)
     try:

@@ -195,7 +195,7 @@ def _settings(path: str | None) -> tuple[str, engine.Selection, frozenset[str], 
         selection = config.selection(config.Settings())
         return "<untitled>", selection, selection.codes, None
     file = Path(path)
-    settings = config.load(config.find_pyproject(file))
+    settings = config.load(config.find_config(file))
     selection = config.selection(settings)
     if selection.excluded(file):
         return None
