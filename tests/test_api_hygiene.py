@@ -162,3 +162,14 @@ def test_every_torchvision_weights_entry_names_an_enum_member():
             if where:
                 package, _, member = where.partition(":")
                 assert package.startswith("torchvision.models") and member.count(".") == 1, (key, where)
+
+
+def test_tl704_and_tl706_honour_target_version():
+    source = (
+        "import torchvision\nfrom torch.utils.data._utils.collate import default_collate\n\n"
+        "model = torchvision.models.resnet50(pretrained=True)\n"
+    )
+    assert codes(source) == [(2, "TL704"), (4, "TL706")]
+    assert codes(source, (1, 12)) == [(2, "TL704"), (4, "TL706")]
+    assert codes(source, (1, 11)) == [(2, "TL704")]
+    assert codes(source, (1, 10)) == []

@@ -21,6 +21,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 LEGACY = {"pretrained": "weights", "pretrained_backbone": "weights_backbone"}
+# weights= came with torchvision 0.13, the release for PyTorch 1.12: an older target-version
+# cannot use it.
+WEIGHTS_SINCE = (1, 12)
 SUBPACKAGES = {"detection", "segmentation", "video", "optical_flow", "quantization"}
 
 
@@ -49,6 +52,8 @@ class TorchvisionPretrained(Rule):
     needles = ("pretrained",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        if self.target_version is not None and self.target_version < WEIGHTS_SINCE:
+            return
         for call, qualname in facts.calls_to("torchvision.models."):
             key = builder_key(qualname)
             if key is None:
