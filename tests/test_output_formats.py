@@ -234,3 +234,58 @@ def test_colour_only_on_a_terminal(monkeypatch, env, tty, colored):
     assert full.use_color(SimpleNamespace(isatty=lambda: tty)) is colored
     out = full.render([Finding("<none>", 1, 1, "TL201", "m", 1, 2)], color=full.use_color(SimpleNamespace(isatty=lambda: tty)))
     assert ("\x1b[" in out) is colored
+
+
+# --- fixes complete in every output: the imports a fix needs are edits too --------------------
+
+NEEDS_IMPORT = "import torchvision\n\nmodel = torchvision.models.resnet50(pretrained=True)\n"
+
+
+def test_json_edits_hold_the_import_a_fix_needs(tmp_path: Path, capsys):
+    from torchlint.fixes import apply_edits
+
+    path = tmp_path / "m.py"
+    path.write_text(NEEDS_IMPORT, encoding="utf-8")
+    cli.main(["check", "--isolated", "--no-cache", "--output-format", "json", str(path)])
+    (item,) = json.loads(capsys.readouterr().out)
+    edits = item["fix"]["edits"]
+    assert {"content": "from torchvision.models import ResNet50_Weights\n", "location": {"row": 2, "column": 1}, "end_location": {"row": 2, "column": 1}} in edits
+    applied = apply_edits(NEEDS_IMPORT, [Finding_edit(e) for e in edits])
+    cli.main(["check", "--isolated", "--no-cache", "--fix", str(path)])
+    capsys.readouterr()
+    assert applied == path.read_text(encoding="utf-8")
+
+
+def Finding_edit(e: dict):
+    from torchlint.finding import TextEdit
+
+    return TextEdit(e["location"]["row"], e["location"]["column"], e["end_location"]["row"], e["end_location"]["column"], e["content"], e.get("cell"))
+
+
+def test_json_edits_in_a_notebook_put_the_import_in_the_first_code_cell(tmp_path: Path, capsys):
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# a"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["import torchvision\n"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["model = torchvision.models.resnet50(pretrained=True)\n"]},
+    ]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    cli.main(["check", "--isolated", "--no-cache", "--output-format", "json", str(tmp_path / "nb.ipynb")])
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["cell"] == 3
+    by_cell = {e["cell"]: e["content"] for e in item["fix"]["edits"]}
+    assert by_cell[3].startswith("torchvision.models.resnet50(weights=ResNet50_Weights.")
+    assert by_cell[2] == "from torchvision.models import ResNet50_Weights\n"
+
+
+@pytest.mark.parametrize("first_cell", ["import torchvision\n", "import torchvision"])
+def test_the_language_server_quick_fix_in_a_cell_edits_the_import_cell_too(first_cell):
+    pytest.importorskip("pygls")
+    from torchlint import engine, lsp, notebook
+
+    cells = {1: "# title", 2: first_cell, 3: "model = torchvision.models.resnet50(pretrained=True)\n"}
+    (f,) = engine.check_cells(notebook.from_cells([(2, cells[2]), (3, cells[3])]), "<nb>", {"TL706"})
+    after = lsp.fixed_cells(cells, f)
+    assert after[2] == "import torchvision\nfrom torchvision.models import ResNet50_Weights" + ("\n" if first_cell.endswith("\n") else "")
+    assert after[3].startswith("model = torchvision.models.resnet50(weights=ResNet50_Weights.")
+    joined = after[2] + ("" if after[2].endswith("\n") else "\n") + after[3]
+    compile(joined, "<nb>", "exec")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -28,6 +29,7 @@ import libcst as cst
 from libcst.metadata import CodeRange
 
 from torchlint import notebook
+from torchlint.edits import import_edits
 from torchlint.facts import ModuleFacts
 from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.incremental import DocumentTree
@@ -214,8 +216,9 @@ def check_source(
         return [_parse_error(path, "cannot check: nested too deeply", 1, 1)] if report_errors else []
     newline = module.default_newline
     lines = re.split(r"\r\n?|\n", text)
+    imports_of = functools.cache(partial(import_edits, text))  # one rendering per set of imports
     findings = [
-        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline, lazy_fixes))
+        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline, lazy_fixes, imports_of))
         for rule, hit in hits
     ]
     if apply_noqa and _ANY_NOQA.search(text):
@@ -407,11 +410,16 @@ def _finding(path: str, rule: Rule, message: str, r: CodeRange, fix: TextFix | N
     )
 
 
-def _text_fix(fix: Fix | None, positions: Positions, lines: list[str], newline: str, lazy: bool) -> TextFix | None:
+def _text_fix(
+    fix: Fix | None, positions: Positions, lines: list[str], newline: str, lazy: bool,
+    imports_of: Callable[[tuple], tuple[TextEdit, ...]],
+) -> TextFix | None:
+    """A rule's fix as text edits, with the edits adding the imports it needs."""
     if fix is None:
         return None
     edits = partial(_text_edits, fix, positions, lines, newline)
-    return TextFix(fix.message, "safe" if fix.safe else "unsafe", edits if lazy else edits(), fix.imports)
+    added = partial(imports_of, fix.imports) if fix.imports else tuple
+    return TextFix(fix.message, "safe" if fix.safe else "unsafe", edits if lazy else edits(), fix.imports, added if lazy else added())
 
 
 def _text_edits(fix: Fix, positions: Positions, lines: list[str], newline: str) -> tuple[TextEdit, ...]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import libcst as cst
 
 from torchlint import notebook
+from torchlint.edits import with_imports
 from torchlint.finding import Finding, TextEdit
 from torchlint.engine import (
     InternalError,
@@ -81,22 +82,6 @@ def choose(findings: Iterable[Finding], unsafe: bool) -> tuple[list[Finding], li
         chosen.append(f)
         taken.extend(spans)
     return chosen, deferred
-
-
-def with_imports(text: str, imports: Iterable[tuple[str, str | None]]) -> str:
-    """Add the imports fixes need (once each, where the module's imports are)."""
-    imports = sorted(set(imports), key=lambda i: (i[0], i[1] or ""))
-    if not imports:
-        return text
-    # Imported here: a tenth of a second, paid only when a fix needs an import.
-    from libcst.codemod import CodemodContext
-    from libcst.codemod.visitors import AddImportsVisitor
-
-    module = cst.parse_module(text)
-    context = CodemodContext()
-    for module_name, obj in imports:
-        AddImportsVisitor.add_needed_import(context, module_name, obj)
-    return AddImportsVisitor(context).transform_module(module).code
 
 
 # --- one file --------------------------------------------------------------------------------

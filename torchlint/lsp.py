@@ -314,13 +314,16 @@ def fixed_text(text: str, chosen: Sequence[engine.Finding]) -> str | None:
     return result
 
 
-def _fixed_cell(text: str, f: engine.Finding) -> str | None:
-    """A notebook cell with one finding's fix (the cell alone need not parse: it may hold
-    magics); None for a fix that adds an import or edits another cell, which is left to
-    ``torchlint check --fix``."""
-    if f.fix.imports or any(e.cell != f.cell for e in f.fix.edits):
+def fixed_cells(cells: dict[int, str], f: engine.Finding) -> dict[int, str] | None:
+    """The cells (by number, of the notebook's code ``cells``) one finding's fix changes, with
+    the fix applied, the cell its imports go to included (a cell alone need not parse: it may
+    hold magics); None when the fix touches a cell that is not there."""
+    by_cell: dict[int, list[engine.TextEdit]] = {}
+    for e in f.fix.all_edits:
+        by_cell.setdefault(f.cell if e.cell is None else e.cell, []).append(e)
+    if not set(by_cell) <= set(cells):
         return None
-    return fixes.apply_edits(text, f.fix.edits)
+    return {number: fixes.apply_edits(cells[number], edits) for number, edits in by_cell.items()}
 
 
 def fix_all(text: str, path: str | None) -> str:
@@ -358,14 +361,16 @@ def _wanted(kind: str, only: Sequence[str] | None) -> bool:
 
 
 def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
-    """Quick fixes, noqa and fix-all for a document. In a notebook cell: the fixes that edit only
-    that cell and add no import, and noqa; none in a notebook's JSON."""
+    """Quick fixes, noqa and fix-all for a document. In a notebook cell: its fixes (editing the
+    cell its imports go to as well) and noqa; none in a notebook's JSON."""
     document = server.workspace.get_text_document(params.text_document.uri)
     text, units = document.source, server.workspace.position_codec.client_num_units
     path = file_path(document)
     if path is not None and engine.Selection().language(Path(path)) == "ipynb":
         return []
-    in_cell = server.workspace.get_notebook_document(cell_uri=document.uri) is not None
+    nb = server.workspace.get_notebook_document(cell_uri=document.uri)
+    in_cell = nb is not None
+    cell_uris = {number: cell.document for number, cell in enumerate(nb.cells, 1)} if nb is not None else {}
     try:
         findings = server.findings(document)
     except ConfigError:  # already shown when the document was checked
@@ -374,9 +379,11 @@ def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> lis
     only = params.context.only
     actions: list[types.CodeAction] = []
 
-    def action(title: str, kind: str, edit: types.TextEdit, f: engine.Finding | None, preferred: bool = False) -> types.CodeAction:
+    def action(
+        title: str, kind: str, edit: types.TextEdit | dict[str, list[types.TextEdit]], f: engine.Finding | None, preferred: bool = False
+    ) -> types.CodeAction:
         diagnostics = to_diagnostics([f], text, units) if f else None
-        changes = {document.uri: [edit]}
+        changes = edit if isinstance(edit, dict) else {document.uri: [edit]}
         return types.CodeAction(
             title=title, kind=kind, diagnostics=diagnostics, is_preferred=preferred or None,
             edit=types.WorkspaceEdit(changes=changes),
@@ -386,16 +393,30 @@ def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> lis
         for f in findings:
             if not _overlaps(finding_range(f, lines, units), params.range):
                 continue
-            if f.fix is not None and (after := _fixed_cell(text, f) if in_cell else fixed_text(text, [f])) is not None and after != text:
+            changes = None
+            if f.fix is not None and in_cell:
+                changes = _cell_changes(server, cell_uris, f, units)
+            elif f.fix is not None and (after := fixed_text(text, [f])) is not None and after != text:
+                changes = {document.uri: [edit_between(text, after, units)]}
+            if changes:
                 safe = f.fix.applicability == "safe"
                 title = f"{f.code}: {f.fix.message}" + ("" if safe else " (unsafe)")
-                actions.append(action(title, types.CodeActionKind.QuickFix, edit_between(text, after, units), f, safe))
+                actions.append(action(title, types.CodeActionKind.QuickFix, changes, f, safe))
             if f.code != PARSE_ERROR_CODE and (edit := noqa_edit(lines, f, units)) is not None:
                 actions.append(action(f"Disable {f.code} for this line", types.CodeActionKind.QuickFix, edit, f))
     if not in_cell and _wanted(FIX_ALL_KIND, only) and any(f.fix and f.fix.applicability == "safe" for f in findings):
         fix_all_action = types.CodeAction(title=FIX_ALL_TITLE, kind=FIX_ALL_KIND, data={"uri": document.uri})
         actions.append(fix_all_action if server.resolves_edits() else resolve_fix_all(server, fix_all_action))
     return actions
+
+
+def _cell_changes(server: TorchlintServer, cell_uris: dict[int, str], f: engine.Finding, units: Units) -> dict[str, list[types.TextEdit]] | None:
+    """A fix in a notebook cell as an edit of each cell it changes (its imports' cell too)."""
+    cells = {number: server.workspace.get_text_document(uri).source for number, uri in cell_uris.items()}
+    after = fixed_cells(cells, f)
+    if after is None:
+        return None
+    return {cell_uris[n]: [edit_between(cells[n], new, units)] for n, new in after.items() if new != cells[n]}
 
 
 def resolve_fix_all(server: TorchlintServer, action: types.CodeAction) -> types.CodeAction:

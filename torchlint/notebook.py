@@ -235,17 +235,34 @@ class Notebook:
                 end_line, end_column = line, f.column + 1
         fix = f.fix
         if fix is not None:
-            fix = TextFix(fix.message, fix.applicability, partial(self._edits_to_cells, fix), fix.imports)
+            fix = TextFix(
+                fix.message, fix.applicability, partial(self._edits_to_cells, fix, "edits"), fix.imports,
+                partial(self._edits_to_cells, fix, "import_edits"),
+            )
         return replace(f, line=line, end_line=end_line, end_column=end_column, fix=fix, cell=cell)
 
-    def _edits_to_cells(self, fix: TextFix) -> tuple[TextEdit, ...]:
-        """A fix's edits, moved to cells when they are read (fixes render lazily)."""
-        return tuple(self._edit_to_cells(e) for e in fix.edits)
+    def _edits_to_cells(self, fix: TextFix, which: str) -> tuple[TextEdit, ...]:
+        """A fix's edits (``edits`` or ``import_edits``), moved to cells when they are read
+        (fixes render lazily)."""
+        return tuple(self._edit_to_cells(e) for e in getattr(fix, which))
 
     def _edit_to_cells(self, e: TextEdit) -> TextEdit:
+        at_marker = next((c for c in self.cells[:-1] if e.line == c.start + c.lines), None)
+        if at_marker is not None and (e.line, e.column) == (e.end_line, e.end_column):
+            return self._append_to_cell(at_marker, e.content)
         cell, line = self.locate(e.line)
         _, end_line = self.locate(e.end_line)
         return replace(e, line=line, end_line=end_line, cell=cell)
+
+    @staticmethod
+    def _append_to_cell(cell: Cell, content: str) -> TextEdit:
+        """An insertion before a cell's marker line (an import added after the cell's own) as an
+        insertion at the end of the cell, without the blank lines that would trail it."""
+        content = content.rstrip("\r\n")
+        if cell.added_newline:  # the cell's last line has no line break: add one first
+            last = _LINE.findall(cell.source)[-1]
+            return TextEdit(cell.lines, len(last) + 1, cell.lines, len(last) + 1, "\n" + content, cell.number)
+        return TextEdit(cell.lines + 1, 1, cell.lines + 1, 1, content + "\n", cell.number)
 
     def to_module(self, f: Finding) -> Finding:
         """A finding on a cell as a finding on the module (what ``--verify`` runs)."""
