@@ -290,3 +290,20 @@ def test_internal_error_is_one_line_with_the_file(tree, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "a.py" in err and "ValueError: boom" in err
+
+
+def test_rules_says_why_a_rule_is_off(cli):
+    lines = {line.split()[0]: line for line in cli("rules").stdout.splitlines()}
+    for code, rule in ALL_RULES.items():
+        assert bool(rule.off_reason) == (not rule.default_enabled), code
+        assert ("[off by default: " in lines[code]) == (not rule.default_enabled), code
+        assert "\n" not in rule.off_reason
+
+
+def test_select_all_and_extend_select_reach_the_off_rules(tree):
+    from torchlint import config
+
+    off = {code for code, rule in ALL_RULES.items() if not rule.default_enabled}
+    assert off and off <= config.selection(config.Settings(), select=["ALL"]).codes
+    assert off.isdisjoint(config.selection(config.Settings()).codes)
+    assert off <= config.selection(config.Settings(), extend_select=sorted(off)).codes

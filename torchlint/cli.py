@@ -286,7 +286,8 @@ def _rules() -> int:
     print(f"{PARSE_ERROR_CODE}  {PARSE_ERROR_NAME:<34} on   {PARSE_ERROR_SUMMARY}")
     for code, rule in ALL_RULES.items():
         state = "on " if rule.default_enabled else "off"
-        print(f"{code}  {rule.name:<34} {state}  {rule.summary}")
+        why = "" if rule.default_enabled else f" [off by default: {rule.off_reason}]"
+        print(f"{code}  {rule.name:<34} {state}  {rule.summary}{why}")
     return EXIT_CLEAN
 
 
