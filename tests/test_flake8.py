@@ -135,7 +135,7 @@ def test_plugin_reports_what_libcst_cannot_parse(tmp_path, monkeypatch):
 
 # --- the plugin's settings: flake8 options, [tool.torchlint], both ---------------------------
 
-# TL503 is off by default; torch.cuda.amp.GradScaler's advice (TL702) applies from torch 2.4.
+# TL503 and TL702 are off by default; torch.cuda.amp.GradScaler's advice (TL702) applies from torch 2.4.
 SETTINGS_SOURCE = """\
 import torch
 import torch.nn as nn
@@ -169,7 +169,7 @@ def settings_project(tmp_path: Path) -> Path:
 
 
 def test_defaults_without_settings(settings_project):
-    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201", "TL702"}
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201"}
 
 
 @pytest.mark.parametrize(
@@ -177,19 +177,21 @@ def test_defaults_without_settings(settings_project):
 )
 def test_options_from_flake8_configuration_files(settings_project, name, section):
     (settings_project / name).write_text(
-        f"[{section}]\ntorchlint-target-version = 2.1\ntorchlint-extend-select = TL503\n", encoding="utf-8"
+        f"[{section}]\ntorchlint-target-version = 2.1\ntorchlint-extend-select = TL503,TL702\n", encoding="utf-8"
     )
     assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201", "TL503"}
 
 
 def test_options_on_the_command_line(settings_project):
-    found = project_flake8("--torchlint-extend-select", "TL503,TL709", "--torchlint-target-version", "2.1", cwd=settings_project)
+    found = project_flake8("--torchlint-extend-select", "TL503,TL702", "--torchlint-target-version", "2.1", cwd=settings_project)
     assert {code for _, code in found} == {"TL201", "TL503"}
+    found = project_flake8("--torchlint-extend-select", "TL702", cwd=settings_project)
+    assert {code for _, code in found} == {"TL201", "TL702"}
 
 
 def test_tool_torchlint_in_pyproject(settings_project):
     (settings_project / "pyproject.toml").write_text(
-        '[tool.torchlint]\ntarget-version = "2.1"\nextend-select = ["TL503"]\nignore = ["TL201"]\n', encoding="utf-8"
+        '[tool.torchlint]\ntarget-version = "2.1"\nextend-select = ["TL503", "TL702"]\nignore = ["TL201"]\n', encoding="utf-8"
     )
     assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL503"}
 
@@ -198,12 +200,12 @@ def test_a_flake8_option_wins_over_tool_torchlint(settings_project):
     (settings_project / "pyproject.toml").write_text(
         '[tool.torchlint]\ntarget-version = "2.1"\nextend-select = ["TL503"]\n', encoding="utf-8"
     )
-    (settings_project / "setup.cfg").write_text("[flake8]\ntorchlint-target-version = 2.4\ntorchlint-extend-select = TL709\n", encoding="utf-8")
+    (settings_project / "setup.cfg").write_text("[flake8]\ntorchlint-target-version = 2.4\ntorchlint-extend-select = TL702\n", encoding="utf-8")
     assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201", "TL702"}
 
 
 def test_flake8_selection_still_applies(settings_project):
-    (settings_project / ".flake8").write_text("[flake8]\ntorchlint-extend-select = TL503\nper-file-ignores = m.py:TL201\n", encoding="utf-8")
+    (settings_project / ".flake8").write_text("[flake8]\ntorchlint-extend-select = TL503,TL702\nper-file-ignores = m.py:TL201\n", encoding="utf-8")
     assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL503", "TL702"}
     assert {code for _, code in project_flake8("--extend-ignore", "TL5", cwd=settings_project)} == {"TL702"}
     (settings_project / "m.py").write_text(SETTINGS_SOURCE.replace("F.dropout(x))", "F.dropout(x))  # noqa: TL503"), encoding="utf-8")

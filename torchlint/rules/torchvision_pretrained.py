@@ -10,7 +10,7 @@ from importlib import resources
 
 import libcst as cst
 
-from torchlint.deprecations import spell
+from torchlint.deprecations import compatibility_calls, spell
 from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Scope
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
@@ -54,6 +54,7 @@ class TorchvisionPretrained(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         if self.target_version is not None and self.target_version < WEIGHTS_SINCE:
             return
+        compat: set[int] | None = None
         for call, qualname in facts.calls_to("torchvision.models."):
             key = builder_key(qualname)
             if key is None:
@@ -61,6 +62,9 @@ class TorchvisionPretrained(Rule):
             legacy = _legacy_args(call.node)
             if not legacy:
                 continue
+            compat = compatibility_calls(facts) if compat is None else compat
+            if id(call.node) in compat:
+                continue  # the branch that keeps torchvision < 0.13 working
             table = builders()[key]
             names = " and ".join(f"{name}=" for name, _ in legacy)
             new = " and ".join(f"{LEGACY[name]}=" for name, _ in legacy)
