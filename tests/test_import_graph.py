@@ -5,6 +5,10 @@ method), except those under ``if TYPE_CHECKING:``, which never run. ``from torch
 is an edge to ``torchlint.x.y`` when that is a module, else to ``torchlint.x``; a package's
 ``__init__`` counts as the package. An edge from a package's ``__init__`` to its own submodules
 (which a package imports to exist) and a submodule's import of its package are both kept.
+
+Not seen, because they are not import statements: the rules package's discovery of its rule
+modules (``importlib.import_module`` over ``pkgutil.iter_modules``), so a rule module importing
+``torchlint.rules`` for ``Rule`` makes no cycle here.
 """
 
 from __future__ import annotations

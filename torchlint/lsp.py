@@ -1,8 +1,8 @@
 """The language server (``torchlint lsp``, stdio): an adapter over the engine.
 
 Documents in, ``check_source`` on their text, findings out as diagnostics; fixes out as code
-actions. Settings come from the pyproject.toml nearest each document, as ``torchlint check``
-reads them. Positions are converted from the engine's 1-based character columns to the code
+actions. Settings come from the configuration nearest each document (torchlint.toml or
+pyproject.toml, ``extend`` followed), as ``torchlint check`` reads them. Positions are converted from the engine's 1-based character columns to the code
 units of the position encoding negotiated at ``initialize`` (UTF-16 unless the client offers
 UTF-8 or UTF-32 first).
 
@@ -13,7 +13,9 @@ as plain text (its JSON) gets diagnostics at the cells' lines in that JSON, with
 
 A fix is sent as one text edit: the fixed document (the fix's edits plus the imports it needs,
 ``fixes.apply_edits`` and ``fixes.with_imports``) compared with the current one, with their common
-beginning and end left out. It is right wherever the import lands, and small when the fix is.
+beginning and end left out. It is right wherever the import lands, and small when the fix is. In
+a notebook cell, a fix is one edit of each cell it changes: its own, and the cell its imports go
+to (``TextFix.import_edits``, located by cell).
 """
 
 from __future__ import annotations
