@@ -16,6 +16,7 @@ could hold a finding, so flake8 pays nothing on files that do not mention torch.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,16 +67,13 @@ class Plugin:
         text = "".join(self.lines)
         if "torch" not in text and not _NN.search(text):
             return
-        from torchlint import config, engine, index
+        from torchlint import engine, index
         from torchlint.rules import PARSE_ERROR_CODE
 
         path = Path(self.filename)
         on_disk = path.is_file()
-        settings = config.load(config.find_config(path if on_disk else Path.cwd() / "stdin"))
-        if self.extend_select is not None:  # the flake8 option wins over [tool.torchlint]
-            settings.extend_select = []
-        target = config.parse_target_version(self.target_version) if self.target_version else None
-        selection = config.selection(settings, extend_select=self.extend_select or (), target_version=target)
+        directory = (path if on_disk else Path.cwd() / "stdin").resolve().parent
+        settings, selection = _selection(directory, self.target_version, tuple(self.extend_select) if self.extend_select else None)
         module_name = engine.module_name_for(path) if on_disk else None
         project = index.loader_for(path) if on_disk and settings.project_index else None
         # TL000 only when LibCST fails on what flake8 could parse: the file was not checked.
@@ -84,3 +82,16 @@ class Plugin:
         for f in found:
             # flake8 adds one to the column a plugin yields
             yield f.line, f.column - 1, f"{f.code} {f.message}", type(self)
+
+
+@functools.cache
+def _selection(directory: Path, target_version: str | None, extend_select: tuple[str, ...] | None):
+    """The settings of the configuration nearest ``directory``, and the selection they give with
+    the plugin's options over them (once per directory: flake8 checks many files of one)."""
+    from torchlint import config
+
+    settings = config.load(config.find_config(directory))
+    if extend_select is not None:  # the flake8 option wins over [tool.torchlint]
+        settings.extend_select = []
+    target = config.parse_target_version(target_version) if target_version else None
+    return settings, config.selection(settings, extend_select=extend_select or (), target_version=target)
