@@ -71,6 +71,7 @@ def test_sarif_log_has_the_required_fields(repo: Path, capsys):
     assert tl201["fullDescription"]["text"].startswith("A call of the functional dropout family")
     assert "##" not in tl201["fullDescription"]["text"]
     assert by_id["TL000"]["defaultConfiguration"]["level"] == "error"
+    assert by_id["TL201"]["defaultConfiguration"]["enabled"] is True and by_id["TL702"]["defaultConfiguration"]["enabled"] is False
 
     results = run_["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [("TL000", "error"), ("TL201", "warning")]
