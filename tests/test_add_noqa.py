@@ -54,13 +54,19 @@ def test_keeps_encoding_bom_and_line_endings(tmp_path: Path, capsys):
     assert run(capsys, str(latin), str(bom))[0] == 0
 
 
-def test_a_line_ending_inside_a_string_is_left_and_said(tmp_path: Path, capsys):
+def test_a_line_ending_inside_a_string_or_a_continuation_gets_it_where_that_ends(tmp_path: Path, capsys):
     path = tmp_path / "m.py"
-    source = HEAD + '        return F.dropout(x, p=float("""0.5\n"""))\n'
+    source = HEAD + '        y = F.dropout(x, p=float("""0.5\n"""))\n        return F.dropout(y) + \\\n            0\n'
     path.write_text(source, encoding="utf-8")
     status, _, err = run(capsys, "--add-noqa", str(path))
-    assert status == 0 and "1 finding(s) on lines that cannot take a comment" in err and "Added 0 noqa directives." in err
-    assert path.read_text(encoding="utf-8") == source
+    assert status == 0 and err == "Added 2 noqa directives.\n"
+    assert path.read_text(encoding="utf-8").splitlines()[-4:] == [
+        '        y = F.dropout(x, p=float("""0.5',
+        '"""))  # noqa: TL201',
+        "        return F.dropout(y) + \\",
+        "            0  # noqa: TL201",
+    ]
+    assert run(capsys, str(path))[0] == 0
 
 
 def test_a_notebook(tmp_path: Path, capsys):

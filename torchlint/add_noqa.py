@@ -2,8 +2,9 @@
 that a code base can adopt the linter and fix its findings later.
 
 An existing ``# noqa: X`` on the line gets the new codes added to its list; another comment stays,
-the directive after it. A line whose end is inside a string or continued with a backslash cannot
-take a comment: its findings are left (and counted). The file is written as ``--fix`` writes:
+the directive after it. A line whose end is inside a multi-line string or continued with a
+backslash cannot take a comment: its directive goes where the string or continuation ends, where
+flake8 (and torchlint) read it for that line. The file is written as ``--fix`` writes:
 re-parsed first, in its own encoding (BOM kept) and line endings, atomically; a notebook's cells
 are edited in its JSON text.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 import libcst as cst
 
 from torchlint import fixes, notebook
-from torchlint.engine import NOQA, Selection, SourceError, check_source, decode, discover, module_name_for
+from torchlint.engine import NOQA, Selection, SourceError, check_source, decode, discover, module_name_for, noqa_lines
 from torchlint.finding import Finding
 from torchlint.rules import PARSE_ERROR_CODE
 
@@ -88,15 +89,17 @@ def _notebook(path: Path, data: bytes, check: Callable[[str, str | None], list[F
 
 
 def with_noqa(text: str, findings: Iterable[Finding]) -> tuple[str, int, int]:
-    """The text with a ``# noqa`` for every finding's line (TL000 aside), how many lines got one,
-    and how many findings are on lines that cannot take a comment. The text is returned as it was
-    when the result would not parse."""
+    """The text with a ``# noqa`` for every finding (TL000 aside) on its line, or, for a line
+    ending inside a multi-line string or a continuation, on the line where that ends (where
+    flake8 and torchlint read it); how many lines got one, and how many findings could not get
+    one. The text is returned as it was when the result would not parse."""
+    findings = [f for f in findings if f.code != PARSE_ERROR_CODE]
+    if not findings:
+        return text, 0, 0
+    spanned = noqa_lines(text)
     by_line: dict[int, set[str]] = {}
     for f in findings:
-        if f.code != PARSE_ERROR_CODE:
-            by_line.setdefault(f.line, set()).add(f.code)
-    if not by_line:
-        return text, 0, 0
+        by_line.setdefault(spanned.get(f.line, f.line), set()).add(f.code)
     comments, ends = _comments_and_line_ends(text)
     lines = _LINE.findall(text)
     added = left = 0

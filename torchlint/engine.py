@@ -222,7 +222,7 @@ def check_source(
         for rule, hit in hits
     ]
     if apply_noqa and _ANY_NOQA.search(text):
-        findings = _without_noqa(findings, positions)
+        findings = _without_noqa(findings, positions, text)
     return sorted(set(findings))
 
 
@@ -447,10 +447,30 @@ NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
 _FILE_NOQA = re.compile(rf"#\s*torchlint:\s*noqa(?::\s*{_CODES})?\s*$", re.I)
 
 
-def _without_noqa(findings: list[Finding], positions: Positions) -> list[Finding]:
+def noqa_lines(text: str) -> dict[int, int]:
+    """As flake8: the line whose ``# noqa`` applies to a line that cannot hold a comment, a line
+    ending inside a multi-line string or in a backslash continuation: the line where that string
+    or continuation ends. Lines that can hold their own comment are not in the mapping."""
+    out: dict[int, int] = {}
+    first = None
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text, newline="").readline):
+            if token.type in (tokenize.ENDMARKER, tokenize.DEDENT):
+                continue
+            first = token.start[0] if first is None else first
+            if token.type in (tokenize.NL, tokenize.NEWLINE):
+                out.update(dict.fromkeys(range(first, token.start[0]), token.start[0]))
+                first = None
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return out
+
+
+def _without_noqa(findings: list[Finding], positions: Positions, text: str) -> list[Finding]:
     """flake8's rules, read from the file's comments (never from strings): ``# noqa`` silences its
-    line, ``# noqa: TL2,TL301`` those code prefixes; ``# torchlint: noqa[: codes]`` on a line of
-    its own silences the whole file."""
+    line (and, at the end of a multi-line string or continuation, the lines it spans: see
+    ``noqa_lines``), ``# noqa: TL2,TL301`` those code prefixes; ``# torchlint: noqa[: codes]`` on
+    a line of its own silences the whole file."""
     line_codes: dict[int, str | None] = {}
     file_codes: list[str | None] = []
     for comment, line in positions.comments():
@@ -460,10 +480,13 @@ def _without_noqa(findings: list[Finding], positions: Positions) -> list[Finding
         if m := _FILE_NOQA.match(comment.value):
             file_codes.append(m.group("codes"))
 
+    spanned = noqa_lines(text) if any(f.line not in line_codes for f in findings) else {}
+
     def suppressed(f: Finding) -> bool:
         if any(_matches(codes, f.code) for codes in file_codes):
             return True
-        return f.line in line_codes and _matches(line_codes[f.line], f.code)
+        line = spanned.get(f.line, f.line)
+        return line in line_codes and _matches(line_codes[line], f.code)
 
     return [f for f in findings if not suppressed(f)]
 
