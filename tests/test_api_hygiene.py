@@ -53,12 +53,13 @@ def test_noqa_on_a_multi_name_import_silences_only_its_codes():
 
 def test_flake8_columns_are_the_clis(tmp_path):
     (tmp_path / "m.py").write_text("import torch\n\nQ, R = torch.qr(A)\ny = torch.log(1 + x)  # noqa\n", encoding="utf-8")
-    assert [(line, col, code) for line, col, code, _ in parsed(flake8("m.py", cwd=tmp_path).stdout)] == [(3, 8, "TL702")]
+    found = parsed(flake8("--torchlint-extend-select", "TL702,TL705", "m.py", cwd=tmp_path).stdout)
+    assert [(line, col, code) for line, col, code, _ in found] == [(3, 8, "TL702")]
 
 
 def test_cli_exits_1_and_ignores_noqa_only_where_written(tmp_path):
     (tmp_path / "m.py").write_text("import torch\n\nQ, R = torch.qr(A)\nP = torch.qr(B)  # noqa: TL702\n", encoding="utf-8")
-    result = run_cli("check", "--isolated", "--select", "TL7", "m.py", cwd=tmp_path)
+    result = run_cli("check", "--isolated", "--output-format", "concise", "--select", "TL7", "m.py", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.startswith("m.py:3:8: TL702 [*] calling torch.qr")
     assert "m.py:4:" not in result.stdout
@@ -66,7 +67,7 @@ def test_cli_exits_1_and_ignores_noqa_only_where_written(tmp_path):
 
 def test_target_version_config_and_flag(tmp_path):
     (tmp_path / "m.py").write_text("import torch\n\nscaler = torch.cuda.amp.GradScaler()\n", encoding="utf-8")
-    (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\ntarget-version = "2.1"\n', encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\ntarget-version = "2.1"\nextend-select = ["TL702"]\n', encoding="utf-8")
     assert run_cli("check", "m.py", cwd=tmp_path).returncode == 0
     assert run_cli("check", "--target-version", "2.4", "m.py", cwd=tmp_path).returncode == 1
     bad = run_cli("check", "--target-version", "two", "m.py", cwd=tmp_path)
@@ -162,3 +163,14 @@ def test_every_torchvision_weights_entry_names_an_enum_member():
             if where:
                 package, _, member = where.partition(":")
                 assert package.startswith("torchvision.models") and member.count(".") == 1, (key, where)
+
+
+def test_tl704_and_tl706_honour_target_version():
+    source = (
+        "import torchvision\nfrom torch.utils.data._utils.collate import default_collate\n\n"
+        "model = torchvision.models.resnet50(pretrained=True)\n"
+    )
+    assert codes(source) == [(2, "TL704"), (4, "TL706")]
+    assert codes(source, (1, 12)) == [(2, "TL704"), (4, "TL706")]
+    assert codes(source, (1, 11)) == [(2, "TL704")]
+    assert codes(source, (1, 10)) == []

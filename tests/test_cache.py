@@ -65,7 +65,7 @@ def checked(monkeypatch) -> list[str]:
 
 
 def run(capsys, *args: str) -> tuple[int, str]:
-    status = cli.main(["check", "--jobs", "1", *args])
+    status = cli.main(["check", "--jobs", "1", "--output-format", "concise", *args])
     return status, capsys.readouterr().out
 
 

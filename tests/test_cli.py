@@ -106,7 +106,7 @@ def test_missing_path_checks_nothing(cli, tree):
 
 
 def test_text_format(cli, tree):
-    result = cli("check", "pkg/a.py", cwd=tree)
+    result = cli("check", "--output-format", "concise", "pkg/a.py", cwd=tree)
     lines = result.stdout.splitlines()
     assert lines[:2] == [
         "pkg/a.py:7:13: TL201 [*] " + lines[0].split(" TL201 [*] ", 1)[1],
@@ -116,7 +116,7 @@ def test_text_format(cli, tree):
 
 
 def test_default_path_is_cwd(cli, tree):
-    result = cli("check", cwd=tree)
+    result = cli("check", "--output-format", "concise", cwd=tree)
     paths = {m["path"] for m in finding_lines(result.stdout)}
     assert paths == {"pkg/a.py", "pkg/b.py"}
 
@@ -169,7 +169,7 @@ RUFF_FIELDS = {"code", "message", "filename", "location", "end_location", "fix",
 
 def test_json_has_ruffs_fields_and_matches_text(cli, tree):
     as_json = cli("check", "--output-format", "json", "pkg", cwd=tree)
-    as_text = cli("check", "pkg", cwd=tree)
+    as_text = cli("check", "--output-format", "concise", "pkg", cwd=tree)
     assert as_json.returncode == 1
     items = json.loads(as_json.stdout)
     assert len(items) == 4
@@ -233,7 +233,7 @@ def test_order_is_sorted_and_deterministic(tree):
 
 
 def test_a_file_named_twice_is_checked_once(cli, tree):
-    result = cli("check", "pkg/a.py", "pkg", "./pkg/a.py", cwd=tree)
+    result = cli("check", "--output-format", "concise", "pkg/a.py", "pkg", "./pkg/a.py", cwd=tree)
     assert result.stdout.count("pkg/a.py:7:13:") == 1
 
 
@@ -290,3 +290,20 @@ def test_internal_error_is_one_line_with_the_file(tree, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "a.py" in err and "ValueError: boom" in err
+
+
+def test_rules_says_why_a_rule_is_off(cli):
+    lines = {line.split()[0]: line for line in cli("rules").stdout.splitlines()}
+    for code, rule in ALL_RULES.items():
+        assert bool(rule.off_reason) == (not rule.default_enabled), code
+        assert ("[off by default: " in lines[code]) == (not rule.default_enabled), code
+        assert "\n" not in rule.off_reason
+
+
+def test_select_all_and_extend_select_reach_the_off_rules(tree):
+    from torchlint import config
+
+    off = {code for code, rule in ALL_RULES.items() if not rule.default_enabled}
+    assert off and off <= config.selection(config.Settings(), select=["ALL"]).codes
+    assert off.isdisjoint(config.selection(config.Settings()).codes)
+    assert off <= config.selection(config.Settings(), extend_select=sorted(off)).codes

@@ -139,3 +139,62 @@ def test_bad_config_exits_2(cli, project, table, fragment):
 def test_bad_config_via_flag_exits_2(cli, project):
     (project / "custom.toml").write_text("[tool.torchlint]\nfoo = 1\n", encoding="utf-8")
     assert "foo" in one_line_error(cli("check", "--config", "custom.toml", cwd=project))
+
+
+# --- each file's nearest configuration, as ruff's --------------------------------------------
+
+
+@pytest.fixture
+def monorepo(tmp_path: Path) -> Path:
+    """Two packages, each with its own configuration, under a root with another."""
+    for name in ("a/model.py", "b/model.py", "b/sub/deep.py", "top.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(BAD, encoding="utf-8")
+    configure(tmp_path, 'extend-select = []\n')
+    configure(tmp_path / "a", 'ignore = ["TL201"]\n')
+    (tmp_path / "b" / "torchlint.toml").write_text('per-file-ignores = { "sub/*" = ["TL2"] }\n', encoding="utf-8")
+    return tmp_path
+
+
+def test_each_file_takes_its_nearest_configuration(cli, monorepo):
+    assert files(cli, cwd=monorepo) == {"b/model.py", "top.py"}
+    assert files(cli, "b", "a", "top.py", cwd=monorepo) == {"b/model.py", "top.py"}
+    assert files(cli, "--isolated", cwd=monorepo) == {"a/model.py", "b/model.py", "b/sub/deep.py", "top.py"}
+    assert files(cli, "--config", "pyproject.toml", cwd=monorepo) == {"a/model.py", "b/model.py", "b/sub/deep.py", "top.py"}
+
+
+def test_the_command_line_is_over_every_configuration(cli, monorepo):
+    assert files(cli, "--select", "TL000", cwd=monorepo) == set()
+    assert files(cli, "--ignore", "TL2", cwd=monorepo) == set()
+    assert files(cli, "--target-version", "2.0", cwd=monorepo) == {"b/model.py", "top.py"}
+
+
+def test_extend_inherits_from_a_parent(cli, monorepo):
+    configure(monorepo, 'ignore = ["TL201"]\n')
+    configure(monorepo / "a", 'extend = "../pyproject.toml"\nper-file-ignores = { "x.py" = ["TL3"] }\n')
+    (monorepo / "b" / "torchlint.toml").write_text('extend = "../pyproject.toml"\nselect = ["TL2"]\n', encoding="utf-8")
+    assert files(cli, cwd=monorepo) == {"b/model.py", "b/sub/deep.py"}  # b's select resets the parent's ignore
+
+
+def test_extend_errors(cli, monorepo):
+    configure(monorepo / "a", 'extend = "missing.toml"\n')
+    assert "extend: no such file" in one_line_error(cli("check", "a", cwd=monorepo))
+    configure(monorepo / "a", 'extend = "../pyproject.toml"\n')
+    configure(monorepo, 'extend = "a/pyproject.toml"\n')
+    assert "extend makes a cycle" in one_line_error(cli("check", "a", cwd=monorepo))
+
+
+def test_the_cache_key_holds_each_files_settings(cli, monorepo):
+    first = files(cli, "--cache-dir", "cache", cwd=monorepo)
+    assert first == {"b/model.py", "top.py"}
+    configure(monorepo / "a", 'ignore = ["TL3"]\n')
+    assert files(cli, "--cache-dir", "cache", cwd=monorepo) == {"a/model.py", "b/model.py", "top.py"}
+
+
+def test_the_language_server_reads_each_files_nearest_configuration(monorepo):
+    pytest.importorskip("pygls")
+    from torchlint import lsp
+
+    assert lsp.check_document(BAD, str(monorepo / "a" / "model.py")) == []
+    assert lsp.check_document(BAD, str(monorepo / "b" / "sub" / "deep.py")) == []
+    assert {f.code for f in lsp.check_document(BAD, str(monorepo / "b" / "model.py"))} == {"TL201"}

@@ -77,5 +77,5 @@ def test_missing_path_raises_before_anything(tree):
 
 def test_cli_checks_pyi(cli, tmp_path):
     (tmp_path / "m.pyi").write_text("def f(:\n", encoding="utf-8")
-    result = cli("check", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", cwd=tmp_path)
     assert result.stdout.startswith("m.pyi:1:")

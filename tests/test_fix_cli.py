@@ -203,7 +203,7 @@ def test_unreadable_file_reports_parse_error(tmp_path, fake_rules):
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
-    status = cli.main(["check", "--isolated", "--no-project", *args])
+    status = cli.main(["check", "--isolated", "--no-project", "--output-format", "concise", *args])
     out, err = capsys.readouterr()
     return status, out, err
 

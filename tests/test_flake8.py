@@ -34,7 +34,7 @@ def parsed(output: str) -> list[tuple[int, int, str, str]]:
 
 def test_same_findings_as_the_cli(cli, tmp_path):
     (tmp_path / "fixture.py").write_bytes(FIXTURE.read_bytes())
-    ours = parsed(cli("check", "--isolated", "--select", "TL201", "fixture.py", cwd=tmp_path).stdout)
+    ours = parsed(cli("check", "--isolated", "--output-format", "concise", "--select", "TL201", "fixture.py", cwd=tmp_path).stdout)
     theirs = flake8("fixture.py", cwd=tmp_path)
     assert theirs.returncode == 1, theirs.stderr
     assert ours and parsed(theirs.stdout) == ours
@@ -43,14 +43,14 @@ def test_same_findings_as_the_cli(cli, tmp_path):
 def test_same_columns_with_bom_crlf_and_wide_characters(cli, tmp_path):
     source = BAD.replace("x = F.dropout(x, 0.5)", "s = '\u00e9\U0001f600'; x = F.dropout(x, 0.5)").replace("\n", "\r\n")
     (tmp_path / "m.py").write_bytes(b"\xef\xbb\xbf" + source.encode("utf-8"))
-    ours = parsed(cli("check", "--isolated", "--select", "TL201", "m.py", cwd=tmp_path).stdout)
+    ours = parsed(cli("check", "--isolated", "--output-format", "concise", "--select", "TL201", "m.py", cwd=tmp_path).stdout)
     assert [(line, col) for line, col, _, _ in ours] == [(7, 23), (8, 16)]
     assert parsed(flake8("m.py", cwd=tmp_path).stdout) == ours
 
 
 def test_stdin(cli, tmp_path):
     (tmp_path / "fixture.py").write_bytes(FIXTURE.read_bytes())
-    ours = parsed(cli("check", "--isolated", "--select", "TL201", "fixture.py", cwd=tmp_path).stdout)
+    ours = parsed(cli("check", "--isolated", "--output-format", "concise", "--select", "TL201", "fixture.py", cwd=tmp_path).stdout)
     result = flake8("-", cwd=tmp_path, stdin=FIXTURE.read_text(encoding="utf-8"))
     assert result.stdout.startswith("stdin:")
     assert parsed(result.stdout) == ours
@@ -131,3 +131,89 @@ def test_plugin_reports_what_libcst_cannot_parse(tmp_path, monkeypatch):
     monkeypatch.setattr(libcst, "parse_module", fail)
     found = [text.split()[0] for _, _, text, _ in Plugin(ast.parse(BAD), BAD.splitlines(True), "m.py").run()]
     assert found == ["TL000"]
+
+
+# --- the plugin's settings: flake8 options, [tool.torchlint], both ---------------------------
+
+# TL503 and TL702 are off by default; torch.cuda.amp.GradScaler's advice (TL702) applies from torch 2.4.
+SETTINGS_SOURCE = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 2)
+        self.scaler = torch.cuda.amp.GradScaler()
+
+    def forward(self, x):
+        return self.head.forward(F.dropout(x))
+"""
+
+
+def project_flake8(*args: str, cwd: Path) -> list[tuple[int, str]]:
+    """flake8 as a user runs it in the project (its configuration files read), TL codes only."""
+    result = subprocess.run(
+        [sys.executable, "-m", "flake8", "--select", "TL", *args, "m.py"], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return sorted({(line, code) for line, _, code, _ in parsed(result.stdout)})
+
+
+@pytest.fixture
+def settings_project(tmp_path: Path) -> Path:
+    (tmp_path / "m.py").write_text(SETTINGS_SOURCE, encoding="utf-8")
+    return tmp_path
+
+
+def test_defaults_without_settings(settings_project):
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201"}
+
+
+@pytest.mark.parametrize(
+    ("name", "section"), [(".flake8", "flake8"), ("setup.cfg", "flake8"), ("tox.ini", "flake8")]
+)
+def test_options_from_flake8_configuration_files(settings_project, name, section):
+    (settings_project / name).write_text(
+        f"[{section}]\ntorchlint-target-version = 2.1\ntorchlint-extend-select = TL503,TL702\n", encoding="utf-8"
+    )
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201", "TL503"}
+
+
+def test_options_on_the_command_line(settings_project):
+    found = project_flake8("--torchlint-extend-select", "TL503,TL702", "--torchlint-target-version", "2.1", cwd=settings_project)
+    assert {code for _, code in found} == {"TL201", "TL503"}
+    found = project_flake8("--torchlint-extend-select", "TL702", cwd=settings_project)
+    assert {code for _, code in found} == {"TL201", "TL702"}
+
+
+def test_tool_torchlint_in_pyproject(settings_project):
+    (settings_project / "pyproject.toml").write_text(
+        '[tool.torchlint]\ntarget-version = "2.1"\nextend-select = ["TL503", "TL702"]\nignore = ["TL201"]\n', encoding="utf-8"
+    )
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL503"}
+
+
+def test_a_flake8_option_wins_over_tool_torchlint(settings_project):
+    (settings_project / "pyproject.toml").write_text(
+        '[tool.torchlint]\ntarget-version = "2.1"\nextend-select = ["TL503"]\n', encoding="utf-8"
+    )
+    (settings_project / "setup.cfg").write_text("[flake8]\ntorchlint-target-version = 2.4\ntorchlint-extend-select = TL702\n", encoding="utf-8")
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL201", "TL702"}
+
+
+def test_flake8_selection_still_applies(settings_project):
+    (settings_project / ".flake8").write_text("[flake8]\ntorchlint-extend-select = TL503,TL702\nper-file-ignores = m.py:TL201\n", encoding="utf-8")
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL503", "TL702"}
+    assert {code for _, code in project_flake8("--extend-ignore", "TL5", cwd=settings_project)} == {"TL702"}
+    (settings_project / "m.py").write_text(SETTINGS_SOURCE.replace("F.dropout(x))", "F.dropout(x))  # noqa: TL503"), encoding="utf-8")
+    assert {code for _, code in project_flake8(cwd=settings_project)} == {"TL702"}
+
+
+def test_a_bad_option_is_one_error(settings_project):
+    result = subprocess.run(
+        [sys.executable, "-m", "flake8", "--torchlint-target-version", "two", "m.py"], cwd=settings_project, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0 and "torchlint: error: --torchlint-target-version" in result.stderr

@@ -103,7 +103,14 @@ def test_apply_noqa_false_keeps_everything():
 
 def test_cli_honours_noqa(cli, tmp_path):
     (tmp_path / "m.py").write_text(HEAD + "        y = F.dropout(x)  # noqa: TL201\n        return F.dropout(y)\n")
-    result = cli("check", "m.py", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "m.py", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.startswith("m.py:8:16: TL201 ")
     assert "Found 1 finding." in result.stdout
+
+
+def test_noqa_at_the_end_of_a_multiline_string_or_continuation_covers_its_lines():
+    source = HEAD + '        y = F.dropout(x, p=float("""0.5\n"""))  # noqa: TL201\n        return F.dropout(y) + \\\n            0  # noqa\n'
+    assert check_source(source) == []
+    loud = source.replace('"""))  # noqa: TL201', '"""))').replace("0  # noqa", "0\n        # noqa")
+    assert [f.line for f in check_source(loud)] == [7, 9]

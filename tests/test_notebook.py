@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from torchlint import notebook
+from torchlint import fixes, notebook
 from torchlint.engine import Selection, check_source
 
 IMPORTS = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F"
@@ -76,7 +76,7 @@ def standard(tmp_path: Path, name: str = "nb.ipynb", indent: int = 1) -> Path:
 def test_a_class_in_one_cell_misused_in_another(tmp_path, cli):
     standard(tmp_path)
     line, column = where(NET, CALL)
-    result = cli("check", "--isolated", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "nb.ipynb", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines()[0].startswith(f"nb.ipynb:cell 5:{line}:{column}: TL201 ")
     # the cells alone say nothing: the finding needs Block and F from the other cells
@@ -128,7 +128,7 @@ def test_invalid_json_is_tl000_and_other_files_still_run(tmp_path, cli):
     (tmp_path / "broken.ipynb").write_text('{"cells": [\n' + broken + '\n]}\n', encoding="utf-8")
     (tmp_path / "list.ipynb").write_text("[1, 2]\n", encoding="utf-8")
     standard(tmp_path, "good.ipynb")
-    result = cli("check", "--isolated", ".", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", ".", cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     column = broken.index(",,") + 2  # the second comma
@@ -140,7 +140,7 @@ def test_invalid_json_is_tl000_and_other_files_still_run(tmp_path, cli):
 def test_a_syntax_error_is_tl000_in_its_cell(tmp_path, cli):
     broken = "x = 1\ndef f(:\n    pass"
     write(tmp_path / "nb.ipynb", notebook_json(markdown("# a"), code(IMPORTS), code(broken), code(NET)))
-    result = cli("check", "--isolated", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "nb.ipynb", cwd=tmp_path)
     line, column = where(broken, "(:")
     assert result.stdout.startswith(f"nb.ipynb:cell 3:{line}:{column + 1}: TL000 cannot parse: ")
 
@@ -149,7 +149,7 @@ def test_a_repeated_cells_key_counts_as_json_reads_it(tmp_path, cli):
     text = json.dumps(notebook_json(code(IMPORTS), code(BLOCK), code(NET)), indent=1)
     text = text.replace('{\n "cells": [', '{\n "cells": [{"cell_type": "code", "source": ["x"]}],\n "cells": [', 1)
     (tmp_path / "nb.ipynb").write_text(text, encoding="utf-8")
-    assert cli("check", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path).returncode == 0
+    assert cli("check", "--output-format", "concise", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path).returncode == 0
     fixed = (tmp_path / "nb.ipynb").read_text(encoding="utf-8")
     assert fixed.startswith('{\n "cells": [{"cell_type": "code", "source": ["x"]}],')
     assert "training=self.training" in "".join(json.loads(fixed)["cells"][2]["source"])
@@ -159,20 +159,20 @@ def test_empty_and_markdown_only_notebooks_are_clean(tmp_path, cli):
     write(tmp_path / "empty.ipynb", notebook_json())
     write(tmp_path / "blank.ipynb", notebook_json(code(""), code("\n\n")))
     write(tmp_path / "prose.ipynb", notebook_json(markdown("```python\n" + IMPORTS + "\n" + BLOCK + "\n" + NET + "\n```")))
-    result = cli("check", "--isolated", ".", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", ".", cwd=tmp_path)
     assert (result.returncode, result.stdout) == (0, "All checks passed!\n")
 
 
 def test_a_notebook_in_another_language_is_not_python(tmp_path, cli):
     write(tmp_path / "r.ipynb", notebook_json(code(IMPORTS), code(BLOCK), code(NET), language="R"))
-    assert cli("check", "--isolated", "r.ipynb", cwd=tmp_path).returncode == 0
+    assert cli("check", "--output-format", "concise", "--isolated", "r.ipynb", cwd=tmp_path).returncode == 0
 
 
 def test_noqa_in_a_cell(tmp_path, cli):
     silenced = NET.replace(CALL, CALL + "  # noqa: TL201")
     other = "class Other(Block):\n    def forward(self, x):\n        return F.dropout(x, p=0.1)"
     write(tmp_path / "nb.ipynb", notebook_json(code(IMPORTS), code(BLOCK), code(silenced), code(other)))
-    result = cli("check", "--isolated", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "nb.ipynb", cwd=tmp_path)
     line, column = where(other, "F.dropout")
     assert [line.split(": ")[0] for line in result.stdout.splitlines()[:-2]] == [f"nb.ipynb:cell 4:{line}:{column}"]
 
@@ -182,22 +182,22 @@ def test_per_file_ignores_match_a_notebook_path(tmp_path, cli):
     (tmp_path / "notebooks").mkdir()
     standard(tmp_path / "notebooks")
     (tmp_path / "notebooks" / "model.py").write_text(IMPORTS + "\n" + BLOCK + "\n" + NET + "\n", encoding="utf-8")
-    result = cli("check", ".", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", ".", cwd=tmp_path)
     assert result.returncode == 1
     assert [line.split(":")[0] for line in result.stdout.splitlines()[:-2]] == ["notebooks/model.py"]
 
 
 def test_extension_option_and_exclude(tmp_path, cli):
     standard(tmp_path)
-    assert cli("check", "--isolated", ".", cwd=tmp_path).returncode == 1
+    assert cli("check", "--output-format", "concise", "--isolated", ".", cwd=tmp_path).returncode == 1
     # read as Python, a notebook's JSON is one dict display: nothing to report
-    assert cli("check", "--isolated", "--extension", "ipynb:python", ".", cwd=tmp_path).returncode == 0
+    assert cli("check", "--output-format", "concise", "--isolated", "--extension", "ipynb:python", ".", cwd=tmp_path).returncode == 0
     (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nextend-exclude = ["*.ipynb"]\n', encoding="utf-8")
-    assert cli("check", ".", cwd=tmp_path).stdout == "All checks passed!\n"
+    assert cli("check", "--output-format", "concise", ".", cwd=tmp_path).stdout == "All checks passed!\n"
     (tmp_path / "pyproject.toml").write_text('[tool.torchlint]\nextension = { nb = "ipynb" }\n', encoding="utf-8")
     (tmp_path / "nb.ipynb").rename(tmp_path / "model.nb")
-    assert cli("check", ".", cwd=tmp_path).stdout.startswith("model.nb:cell 5:")
-    bad = cli("check", "--extension", "nb:ruby", ".", cwd=tmp_path)
+    assert cli("check", "--output-format", "concise", ".", cwd=tmp_path).stdout.startswith("model.nb:cell 5:")
+    bad = cli("check", "--output-format", "concise", "--extension", "nb:ruby", ".", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown language 'ruby'" in bad.stderr
 
 
@@ -260,7 +260,7 @@ def test_fix_changes_only_the_fixed_line_and_a_second_run_nothing(tmp_path, cli,
     path = write(tmp_path / "nb.ipynb", nb, indent)
     before = path.read_text(encoding="utf-8")
 
-    result = cli("check", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path)
     assert result.returncode == 0 and "1 fixed, 0 remaining" in result.stdout
     after = path.read_text(encoding="utf-8")
     ((old, new),) = _changed_lines(before, after)
@@ -270,7 +270,7 @@ def test_fix_changes_only_the_fixed_line_and_a_second_run_nothing(tmp_path, cli,
     expected["cells"][4]["source"][-1] = expected["cells"][4]["source"][-1].replace(CALL, "F.dropout(h, p=0.5, training=self.training)")
     assert json.loads(after) == expected
 
-    again = cli("check", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path)
+    again = cli("check", "--output-format", "concise", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path)
     assert (again.returncode, again.stdout) == (0, "All checks passed!\n")
     assert path.read_text(encoding="utf-8") == after
 
@@ -284,7 +284,7 @@ def test_fix_keeps_a_string_source_and_a_file_without_final_newline(tmp_path, cl
     text = json.dumps(nb, indent=1).replace("1.5e-05", "0.000015")
     path.write_text(text, encoding="utf-8")
     before = path.read_text(encoding="utf-8")
-    assert cli("check", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path).returncode == 0
+    assert cli("check", "--output-format", "concise", "--isolated", "--fix", "nb.ipynb", cwd=tmp_path).returncode == 0
     after = path.read_text(encoding="utf-8")
     ((old, new),) = _changed_lines(before, after)
     assert '"source": "%%time\\nclass Net' in old and "training=self.training" in new
@@ -295,7 +295,7 @@ def test_fix_keeps_a_string_source_and_a_file_without_final_newline(tmp_path, cl
 def test_diff_shows_the_change_per_cell_and_writes_nothing(tmp_path, cli):
     path = standard(tmp_path)
     before = path.read_bytes()
-    result = cli("check", "--isolated", "--diff", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "--diff", "nb.ipynb", cwd=tmp_path)
     assert result.returncode == 1
     line = where(NET, CALL)[0]
     assert result.stdout.splitlines()[:3] == ["--- a/nb.ipynb:cell 5", "+++ b/nb.ipynb:cell 5", f"@@ -1,{line} +1,{line} @@"]
@@ -318,7 +318,7 @@ def test_an_import_a_fix_needs_goes_to_the_first_code_cell(tmp_path, cli):
                 return x @ self.w"""
     )
     path = write(tmp_path / "nb.ipynb", notebook_json(markdown("# Head"), code(head), code(more), code(head_net)))
-    result = cli("check", "--isolated", "--fix", "--unsafe-fixes", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "--fix", "--unsafe-fixes", "nb.ipynb", cwd=tmp_path)
     assert result.returncode == 0, result.stdout
     cells = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     assert cells[1] == head + "\nfrom torch import nn"
@@ -329,7 +329,7 @@ def test_an_import_a_fix_needs_goes_to_the_first_code_cell(tmp_path, cli):
 def test_fix_keeps_magics_and_cell_boundaries(tmp_path):
     net = "!echo start\n" + NET + "\n%time Net()"
     path = write(tmp_path / "nb.ipynb", notebook_json(code("%load_ext autoreload\n" + IMPORTS), code(BLOCK), code(net)))
-    result = notebook.fix_notebook(path, Selection(), None, unsafe=False, write=True)
+    result = fixes.fix_notebook(path, Selection(), None, unsafe=False, write=True)
     assert result.fixed == 1 and result.remaining == []
     cells = ["".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"]]
     assert cells[0] == "%load_ext autoreload\n" + IMPORTS and cells[1] == BLOCK
@@ -343,7 +343,7 @@ def test_verify_runs_a_notebooks_definitions(tmp_path, cli):
     pytest.importorskip("torch")
     training = "model = Net()\nfor step in range(10 ** 9):\n    pass"  # not a definition: never runs
     write(tmp_path / "nb.ipynb", notebook_json(code(IMPORTS), code(BLOCK), markdown("net"), code(NET), code(training)))
-    result = cli("check", "--isolated", "--verify", "--verify-device", "cpu", "nb.ipynb", cwd=tmp_path)
+    result = cli("check", "--output-format", "concise", "--isolated", "--verify", "--verify-device", "cpu", "nb.ipynb", cwd=tmp_path)
     line, column = where(NET, CALL)
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"nb.ipynb:cell 4:{line}:{column}: TL201")

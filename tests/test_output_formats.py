@@ -71,6 +71,7 @@ def test_sarif_log_has_the_required_fields(repo: Path, capsys):
     assert tl201["fullDescription"]["text"].startswith("A call of the functional dropout family")
     assert "##" not in tl201["fullDescription"]["text"]
     assert by_id["TL000"]["defaultConfiguration"]["level"] == "error"
+    assert by_id["TL201"]["defaultConfiguration"]["enabled"] is True and by_id["TL702"]["defaultConfiguration"]["enabled"] is False
 
     results = run_["results"]
     assert [(r["ruleId"], r["level"]) for r in results] == [("TL000", "error"), ("TL201", "warning")]
@@ -158,3 +159,134 @@ def test_github_escapes_properties_and_message(tmp_path: Path):
     level, properties, parsed_message = parse_annotation(line)
     assert level == "warning" and properties["file"] == "a,b:c%d.py"
     assert parsed_message == f"TL201 {message}"
+
+
+# --- full (the default) and concise ----------------------------------------------------------
+
+
+def test_full_is_the_default_and_shows_the_source(repo: Path, capsys, monkeypatch):
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    status, out = run(capsys, "model.py")
+    assert status == 1
+    assert out == (
+        "TL201 [*] F.dropout() without training=: it defaults to True, so dropout stays on after model.eval(); pass training=self.training\n"
+        " --> model.py:7:16\n"
+        "  |\n"
+        "5 | class Net(nn.Module):\n"
+        "6 |     def forward(self, x):\n"
+        "7 |         return F.dropout(x, p=0.5)\n"
+        "  |                ^^^^^^^^^^^^^^^^^^^\n"
+        "  |\n"
+        "help: Pass training=self.training\n"
+        "\n"
+        "Found 1 finding.\n"
+        "[*] 1 fixable with the `--fix` option.\n"
+    )
+
+
+def test_concise_and_its_old_name_text(repo: Path, capsys):
+    expected = run(capsys, "--output-format", "concise", "model.py")
+    assert expected[1].startswith("model.py:7:16: TL201 [*] F.dropout() without training=")
+    assert run(capsys, "--output-format", "text", "model.py") == expected
+
+
+def test_output_format_from_the_configuration(repo: Path, capsys):
+    (repo / "my pkg" / "pyproject.toml").write_text('[tool.torchlint]\noutput-format = "concise"\n', encoding="utf-8")
+    status = cli.main(["check", "--no-cache", "--no-project", "model.py"])
+    assert status == 1 and capsys.readouterr().out.startswith("model.py:7:16: TL201")
+    cli.main(["check", "--no-cache", "--no-project", "--output-format", "full", "model.py"])
+    assert capsys.readouterr().out.startswith("TL201 [*] ")
+
+
+def test_full_without_an_end_marks_one_character_and_a_long_range_is_cut(tmp_path: Path):
+    from torchlint.report import full
+
+    lines = [f"x{n} = 1" for n in range(1, 21)]
+    (tmp_path / "m.py").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    one = full.render([Finding(str(tmp_path / "m.py"), 3, 2, "TL000", "cannot parse")], color=False)
+    assert "3 | x3 = 1\n  |  ^\n4 | x4 = 1\n" in one
+    long = full.render([Finding(str(tmp_path / "m.py"), 4, 1, "TL201", "long", 15, 7)], color=False)
+    assert "..." in long and "x9 = 1" not in long and "x4 = 1" in long and "x15 = 1" in long
+
+
+def test_full_in_a_notebook_labels_the_cell(tmp_path: Path, capsys):
+    source = BAD.splitlines(True)
+    cells = [{"cell_type": "markdown", "metadata": {}, "source": ["# a"]},
+             {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": source}]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    cli.main(["check", "--isolated", "--no-cache", str(tmp_path / "nb.ipynb")])
+    out = capsys.readouterr().out
+    assert f" --> {tmp_path / 'nb.ipynb'}:cell 2:7:16\n" in out
+    assert "7 |         return F.dropout(x, p=0.5)\n" in out
+
+
+@pytest.mark.parametrize(
+    ("env", "tty", "colored"),
+    [({}, False, False), ({}, True, True), ({"NO_COLOR": "1"}, True, False), ({"FORCE_COLOR": "1"}, False, True),
+     ({"NO_COLOR": "1", "FORCE_COLOR": "1"}, False, False), ({"TERM": "dumb"}, True, False)],
+)
+def test_colour_only_on_a_terminal(monkeypatch, env, tty, colored):
+    from torchlint.report import full
+
+    for name in ("NO_COLOR", "FORCE_COLOR", "TERM"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert full.use_color(SimpleNamespace(isatty=lambda: tty)) is colored
+    out = full.render([Finding("<none>", 1, 1, "TL201", "m", 1, 2)], color=full.use_color(SimpleNamespace(isatty=lambda: tty)))
+    assert ("\x1b[" in out) is colored
+
+
+# --- fixes complete in every output: the imports a fix needs are edits too --------------------
+
+NEEDS_IMPORT = "import torchvision\n\nmodel = torchvision.models.resnet50(pretrained=True)\n"
+
+
+def test_json_edits_hold_the_import_a_fix_needs(tmp_path: Path, capsys):
+    from torchlint.fixes import apply_edits
+
+    path = tmp_path / "m.py"
+    path.write_text(NEEDS_IMPORT, encoding="utf-8")
+    cli.main(["check", "--isolated", "--no-cache", "--output-format", "json", str(path)])
+    (item,) = json.loads(capsys.readouterr().out)
+    edits = item["fix"]["edits"]
+    assert {"content": "from torchvision.models import ResNet50_Weights\n", "location": {"row": 2, "column": 1}, "end_location": {"row": 2, "column": 1}} in edits
+    applied = apply_edits(NEEDS_IMPORT, [Finding_edit(e) for e in edits])
+    cli.main(["check", "--isolated", "--no-cache", "--fix", str(path)])
+    capsys.readouterr()
+    assert applied == path.read_text(encoding="utf-8")
+
+
+def Finding_edit(e: dict):
+    from torchlint.finding import TextEdit
+
+    return TextEdit(e["location"]["row"], e["location"]["column"], e["end_location"]["row"], e["end_location"]["column"], e["content"], e.get("cell"))
+
+
+def test_json_edits_in_a_notebook_put_the_import_in_the_first_code_cell(tmp_path: Path, capsys):
+    cells = [
+        {"cell_type": "markdown", "metadata": {}, "source": ["# a"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["import torchvision\n"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["model = torchvision.models.resnet50(pretrained=True)\n"]},
+    ]
+    (tmp_path / "nb.ipynb").write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}), encoding="utf-8")
+    cli.main(["check", "--isolated", "--no-cache", "--output-format", "json", str(tmp_path / "nb.ipynb")])
+    (item,) = json.loads(capsys.readouterr().out)
+    assert item["cell"] == 3
+    by_cell = {e["cell"]: e["content"] for e in item["fix"]["edits"]}
+    assert by_cell[3].startswith("torchvision.models.resnet50(weights=ResNet50_Weights.")
+    assert by_cell[2] == "from torchvision.models import ResNet50_Weights\n"
+
+
+@pytest.mark.parametrize("first_cell", ["import torchvision\n", "import torchvision"])
+def test_the_language_server_quick_fix_in_a_cell_edits_the_import_cell_too(first_cell):
+    pytest.importorskip("pygls")
+    from torchlint import engine, lsp, notebook
+
+    cells = {1: "# title", 2: first_cell, 3: "model = torchvision.models.resnet50(pretrained=True)\n"}
+    (f,) = engine.check_cells(notebook.from_cells([(2, cells[2]), (3, cells[3])]), "<nb>", {"TL706"})
+    after = lsp.fixed_cells(cells, f)
+    assert after[2] == "import torchvision\nfrom torchvision.models import ResNet50_Weights" + ("\n" if first_cell.endswith("\n") else "")
+    assert after[3].startswith("model = torchvision.models.resnet50(weights=ResNet50_Weights.")
+    joined = after[2] + ("" if after[2].endswith("\n") else "\n") + after[3]
+    compile(joined, "<nb>", "exec")

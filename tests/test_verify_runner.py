@@ -177,7 +177,7 @@ def test_directory_run_finishes_within_the_timeouts(tmp_path, cli, torch_install
 
 def test_text_output_of_verify(tmp_path, cli, torch_installed):
     path = write(tmp_path, "m.py", MODEL)
-    result = cli("check", "--verify", "--verify-device", "cpu", "--isolated", str(path))
+    result = cli("check", "--output-format", "concise", "--verify", "--verify-device", "cpu", "--isolated", str(path))
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{path}:{DROPOUT_LINE}:")
     assert lines[1].startswith(("  confirmed: ", "  refuted: ", "  inconclusive: "))

@@ -108,6 +108,7 @@ def _json(f: Finding) -> dict:
             "applicability": f.fix.applicability,
             "edits": [dataclasses.astuple(e) for e in f.fix.edits],
             "imports": [list(i) for i in f.fix.imports],
+            "import_edits": [dataclasses.astuple(e) for e in f.fix.import_edits],
         }
     return d
 
@@ -116,6 +117,7 @@ def _finding(d: dict, path: str) -> Finding:
     fix = d.pop("fix", None)
     if fix is not None:
         fix = TextFix(
-            fix["message"], fix["applicability"], tuple(TextEdit(*e) for e in fix["edits"]), tuple(tuple(i) for i in fix["imports"])
+            fix["message"], fix["applicability"], tuple(TextEdit(*e) for e in fix["edits"]),
+            tuple(tuple(i) for i in fix["imports"]), tuple(TextEdit(*e) for e in fix["import_edits"]),
         )
     return Finding(path=path, fix=fix, **d)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from torchlint import __version__, cache, config, engine, fixes, index
+from torchlint import __version__, add_noqa, cache, config, engine, fixes, index
 from torchlint.config import ConfigError
 from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, PARSE_ERROR_SUMMARY, rule_doc
 
@@ -77,17 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check files and directories (default: .)")
     check.add_argument("paths", nargs="*", default=["."], metavar="PATH")
-    check.add_argument("--output-format", choices=["text", "json", "sarif", "github"], default="text", help="text (default), json, sarif (SARIF 2.1.0, for code scanning) or github (workflow annotations)")
+    check.add_argument("--output-format", choices=config.OUTPUT_FORMATS, help="full (default: each finding with its source lines), concise (one line each; text is its old name), json, sarif (SARIF 2.1.0, for code scanning) or github (workflow annotations); default: output-format in the configuration, else full")
     check.add_argument("--select", type=_code_list, help="comma-separated codes or prefixes to enable (replaces the configured set)")
     check.add_argument("--ignore", type=_code_list, default=[], help="codes or prefixes to disable")
     check.add_argument("--extend-select", type=_code_list, default=[], help="codes or prefixes to enable in addition")
     check.add_argument("--target-version", type=_target_version, metavar="X.Y", help="the oldest PyTorch the project supports: decides which deprecations apply (default: the latest)")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("--statistics", action="store_true", help="print the number of findings per rule instead of the findings")
-    check.add_argument("--config", type=Path, help="the pyproject.toml to read (default: the nearest one with [tool.torchlint])")
+    check.add_argument("--config", type=Path, help="the configuration file for every file (default: for each file, the nearest torchlint.toml or pyproject.toml with [tool.torchlint])")
     check.add_argument("--isolated", action="store_true", help="ignore every configuration file")
     check.add_argument("--fix", action="store_true", help="apply the safe fixes, then report what remains")
     check.add_argument("--unsafe-fixes", action="store_true", help="also apply (with --fix, --diff) or offer the unsafe fixes")
+    check.add_argument("--show-fixes", action=argparse.BooleanOptionalAction, default=None, help="with --fix, list the fixes applied, per file and rule (default: show-fixes in the configuration, else no)")
+    check.add_argument("--add-noqa", action="store_true", help="add a `# noqa: CODE` to every line with a finding, merged with an existing `# noqa`, and write nothing else")
     check.add_argument("--diff", action="store_true", help="print a diff of what --fix would change and write nothing (exit 1 when there is one)")
     check.add_argument("--extension", action="append", default=[], metavar="EXT:LANG", help="read files ending in .EXT as LANG (python or ipynb), e.g. ipynb:python; comma-separated, repeatable (default: py, pyi: python; ipynb: ipynb)")
     check.add_argument("--no-project", action="store_true", help="check each file on its own, without the project index")
@@ -143,23 +145,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from torchlint.report import FORMATS, text
+    from torchlint.report import DEFAULT_FORMAT, FORMATS, text
 
     if args.verify:
         from torchlint import verify
 
         if verify.torch_missing():
             raise ConfigError(verify.TORCH_MISSING)
-    if args.isolated:
-        pyproject = None
-    elif args.config:
-        if not args.config.is_file():
-            raise ConfigError(f"--config: no such file: {args.config}")
-        pyproject = args.config
-    else:
-        pyproject = config.find_pyproject(Path(args.paths[0]))
-    settings = config.load(pyproject)
-    selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension), args.target_version)
+    overrides = {
+        "select": args.select, "ignore": args.ignore, "extend_select": args.extend_select,
+        "extension": config.parse_extensions(args.extension), "target_version": args.target_version,
+    }
+    if args.config and not args.config.is_file():
+        raise ConfigError(f"--config: no such file: {args.config}")
+    if args.isolated or args.config:  # one configuration (or none) for every file
+        settings = config.load(None if args.isolated else args.config)
+        selection = config.selection(settings, **overrides)
+    else:  # each file's nearest configuration, as ruff's
+        settings = config.load(config.find_config(Path(args.paths[0])))
+        selection = config.per_file_selection(Path(args.paths[0]), **overrides)
     root = index.find_root(Path(args.paths[0]))
     cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
     project = None
@@ -169,6 +173,10 @@ def _check(args: argparse.Namespace) -> int:
     if not args.no_cache:
         results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)
     unsafe = args.unsafe_fixes
+    if args.add_noqa:
+        if args.fix or args.diff:
+            raise ConfigError("--add-noqa cannot be used with --fix or --diff")
+        return _add_noqa(add_noqa.add_noqa_paths(args.paths, selection, project))
     if args.diff:
         return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, write=False), unsafe)
     fixed = 0
@@ -177,6 +185,9 @@ def _check(args: argparse.Namespace) -> int:
         _tell_problems(results)
         findings = sorted(f for r in results for f in r.remaining)
         fixed = sum(r.fixed for r in results)
+        show_fixes = args.show_fixes if args.show_fixes is not None else settings.show_fixes
+        if show_fixes and args.output_format in (None, "full", "concise", "text") and not args.statistics:
+            sys.stdout.write(text.render_fixes(results))
     else:
         jobs = args.jobs if args.jobs is not None else _cores()
         findings = engine.check_paths(args.paths, selection, project, results_cache, jobs)
@@ -184,7 +195,8 @@ def _check(args: argparse.Namespace) -> int:
         out = text.render_statistics(findings, unsafe=unsafe)
     else:
         verifications = _verify(findings, args) if args.verify else None
-        out = FORMATS[args.output_format](findings, unsafe=unsafe, fixed=fixed, verifications=verifications)
+        output_format = args.output_format or settings.output_format or DEFAULT_FORMAT
+        out = FORMATS[output_format](findings, unsafe=unsafe, fixed=fixed, verifications=verifications)
     sys.stdout.write(out)
     return EXIT_FINDINGS if findings and not args.exit_zero else EXIT_CLEAN
 
@@ -226,6 +238,19 @@ def _diff(results: list[fixes.FixResult], unsafe: bool) -> int:
     return EXIT_FINDINGS if changed else EXIT_CLEAN
 
 
+def _add_noqa(results: list) -> int:
+    """``--add-noqa``: one line on stderr for each file left as it was and why, then ruff's
+    ``Added N noqa directives.``; exit 0."""
+    for r in results:
+        if r.problem:
+            print(f"torchlint: not adding noqa to {r.path}: {r.problem}", file=sys.stderr)
+        elif r.left:
+            print(f"torchlint: {r.path}: {r.left} finding(s) on lines that cannot take a comment", file=sys.stderr)
+    n = sum(r.added for r in results)
+    print(f"Added {n} noqa directive{'s' if n != 1 else ''}.", file=sys.stderr)
+    return EXIT_CLEAN
+
+
 def _tell_problems(results: list[fixes.FixResult]) -> None:
     """One line on stderr for each file left untouched (or not fixed to the end), and why."""
     for r in results:
@@ -261,7 +286,8 @@ def _rules() -> int:
     print(f"{PARSE_ERROR_CODE}  {PARSE_ERROR_NAME:<34} on   {PARSE_ERROR_SUMMARY}")
     for code, rule in ALL_RULES.items():
         state = "on " if rule.default_enabled else "off"
-        print(f"{code}  {rule.name:<34} {state}  {rule.summary}")
+        why = "" if rule.default_enabled else f" [off by default: {rule.off_reason}]"
+        print(f"{code}  {rule.name:<34} {state}  {rule.summary}{why}")
     return EXIT_CLEAN
 
 

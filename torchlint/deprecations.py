@@ -118,6 +118,14 @@ def uses(facts: ModuleFacts, qualnames: dict[str, Entry], references: bool = Fal
             yield Use(entry, "call", call.node, scope)
 
 
+def compatibility_calls(facts: ModuleFacts) -> set[int]:
+    """The ids of the calls inside compatibility branches (``except ImportError:``, an ``if`` on a
+    version or on ``hasattr``), for rules that find their calls another way."""
+    walker = _Uses(facts, {}, False)
+    walker.block(facts.module.body)
+    return walker.compat_calls
+
+
 class _Uses:
     """The statements of a file, with the scope each sits in and whether it is in a
     compatibility branch: ``from`` imports and decorators are read from them; the calls of

@@ -3,6 +3,8 @@ argument keeping the call's layout, name ``torch.nn`` the way a scope can."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 import libcst as cst
@@ -12,6 +14,9 @@ import libcst as cst
 from libcst._nodes.internal import CodegenState
 
 from torchlint.facts import ModuleFacts, Scope, children
+from torchlint.finding import TextEdit
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 def render(module: cst.Module, original: cst.CSTNode, node: cst.CSTNode | None = None) -> str:
@@ -88,3 +93,42 @@ def torch_nn(facts: ModuleFacts, scope: Scope) -> tuple[str, tuple[tuple[str, st
     if facts.module_scope.star_imports:
         return None
     return "nn", (("torch", "nn"),)
+
+
+def with_imports(text: str, imports: Iterable[tuple[str, str | None]]) -> str:
+    """Add the imports fixes need (once each, where the module's imports are)."""
+    imports = sorted(set(imports), key=lambda i: (i[0], i[1] or ""))
+    if not imports:
+        return text
+    # Imported here: a tenth of a second, paid only when a fix needs an import.
+    from libcst.codemod import CodemodContext
+    from libcst.codemod.visitors import AddImportsVisitor
+
+    module = cst.parse_module(text)
+    context = CodemodContext()
+    for module_name, obj in imports:
+        AddImportsVisitor.add_needed_import(context, module_name, obj)
+    return AddImportsVisitor(context).transform_module(module).code
+
+
+def import_edits(text: str, imports: Iterable[tuple[str, str | None]]) -> tuple[TextEdit, ...]:
+    """The text edit adding ``imports`` to ``text`` where ``with_imports`` puts them: the lines
+    that differ, as one replacement (an insertion of whole lines, usually); none when the
+    imports are there already."""
+    before, after = _LINE.findall(text), _LINE.findall(with_imports(text, imports))
+    if before == after:
+        return ()
+    head = 0
+    while head < min(len(before), len(after)) and before[head] == after[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(before), len(after)) - head and before[-1 - tail] == after[-1 - tail]:
+        tail += 1
+    start = head + 1
+    if len(before) - tail == head:  # an insertion before line ``start``
+        end = start
+    else:
+        end = len(before) - tail + 1
+    if end > len(before) and before and not before[-1].endswith(("\n", "\r")):  # up to the end of a last line
+        return (TextEdit(start, 1, len(before), len(before[-1]) + 1, "".join(after[head: len(after) - tail])),)
+    return (TextEdit(start, 1, end, 1, "".join(after[head: len(after) - tail])),)

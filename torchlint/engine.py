@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -27,6 +28,8 @@ from typing import TYPE_CHECKING
 import libcst as cst
 from libcst.metadata import CodeRange
 
+from torchlint import notebook
+from torchlint.edits import import_edits
 from torchlint.facts import ModuleFacts
 from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.incremental import DocumentTree
@@ -58,6 +61,10 @@ class Selection:
     root: Path = field(default_factory=Path.cwd)
     target_version: tuple[int, int] | None = None  # the oldest torch the project supports; None: the latest
     extensions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EXTENSIONS))
+
+    def for_file(self, path: Path) -> Selection:
+        """The selection that applies to ``path``: this one (see config.PerFileSelection)."""
+        return self
 
     def language(self, path: Path) -> str:
         """``ipynb`` for a file read as a notebook, else ``python``."""
@@ -106,13 +113,14 @@ def _walk(path: Path, selection: Selection) -> Iterator[Path]:
         return
     for dirpath, dirnames, filenames in os.walk(path):
         here = Path(dirpath)
+        local = selection.for_file(here)  # the settings of the configuration nearest this directory
         dirnames[:] = sorted(
             d for d in dirnames
             if d not in SKIP_DIRS and not d.startswith(".") and not d.endswith(".egg-info")
-            and not (here / d / "pyvenv.cfg").exists() and not selection.excluded(here / d)
+            and not (here / d / "pyvenv.cfg").exists() and not local.excluded(here / d)
         )
         for name in sorted(filenames):
-            if Path(name).suffix in selection.extensions and not selection.excluded(here / name):
+            if Path(name).suffix in local.extensions and not local.excluded(here / name):
                 yield here / name
 
 
@@ -208,12 +216,13 @@ def check_source(
         return [_parse_error(path, "cannot check: nested too deeply", 1, 1)] if report_errors else []
     newline = module.default_newline
     lines = re.split(r"\r\n?|\n", text)
+    imports_of = functools.cache(partial(import_edits, text))  # one rendering per set of imports
     findings = [
-        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline, lazy_fixes))
+        _finding(path, rule, hit.full_message(), positions[hit.node], _text_fix(hit.fix, positions, lines, newline, lazy_fixes, imports_of))
         for rule, hit in hits
     ]
     if apply_noqa and _ANY_NOQA.search(text):
-        findings = _without_noqa(findings, positions)
+        findings = _without_noqa(findings, positions, text)
     return sorted(set(findings))
 
 
@@ -253,11 +262,14 @@ def check_bytes(
     path: Path, data: bytes, selection: Selection, apply_noqa: bool = True, project: Callable[[], object] | None = None
 ) -> list[Finding]:
     """The findings of a file's content (a notebook's located by cell)."""
+    selection = selection.for_file(path)
     codes = selection.codes_for(str(path))
     if selection.language(path) == "ipynb":
-        from torchlint import notebook
-
-        return notebook.check_data(data, path, codes, apply_noqa, project, selection.target_version)
+        try:
+            text = notebook.decode(data)
+        except notebook.NotebookError as e:
+            return _read_error(path, selection, SourceError(str(e), e.line, e.column))
+        return check_notebook(text, str(path), codes, apply_noqa, project, selection.target_version)[1]
     try:
         text = decode(data)
     except SourceError as e:
@@ -265,8 +277,31 @@ def check_bytes(
     return check_source(text, str(path), codes, module_name_for(path), apply_noqa, project, target_version=selection.target_version)
 
 
+def check_notebook(
+    text: str, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
+    target_version: tuple[int, int] | None = None,
+) -> tuple[notebook.Notebook | None, list[Finding]]:
+    """The notebook in a notebook's JSON text and its findings, located by cell (None and a
+    TL000 when it is not a notebook torchlint can read)."""
+    codes = frozenset(codes)
+    try:
+        nb = notebook.load(text)
+    except notebook.NotebookError as e:
+        return None, [_parse_error(path, str(e), e.line, e.column)] if PARSE_ERROR_CODE in codes else []
+    return nb, check_cells(nb, path, codes, apply_noqa, project, target_version)
+
+
+def check_cells(
+    nb: notebook.Notebook, path: str, codes: Iterable[str], apply_noqa: bool = True,
+    project: Callable[[], object] | None = None, target_version: tuple[int, int] | None = None,
+) -> list[Finding]:
+    """The findings of a notebook's code cells, checked as one module, located by cell."""
+    findings = check_source(nb.source, path, codes, None, apply_noqa, project, target_version=target_version)
+    return sorted(nb.to_cells(f) for f in findings)
+
+
 def _read_error(path: Path, selection: Selection, error: SourceError) -> list[Finding]:
-    if PARSE_ERROR_CODE not in selection.codes_for(str(path)):
+    if PARSE_ERROR_CODE not in selection.for_file(path).codes_for(str(path)):
         return []
     return [_parse_error(str(path), str(error), error.line, error.column)]
 
@@ -287,7 +322,7 @@ def check_paths(
     findings: list[Finding] = []
     todo: list[tuple[Path, str]] = []
     for path in discover(paths, selection):
-        key = selection.settings_key(str(path), project is not None)
+        key = selection.for_file(path).settings_key(str(path), project is not None)
         if cache is not None:
             try:
                 cached = cache.get(path, cache_digest(path.read_bytes()), key)
@@ -375,11 +410,16 @@ def _finding(path: str, rule: Rule, message: str, r: CodeRange, fix: TextFix | N
     )
 
 
-def _text_fix(fix: Fix | None, positions: Positions, lines: list[str], newline: str, lazy: bool) -> TextFix | None:
+def _text_fix(
+    fix: Fix | None, positions: Positions, lines: list[str], newline: str, lazy: bool,
+    imports_of: Callable[[tuple], tuple[TextEdit, ...]],
+) -> TextFix | None:
+    """A rule's fix as text edits, with the edits adding the imports it needs."""
     if fix is None:
         return None
     edits = partial(_text_edits, fix, positions, lines, newline)
-    return TextFix(fix.message, "safe" if fix.safe else "unsafe", edits if lazy else edits(), fix.imports)
+    added = partial(imports_of, fix.imports) if fix.imports else tuple
+    return TextFix(fix.message, "safe" if fix.safe else "unsafe", edits if lazy else edits(), fix.imports, added if lazy else added())
 
 
 def _text_edits(fix: Fix, positions: Positions, lines: list[str], newline: str) -> tuple[TextEdit, ...]:
@@ -403,27 +443,50 @@ def _text_edits(fix: Fix, positions: Positions, lines: list[str], newline: str) 
 
 _CODES = r"(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*)"
 _ANY_NOQA = re.compile("noqa", re.I)
-_NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
+NOQA = re.compile(rf"#\s*noqa(?::\s?{_CODES})?", re.I)
 _FILE_NOQA = re.compile(rf"#\s*torchlint:\s*noqa(?::\s*{_CODES})?\s*$", re.I)
 
 
-def _without_noqa(findings: list[Finding], positions: Positions) -> list[Finding]:
+def noqa_lines(text: str) -> dict[int, int]:
+    """As flake8: the line whose ``# noqa`` applies to a line that cannot hold a comment, a line
+    ending inside a multi-line string or in a backslash continuation: the line where that string
+    or continuation ends. Lines that can hold their own comment are not in the mapping."""
+    out: dict[int, int] = {}
+    first = None
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text, newline="").readline):
+            if token.type in (tokenize.ENDMARKER, tokenize.DEDENT):
+                continue
+            first = token.start[0] if first is None else first
+            if token.type in (tokenize.NL, tokenize.NEWLINE):
+                out.update(dict.fromkeys(range(first, token.start[0]), token.start[0]))
+                first = None
+    except (tokenize.TokenError, SyntaxError):
+        pass
+    return out
+
+
+def _without_noqa(findings: list[Finding], positions: Positions, text: str) -> list[Finding]:
     """flake8's rules, read from the file's comments (never from strings): ``# noqa`` silences its
-    line, ``# noqa: TL2,TL301`` those code prefixes; ``# torchlint: noqa[: codes]`` on a line of
-    its own silences the whole file."""
+    line (and, at the end of a multi-line string or continuation, the lines it spans: see
+    ``noqa_lines``), ``# noqa: TL2,TL301`` those code prefixes; ``# torchlint: noqa[: codes]`` on
+    a line of its own silences the whole file."""
     line_codes: dict[int, str | None] = {}
     file_codes: list[str | None] = []
     for comment, line in positions.comments():
-        if m := _NOQA.search(comment.value):
+        if m := NOQA.search(comment.value):
             line_codes[line] = m.group("codes")
     for comment in positions.own_line_comments():
         if m := _FILE_NOQA.match(comment.value):
             file_codes.append(m.group("codes"))
 
+    spanned = noqa_lines(text) if any(f.line not in line_codes for f in findings) else {}
+
     def suppressed(f: Finding) -> bool:
         if any(_matches(codes, f.code) for codes in file_codes):
             return True
-        return f.line in line_codes and _matches(line_codes[f.line], f.code)
+        line = spanned.get(f.line, f.line)
+        return line in line_codes and _matches(line_codes[line], f.code)
 
     return [f for f in findings if not suppressed(f)]
 

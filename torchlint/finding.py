@@ -21,33 +21,51 @@ class TextEdit:
     cell: int | None = None  # in a notebook: the cell the lines count in (see Finding.cell)
 
 
+Edits = tuple[TextEdit, ...]
+
+
 class TextFix:
     """A fix as ruff's JSON ``fix``: a message, ``applicability`` ("safe" or "unsafe", as ruff's),
-    text edits, and the ``(module, name)`` imports it needs. ``edits`` may be given as a function,
-    called when they are first read: the language server renders a fix only when it is asked for."""
+    text edits, the ``(module, name)`` imports it needs, and ``import_edits``: the text edits that
+    add those imports to the file as it is (``all_edits`` are both, what JSON and editors get;
+    ``--fix`` applies ``edits`` and adds ``imports`` itself, once for all the fixes of a pass).
+    Edits may be given as a function, called when they are first read: the language server renders
+    a fix only when it is asked for."""
 
-    __slots__ = ("message", "applicability", "_edits", "imports")
+    __slots__ = ("message", "applicability", "_edits", "imports", "_import_edits")
 
     def __init__(
         self,
         message: str,
         applicability: str,
-        edits: tuple[TextEdit, ...] | Callable[[], tuple[TextEdit, ...]],
+        edits: Edits | Callable[[], Edits],
         imports: tuple[tuple[str, str | None], ...] = (),
+        import_edits: Edits | Callable[[], Edits] = (),
     ) -> None:
         self.message, self.applicability, self._edits, self.imports = message, applicability, edits, imports
+        self._import_edits = import_edits
 
     @property
-    def edits(self) -> tuple[TextEdit, ...]:
+    def edits(self) -> Edits:
         if callable(self._edits):
             self._edits = self._edits()
         return self._edits
 
+    @property
+    def import_edits(self) -> Edits:
+        if callable(self._import_edits):
+            self._import_edits = self._import_edits()
+        return self._import_edits
+
+    @property
+    def all_edits(self) -> Edits:
+        return self.edits + self.import_edits
+
     def __reduce__(self):  # rendered, so it can be cached and sent to another process
-        return TextFix, (self.message, self.applicability, self.edits, self.imports)
+        return TextFix, (self.message, self.applicability, self.edits, self.imports, self.import_edits)
 
     def __repr__(self) -> str:
-        return f"TextFix({self.message!r}, {self.applicability!r}, {self.edits!r}, {self.imports!r})"
+        return f"TextFix({self.message!r}, {self.applicability!r}, {self.edits!r}, {self.imports!r}, {self.import_edits!r})"
 
 
 @functools.total_ordering

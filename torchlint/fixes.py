@@ -16,11 +16,14 @@ import stat
 import tempfile
 import tokenize
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import libcst as cst
 
+from torchlint import notebook
+from torchlint.edits import with_imports
 from torchlint.finding import Finding, TextEdit
 from torchlint.engine import (
     InternalError,
@@ -81,22 +84,6 @@ def choose(findings: Iterable[Finding], unsafe: bool) -> tuple[list[Finding], li
     return chosen, deferred
 
 
-def with_imports(text: str, imports: Iterable[tuple[str, str | None]]) -> str:
-    """Add the imports fixes need (once each, where the module's imports are)."""
-    imports = sorted(set(imports), key=lambda i: (i[0], i[1] or ""))
-    if not imports:
-        return text
-    # Imported here: a tenth of a second, paid only when a fix needs an import.
-    from libcst.codemod import CodemodContext
-    from libcst.codemod.visitors import AddImportsVisitor
-
-    module = cst.parse_module(text)
-    context = CodemodContext()
-    for module_name, obj in imports:
-        AddImportsVisitor.add_needed_import(context, module_name, obj)
-    return AddImportsVisitor(context).transform_module(module).code
-
-
 # --- one file --------------------------------------------------------------------------------
 
 
@@ -108,10 +95,14 @@ class FixResult:
 
     path: Path
     remaining: list[Finding]
-    fixed: int = 0
+    fixed_codes: Counter[str] = field(default_factory=Counter)  # how many findings fixed, by code
     before: str = ""
     after: str = ""
     problem: str | None = None
+
+    @property
+    def fixed(self) -> int:
+        return sum(self.fixed_codes.values())
 
     @property
     def changed(self) -> bool:
@@ -138,11 +129,10 @@ def fix_file(
     """Apply every fix that applies to one file, pass after pass, and write the result back in
     the file's own encoding (BOM kept) when ``write``. A result that does not parse, or cannot be
     encoded or written, leaves the file untouched. A notebook goes through
-    ``notebook.fix_notebook``."""
+    ``fix_notebook``."""
+    selection = selection.for_file(path)
     if selection.language(path) == "ipynb":
-        from torchlint import notebook
-
-        return notebook.fix_notebook(path, selection, project, unsafe, write)
+        return fix_notebook(path, selection, project, unsafe, write)
     try:
         data = path.read_bytes()
         before = decode(data)
@@ -159,7 +149,7 @@ def fix_file(
     except FixFailed as e:
         return _untouched(path, e.findings, before, e.problem)
     if text == before:
-        return FixResult(path, findings, 0, before, text, problem)
+        return FixResult(path, findings, Counter(), before, text, problem)
     try:
         encoded = text.encode(encoding)
     except UnicodeEncodeError:
@@ -189,12 +179,12 @@ def fix_text(
     check: Callable[[str], list[Finding]],
     unsafe: bool,
     add_imports: Callable[[str, Iterable[tuple[str, str | None]]], str] | None = None,
-) -> tuple[str, int, list[Finding], list[Finding], str | None]:
-    """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed, the
+) -> tuple[str, Counter[str], list[Finding], list[Finding], str | None]:
+    """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed by code, the
     findings that remain, those of the first pass, and what is left to say (or None).
     ``add_imports`` puts the imports fixes need in (default: ``with_imports``). FixFailed when
     the fixed text does not parse."""
-    fixed, first, problem = 0, None, None
+    fixed, first, problem = Counter(), None, None
     for done in range(MAX_PASSES + 1):
         findings = check(text)
         first = findings if first is None else first
@@ -209,7 +199,7 @@ def fix_text(
         except _DoesNotParse as e:
             applied = ", ".join(sorted({f.code for f in chosen}))
             raise FixFailed(first, f"the fixed code does not parse ({e}; fixes of {applied})") from None
-        fixed += len(chosen)
+        fixed.update(f.code for f in chosen)
     return text, fixed, findings, first, problem
 
 
@@ -228,7 +218,7 @@ def _fixed_text(text: str, chosen: Sequence[Finding], add_imports=with_imports) 
 
 
 def _untouched(path: Path, findings: list[Finding], text: str, problem: str) -> FixResult:
-    return FixResult(path, findings, 0, text, text, problem)
+    return FixResult(path, findings, Counter(), text, text, problem)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -266,3 +256,78 @@ def fix_paths(
         except Exception as e:
             raise InternalError(f"while fixing {path}: {type(e).__name__}: {e}") from e
     return results
+
+
+# --- a notebook ------------------------------------------------------------------------------
+
+
+def fix_notebook(path: Path, selection: Selection, project, unsafe: bool, write: bool) -> FixResult:
+    """``fix_file`` for a notebook: the fixes applied to the joined module, which is then split
+    back into its cells and written into the notebook's text."""
+    codes = selection.codes_for(str(path))
+    try:
+        nb = notebook.read(path)
+    except (OSError, notebook.NotebookError):
+        return NotebookFixResult(path, check_file(path, selection, project=project))
+
+    def check(text: str) -> list[Finding]:
+        return check_source(text, str(path), codes, None, project=project, target_version=selection.target_version)
+
+    before = nb.with_sources({})
+    cells = {c.number: c.source for c in nb.cells}
+    try:
+        text, fixed, findings, first, problem = fix_text(nb.source, check, unsafe, imports_in_first_cell)
+    except FixFailed as e:
+        return NotebookFixResult(path, [nb.to_cells(f) for f in e.findings], Counter(), before, before, e.problem, cells, cells)
+    if text == nb.source:
+        return NotebookFixResult(path, [nb.to_cells(f) for f in findings], Counter(), before, before, problem, cells, cells)
+    untouched = [nb.to_cells(f) for f in first]
+    try:
+        sources = nb.split(text)
+    except notebook.NotebookError as e:
+        return NotebookFixResult(path, untouched, Counter(), before, before, str(e), cells, cells)
+    after = nb.with_sources(sources)
+    fixed_notebook = notebook.load(after)
+    if fixed_notebook.source != text:  # the masks of the new sources differ: check them as they are
+        findings = check(fixed_notebook.source)
+    remaining = sorted(fixed_notebook.to_cells(f) for f in findings)
+    if write:
+        try:
+            write_atomically(path, after.encode("utf-8"))
+        except OSError as e:
+            return NotebookFixResult(path, untouched, Counter(), before, before, f"cannot write: {e.strerror or e}", cells, cells)
+    return NotebookFixResult(path, remaining, fixed, before, after, problem, cells, sources)
+
+
+def imports_in_first_cell(module: str, imports: Iterable[tuple[str, str | None]]) -> str:
+    """Add the imports fixes need to the first code cell (after its own imports), where a reader
+    of a notebook looks for them; to the whole module when that cell does not parse alone."""
+    imports = list(imports)
+    if not imports:
+        return module
+    head, rest = notebook.split_first_cell(module)
+    try:
+        head = with_imports(head, imports)
+    except cst.ParserSyntaxError:
+        return with_imports(module, imports)
+    if rest and not head.endswith(("\n", "\r")):
+        head += "\n"
+    return head + rest
+
+
+@dataclass
+class NotebookFixResult(FixResult):
+    """``FixResult`` with the cells' sources before and after, for a diff per cell."""
+
+    cells_before: dict[int, str] = field(default_factory=dict)
+    cells_after: dict[int, str] = field(default_factory=dict)
+
+    def diff(self) -> str:
+        """A unified diff of each changed cell, ``--- a/nb.ipynb:cell 3`` / ``+++ b/nb.ipynb:cell 3``."""
+        name = Path(self.path).as_posix()
+        out = []
+        for number, old in self.cells_before.items():
+            new = self.cells_after.get(number, old)
+            if new != old:
+                out.append(unified_diff(old, new, f"a/{name}:cell {number}", f"b/{name}:cell {number}"))
+        return "".join(out)

@@ -1,8 +1,8 @@
 """The language server (``torchlint lsp``, stdio): an adapter over the engine.
 
 Documents in, ``check_source`` on their text, findings out as diagnostics; fixes out as code
-actions. Settings come from the pyproject.toml nearest each document, as ``torchlint check``
-reads them. Positions are converted from the engine's 1-based character columns to the code
+actions. Settings come from the configuration nearest each document (torchlint.toml or
+pyproject.toml, ``extend`` followed), as ``torchlint check`` reads them. Positions are converted from the engine's 1-based character columns to the code
 units of the position encoding negotiated at ``initialize`` (UTF-16 unless the client offers
 UTF-8 or UTF-32 first).
 
@@ -13,7 +13,9 @@ as plain text (its JSON) gets diagnostics at the cells' lines in that JSON, with
 
 A fix is sent as one text edit: the fixed document (the fix's edits plus the imports it needs,
 ``fixes.apply_edits`` and ``fixes.with_imports``) compared with the current one, with their common
-beginning and end left out. It is right wherever the import lands, and small when the fix is.
+beginning and end left out. It is right wherever the import lands, and small when the fix is. In
+a notebook cell, a fix is one edit of each cell it changes: its own, and the cell its imports go
+to (``TextFix.import_edits``, located by cell).
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def _settings(path: str | None) -> tuple[str, engine.Selection, frozenset[str], 
         selection = config.selection(config.Settings())
         return "<untitled>", selection, selection.codes, None
     file = Path(path)
-    settings = config.load(config.find_pyproject(file))
+    settings = config.load(config.find_config(file))
     selection = config.selection(settings)
     if selection.excluded(file):
         return None
@@ -213,7 +215,7 @@ def check_document(text: str, path: str | None, tree: DocumentTree | None = None
     name, selection, codes, project = found
     file = Path(name)
     if path is not None and selection.language(file) == "ipynb":
-        nb, findings = notebook.check_text(text, path, codes, project=project, target_version=selection.target_version)
+        nb, findings = engine.check_notebook(text, path, codes, project=project, target_version=selection.target_version)
         return findings if nb is None else sorted(nb.to_file(f) for f in findings)
     module_name = engine.module_name_for(file) if path is not None and file.is_file() else None
     return engine.check_source(text, name, codes, module_name, project=project, tree=tree, lazy_fixes=True, target_version=selection.target_version)
@@ -225,7 +227,7 @@ def check_cells(cells: Sequence[tuple[int, str]], path: str | None) -> list[engi
     if found is None:
         return []
     name, selection, codes, project = found
-    return notebook.check_cells(notebook.from_cells(cells), name, codes, project=project, target_version=selection.target_version)
+    return engine.check_cells(notebook.from_cells(cells), name, codes, project=project, target_version=selection.target_version)
 
 
 # --- positions -------------------------------------------------------------------------------
@@ -314,13 +316,16 @@ def fixed_text(text: str, chosen: Sequence[engine.Finding]) -> str | None:
     return result
 
 
-def _fixed_cell(text: str, f: engine.Finding) -> str | None:
-    """A notebook cell with one finding's fix (the cell alone need not parse: it may hold
-    magics); None for a fix that adds an import or edits another cell, which is left to
-    ``torchlint check --fix``."""
-    if f.fix.imports or any(e.cell != f.cell for e in f.fix.edits):
+def fixed_cells(cells: dict[int, str], f: engine.Finding) -> dict[int, str] | None:
+    """The cells (by number, of the notebook's code ``cells``) one finding's fix changes, with
+    the fix applied, the cell its imports go to included (a cell alone need not parse: it may
+    hold magics); None when the fix touches a cell that is not there."""
+    by_cell: dict[int, list[engine.TextEdit]] = {}
+    for e in f.fix.all_edits:
+        by_cell.setdefault(f.cell if e.cell is None else e.cell, []).append(e)
+    if not set(by_cell) <= set(cells):
         return None
-    return fixes.apply_edits(text, f.fix.edits)
+    return {number: fixes.apply_edits(cells[number], edits) for number, edits in by_cell.items()}
 
 
 def fix_all(text: str, path: str | None) -> str:
@@ -358,14 +363,16 @@ def _wanted(kind: str, only: Sequence[str] | None) -> bool:
 
 
 def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> list[types.CodeAction]:
-    """Quick fixes, noqa and fix-all for a document. In a notebook cell: the fixes that edit only
-    that cell and add no import, and noqa; none in a notebook's JSON."""
+    """Quick fixes, noqa and fix-all for a document. In a notebook cell: its fixes (editing the
+    cell its imports go to as well) and noqa; none in a notebook's JSON."""
     document = server.workspace.get_text_document(params.text_document.uri)
     text, units = document.source, server.workspace.position_codec.client_num_units
     path = file_path(document)
     if path is not None and engine.Selection().language(Path(path)) == "ipynb":
         return []
-    in_cell = server.workspace.get_notebook_document(cell_uri=document.uri) is not None
+    nb = server.workspace.get_notebook_document(cell_uri=document.uri)
+    in_cell = nb is not None
+    cell_uris = {number: cell.document for number, cell in enumerate(nb.cells, 1)} if nb is not None else {}
     try:
         findings = server.findings(document)
     except ConfigError:  # already shown when the document was checked
@@ -374,9 +381,11 @@ def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> lis
     only = params.context.only
     actions: list[types.CodeAction] = []
 
-    def action(title: str, kind: str, edit: types.TextEdit, f: engine.Finding | None, preferred: bool = False) -> types.CodeAction:
+    def action(
+        title: str, kind: str, edit: types.TextEdit | dict[str, list[types.TextEdit]], f: engine.Finding | None, preferred: bool = False
+    ) -> types.CodeAction:
         diagnostics = to_diagnostics([f], text, units) if f else None
-        changes = {document.uri: [edit]}
+        changes = edit if isinstance(edit, dict) else {document.uri: [edit]}
         return types.CodeAction(
             title=title, kind=kind, diagnostics=diagnostics, is_preferred=preferred or None,
             edit=types.WorkspaceEdit(changes=changes),
@@ -386,16 +395,30 @@ def code_actions(server: TorchlintServer, params: types.CodeActionParams) -> lis
         for f in findings:
             if not _overlaps(finding_range(f, lines, units), params.range):
                 continue
-            if f.fix is not None and (after := _fixed_cell(text, f) if in_cell else fixed_text(text, [f])) is not None and after != text:
+            changes = None
+            if f.fix is not None and in_cell:
+                changes = _cell_changes(server, cell_uris, f, units)
+            elif f.fix is not None and (after := fixed_text(text, [f])) is not None and after != text:
+                changes = {document.uri: [edit_between(text, after, units)]}
+            if changes:
                 safe = f.fix.applicability == "safe"
                 title = f"{f.code}: {f.fix.message}" + ("" if safe else " (unsafe)")
-                actions.append(action(title, types.CodeActionKind.QuickFix, edit_between(text, after, units), f, safe))
+                actions.append(action(title, types.CodeActionKind.QuickFix, changes, f, safe))
             if f.code != PARSE_ERROR_CODE and (edit := noqa_edit(lines, f, units)) is not None:
                 actions.append(action(f"Disable {f.code} for this line", types.CodeActionKind.QuickFix, edit, f))
     if not in_cell and _wanted(FIX_ALL_KIND, only) and any(f.fix and f.fix.applicability == "safe" for f in findings):
         fix_all_action = types.CodeAction(title=FIX_ALL_TITLE, kind=FIX_ALL_KIND, data={"uri": document.uri})
         actions.append(fix_all_action if server.resolves_edits() else resolve_fix_all(server, fix_all_action))
     return actions
+
+
+def _cell_changes(server: TorchlintServer, cell_uris: dict[int, str], f: engine.Finding, units: Units) -> dict[str, list[types.TextEdit]] | None:
+    """A fix in a notebook cell as an edit of each cell it changes (its imports' cell too)."""
+    cells = {number: server.workspace.get_text_document(uri).source for number, uri in cell_uris.items()}
+    after = fixed_cells(cells, f)
+    if after is None:
+        return None
+    return {cell_uris[n]: [edit_between(cells[n], new, units)] for n, new in after.items() if new != cells[n]}
 
 
 def resolve_fix_all(server: TorchlintServer, action: types.CodeAction) -> types.CodeAction:

@@ -15,6 +15,9 @@ n-th cell from the top.
 Writing back replaces only the ``source`` values of the cells that changed, in the file's own
 text: every other byte (indentation, key order, outputs, metadata, the final newline) stays, and
 within a changed cell the lines that did not change keep their exact JSON spelling.
+
+This module only reads and writes notebooks: the engine checks the joined module
+(``engine.check_notebook``) and maps findings back with ``Notebook.to_cells``; ``fixes`` fixes it.
 """
 
 from __future__ import annotations
@@ -31,11 +34,7 @@ from functools import partial
 from json.decoder import WHITESPACE, scanstring
 from pathlib import Path
 
-import libcst as cst
-
-from torchlint import engine, fixes
 from torchlint.finding import Finding, TextEdit, TextFix
-from torchlint.rules import PARSE_ERROR_CODE
 
 # Cell magics whose body is Python run in the notebook's own namespace (as ruff's list, less
 # %%python/%%pypy, which run their body in another process).
@@ -236,17 +235,34 @@ class Notebook:
                 end_line, end_column = line, f.column + 1
         fix = f.fix
         if fix is not None:
-            fix = TextFix(fix.message, fix.applicability, partial(self._edits_to_cells, fix), fix.imports)
+            fix = TextFix(
+                fix.message, fix.applicability, partial(self._edits_to_cells, fix, "edits"), fix.imports,
+                partial(self._edits_to_cells, fix, "import_edits"),
+            )
         return replace(f, line=line, end_line=end_line, end_column=end_column, fix=fix, cell=cell)
 
-    def _edits_to_cells(self, fix: TextFix) -> tuple[TextEdit, ...]:
-        """A fix's edits, moved to cells when they are read (fixes render lazily)."""
-        return tuple(self._edit_to_cells(e) for e in fix.edits)
+    def _edits_to_cells(self, fix: TextFix, which: str) -> tuple[TextEdit, ...]:
+        """A fix's edits (``edits`` or ``import_edits``), moved to cells when they are read
+        (fixes render lazily)."""
+        return tuple(self._edit_to_cells(e) for e in getattr(fix, which))
 
     def _edit_to_cells(self, e: TextEdit) -> TextEdit:
+        at_marker = next((c for c in self.cells[:-1] if e.line == c.start + c.lines), None)
+        if at_marker is not None and (e.line, e.column) == (e.end_line, e.end_column):
+            return self._append_to_cell(at_marker, e.content)
         cell, line = self.locate(e.line)
         _, end_line = self.locate(e.end_line)
         return replace(e, line=line, end_line=end_line, cell=cell)
+
+    @staticmethod
+    def _append_to_cell(cell: Cell, content: str) -> TextEdit:
+        """An insertion before a cell's marker line (an import added after the cell's own) as an
+        insertion at the end of the cell, without the blank lines that would trail it."""
+        content = content.rstrip("\r\n")
+        if cell.added_newline:  # the cell's last line has no line break: add one first
+            last = _LINE.findall(cell.source)[-1]
+            return TextEdit(cell.lines, len(last) + 1, cell.lines, len(last) + 1, "\n" + content, cell.number)
+        return TextEdit(cell.lines + 1, 1, cell.lines + 1, 1, content + "\n", cell.number)
 
     def to_module(self, f: Finding) -> Finding:
         """A finding on a cell as a finding on the module (what ``--verify`` runs)."""
@@ -502,10 +518,10 @@ def _join(cells: Sequence[Cell]) -> str:
 
 def read_text(path: Path) -> str:
     """A notebook file's text (JSON is UTF-8)."""
-    return _decode(path.read_bytes())
+    return decode(path.read_bytes())
 
 
-def _decode(data: bytes) -> str:
+def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -542,118 +558,8 @@ def cell_prefix(f: Finding) -> str:
     return f"cell {f.cell}, line {f.line}: " if f.cell is not None else ""
 
 
-# --- checking and fixing ---------------------------------------------------------------------
-
-
-def _error(path: Path, error: Exception) -> Finding:
-    line, column = getattr(error, "line", 1), getattr(error, "column", 1)
-    return engine._parse_error(str(path), str(error), line, column)
-
-
-def check_data(
-    data: bytes, path: Path, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
-    target_version: tuple[int, int] | None = None,
-) -> list[Finding]:
-    """The findings of one notebook file's content, located by cell."""
-    codes = frozenset(codes)
-    try:
-        text = _decode(data)
-    except NotebookError as e:
-        return [_error(path, e)] if PARSE_ERROR_CODE in codes else []
-    return check_text(text, str(path), codes, apply_noqa, project, target_version)[1]
-
-
-def check_text(
-    text: str, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
-    target_version: tuple[int, int] | None = None,
-) -> tuple[Notebook | None, list[Finding]]:
-    """The notebook in a notebook's text and its findings (None and a TL000 when it is not one)."""
-    codes = frozenset(codes)
-    try:
-        notebook = load(text)
-    except NotebookError as e:
-        return None, [_error(Path(path), e)] if PARSE_ERROR_CODE in codes else []
-    return notebook, check_cells(notebook, path, codes, apply_noqa, project, target_version)
-
-
-def check_cells(
-    notebook: Notebook, path: str, codes: Iterable[str], apply_noqa: bool = True, project: Callable[[], object] | None = None,
-    target_version: tuple[int, int] | None = None,
-) -> list[Finding]:
-    """The findings of a notebook's code cells, checked as one module, located by cell."""
-    findings = engine.check_source(notebook.source, path, codes, None, apply_noqa, project, target_version=target_version)
-    return sorted(notebook.to_cells(f) for f in findings)
-
-
-def fix_notebook(path: Path, selection: engine.Selection, project, unsafe: bool, write: bool):
-    """``fixes.fix_file`` for a notebook: the fixes applied to the joined module, which is then
-    split back into its cells and written into the notebook's text."""
-    codes = selection.codes_for(str(path))
-    try:
-        notebook = read(path)
-    except (OSError, NotebookError):
-        return NotebookFixResult(path, engine.check_file(path, selection, project=project))
-
-    def check(text: str) -> list[Finding]:
-        return engine.check_source(text, str(path), codes, None, project=project, target_version=selection.target_version)
-
-    before = notebook.with_sources({})
-    cells = {c.number: c.source for c in notebook.cells}
-    try:
-        text, fixed, findings, first, problem = fixes.fix_text(notebook.source, check, unsafe, imports_in_first_cell)
-    except fixes.FixFailed as e:
-        return NotebookFixResult(path, [notebook.to_cells(f) for f in e.findings], 0, before, before, e.problem, cells, cells)
-    if text == notebook.source:
-        return NotebookFixResult(path, [notebook.to_cells(f) for f in findings], 0, before, before, problem, cells, cells)
-    untouched = [notebook.to_cells(f) for f in first]
-    try:
-        sources = notebook.split(text)
-    except NotebookError as e:
-        return NotebookFixResult(path, untouched, 0, before, before, str(e), cells, cells)
-    after = notebook.with_sources(sources)
-    fixed_notebook = load(after)
-    if fixed_notebook.source != text:  # the masks of the new sources differ: check them as they are
-        findings = check(fixed_notebook.source)
-    remaining = sorted(fixed_notebook.to_cells(f) for f in findings)
-    if write:
-        try:
-            fixes.write_atomically(path, after.encode("utf-8"))
-        except OSError as e:
-            return NotebookFixResult(path, untouched, 0, before, before, f"cannot write: {e.strerror or e}", cells, cells)
-    return NotebookFixResult(path, remaining, fixed, before, after, problem, cells, sources)
-
-
-def imports_in_first_cell(module: str, imports: Iterable[tuple[str, str | None]]) -> str:
-    """Add the imports fixes need to the first code cell (after its own imports), where a reader
-    of a notebook looks for them; to the whole module when that cell does not parse alone."""
-    imports = list(imports)
-    if not imports:
-        return module
+def split_first_cell(module: str) -> tuple[str, str]:
+    """A joined module as its first cell's lines and the rest (from the second cell's marker)."""
     lines = _LINE.findall(module)
     cut = next((i for i, line in enumerate(lines) if _CELL_MARKER.fullmatch(line.rstrip("\r\n"))), len(lines))
-    head, rest = "".join(lines[:cut]), "".join(lines[cut:])
-    try:
-        head = fixes.with_imports(head, imports)
-    except cst.ParserSyntaxError:
-        return fixes.with_imports(module, imports)
-    if rest and not head.endswith(("\n", "\r")):
-        head += "\n"
-    return head + rest
-
-
-@dataclass
-class NotebookFixResult(fixes.FixResult):
-    """``FixResult`` with the cells' sources before and after, for a diff per cell."""
-
-    cells_before: dict[int, str] = field(default_factory=dict)
-    cells_after: dict[int, str] = field(default_factory=dict)
-
-    def diff(self) -> str:
-        """A unified diff of each changed cell, ``--- a/nb.ipynb:cell 3`` / ``+++ b/nb.ipynb:cell 3``."""
-        name = Path(self.path).as_posix()
-        out = []
-        for number, old in self.cells_before.items():
-            new = self.cells_after.get(number, old)
-            if new != old:
-                out.append(fixes.unified_diff(old, new, f"a/{name}:cell {number}", f"b/{name}:cell {number}"))
-        return "".join(out)
+    return "".join(lines[:cut]), "".join(lines[cut:])

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-from torchlint.report import github, json_format, sarif, text
+from torchlint.report import full, github, json_format, sarif, text
 
-FORMATS = {"text": text.render, "json": json_format.render, "sarif": sarif.render, "github": github.render}
+# ``full`` is the default, as ruff's; ``text`` is the old name of ``concise``, kept for scripts.
+FORMATS = {
+    "full": full.render,
+    "concise": text.render,
+    "text": text.render,
+    "json": json_format.render,
+    "sarif": sarif.render,
+    "github": github.render,
+}
+DEFAULT_FORMAT = "full"

@@ -52,13 +52,14 @@ def verification_dict(v: Verification | None) -> dict | None:
 
 
 def fix_dict(fix: TextFix | None) -> dict | None:
-    """ruff's ``fix``: applicability, message and the text edits (1-based columns)."""
+    """ruff's ``fix``: applicability, message and the text edits (1-based columns), those adding
+    the imports the fix needs included."""
     if fix is None:
         return None
     return {
         "applicability": fix.applicability,
         "message": fix.message,
-        "edits": [edit_dict(e) for e in fix.edits],
+        "edits": [edit_dict(e) for e in fix.all_edits],
     }
 
 

@@ -79,8 +79,8 @@ def render(
 
 def rule_descriptors() -> list[dict]:
     """A ``reportingDescriptor`` for TL000 and then each rule, in code order."""
-    known = [(PARSE_ERROR_CODE, PARSE_ERROR_NAME, PARSE_ERROR_SUMMARY)]
-    known += [(code, rule.name, rule.summary) for code, rule in ALL_RULES.items()]
+    known = [(PARSE_ERROR_CODE, PARSE_ERROR_NAME, PARSE_ERROR_SUMMARY, True)]
+    known += [(code, rule.name, rule.summary, rule.default_enabled) for code, rule in ALL_RULES.items()]
     return [
         {
             "id": code,
@@ -88,9 +88,9 @@ def rule_descriptors() -> list[dict]:
             "shortDescription": {"text": summary},
             "fullDescription": {"text": what_it_finds(code) or summary},
             "helpUri": DOCS_URL.format(code=code, name=name),
-            "defaultConfiguration": {"level": level(code)},
+            "defaultConfiguration": {"level": level(code), "enabled": enabled},
         }
-        for code, name, summary in known
+        for code, name, summary, enabled in known
     ]
 
 

@@ -1,4 +1,5 @@
-"""``path:line:col: CODE message``, one per line, then a summary, as ruff prints. A finding whose
+"""The ``concise`` format (``text`` is its old name): ``path:line:col: CODE message``, one per
+line, then a summary, as ruff's ``--output-format concise``. A finding whose
 fix ``--fix`` would apply is marked ``[*]`` after its code. With ``--verify``, each finding is
 followed by an indented ``verdict: evidence`` line, and the summary says how many were confirmed."""
 
@@ -9,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from torchlint.finding import Finding
-from torchlint.fixes import fixable
+from torchlint.fixes import FixResult, fixable
+from torchlint.rules import ALL_RULES
 
 if TYPE_CHECKING:
     from torchlint.verify.runner import Verification
@@ -31,6 +33,14 @@ def render(
         if verifications and f in verifications:
             v = verifications[f]
             lines.append(f"  {v.verdict}: {v.evidence}")
+    return "\n".join([*lines, *summary(findings, unsafe, fixed, verifications)]) + "\n"
+
+
+def summary(
+    findings: Sequence[Finding], unsafe: bool, fixed: int, verifications: Mapping[Finding, Verification] | None
+) -> list[str]:
+    """The lines after the findings: how many, what ``--fix`` could do, what ``--verify`` found."""
+    lines = []
     n = len(findings)
     if fixed:
         total = fixed + n
@@ -43,7 +53,7 @@ def render(
         lines.append(hint)
     if verifications:
         lines.append(verification_summary(list(verifications.values())))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def location(f: Finding) -> str:
@@ -91,3 +101,22 @@ def render_statistics(findings: Sequence[Finding], *, unsafe: bool = False) -> s
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def render_fixes(results: Sequence[FixResult]) -> str:
+    """``--show-fixes``, as ruff's: the fixes ``--fix`` applied, per file and rule; "" when none.
+
+        Fixed 3 findings:
+        - model.py:
+            2 × TL201 (dropout-ignores-eval)
+    """
+    fixed = [r for r in results if r.fixed]
+    if not fixed:
+        return ""
+    lines = [f"Fixed {_plural(sum(r.fixed for r in fixed), 'finding')}:"]
+    for r in fixed:
+        lines.append(f"- {r.path}:")
+        for code, n in sorted(r.fixed_codes.items()):
+            rule = ALL_RULES.get(code)
+            lines.append(f"    {n} × {code}" + (f" ({rule.name})" if rule else ""))
+    return "\n".join(lines) + "\n\n"

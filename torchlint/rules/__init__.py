@@ -72,6 +72,9 @@ class Rule:
     summary: ClassVar[str]
     needles: ClassVar[tuple[str, ...]] = ("torch",)
     default_enabled: ClassVar[bool] = True
+    # Why a rule is off by default, in one line (``torchlint rules`` shows it): its findings on
+    # real code are rarely worth changing, as judged from the labels in benchmarks/labels/.
+    off_reason: ClassVar[str] = ""
     # The oldest PyTorch the project supports (``target-version``), as (major, minor); None: the
     # latest. Set by the engine on each instance; rules whose advice depends on it read it.
     target_version: tuple[int, int] | None = None

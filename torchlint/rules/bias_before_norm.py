@@ -53,6 +53,7 @@ class BiasBeforeNorm(Rule):
     summary = "Conv/Linear with a bias feeding straight into BatchNorm: the bias is cancelled, dead weight"
     needles = ("Norm",)
     default_enabled = False
+    off_reason = "34 of 34 corpus findings were true dead biases, none worth changing: checkpoints carry the bias keys"
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         model = ShapeModel(facts)

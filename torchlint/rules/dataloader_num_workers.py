@@ -15,9 +15,10 @@ NUM_WORKERS_POSITION = 5  # DataLoader(dataset, batch_size, shuffle, sampler, ba
 class DataloaderNumWorkers(Rule):
     code = "TL709"
     name = "dataloader-num-workers"
-    summary = "DataLoader without num_workers: data loads in the training process, between steps (off by default)"
+    summary = "DataLoader without num_workers: data loads in the training process, between steps"
     needles = ("DataLoader",)
     default_enabled = False
+    off_reason = "a speed hint, not a bug: num_workers=0 is right for small or in-memory data"
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to(*LOADERS):

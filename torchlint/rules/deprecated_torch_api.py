@@ -15,6 +15,8 @@ class DeprecatedTorchApi(Rule):
     name = "deprecated-torch-api"
     summary = "a call or import of a deprecated PyTorch function (torch.qr, functorch.vmap, torch.cuda.amp.autocast, ...)"
     needles = deprecations.needles()
+    default_enabled = False
+    off_reason = "on the corpus 115 of 267 findings (torch.norm, torch.svd, the Upsampling modules) still work without a warning, and none of the rest is a bug: deprecation advice, opt in"
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         target = self.target_version

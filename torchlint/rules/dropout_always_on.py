@@ -29,9 +29,8 @@ class DropoutAlwaysOn(Rule):
     name = "dropout-always-on"
     summary = "F.dropout(..., training=True) in an nn.Module: dropout stays on in eval(), on purpose or not"
     needles = ("dropout",)
-    # On the corpus every literal training=True was a deliberate Tacotron 2 prenet (3 of 3, no
-    # comment saying so): the rule is for code bases that want to find the others.
     default_enabled = False
+    off_reason = "every corpus finding (3 of 3) was a deliberate always-on dropout (the Tacotron 2 prenet)"
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname, fn, instance in facts.calls_in_module_methods(*_FLAGS):

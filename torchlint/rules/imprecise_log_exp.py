@@ -43,6 +43,8 @@ class ImpreciseLogExp(Rule):
     name = "imprecise-log-exp"
     summary = "torch.log(1 + x) / torch.exp(x) - 1: use torch.log1p(x) / torch.expm1(x), exact for small x"
     needles = ("log", "exp")
+    default_enabled = False
+    off_reason = "on the corpus 15 of 24 findings take the log of counts, positions or durations, where log1p/expm1 change nothing"
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to("torch.log"):

@@ -31,10 +31,11 @@ class PrivateDataLoadingApi(Rule):
     needles = ("_utils",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
-        for use in deprecations.uses(facts, PRIVATE, references=True):
+        private = {q: e for q, e in PRIVATE.items() if e.applies(self.target_version)}
+        for use in deprecations.uses(facts, private, references=True):
             e = use.entry
             yield Hit(
                 use.node,
                 f"{e.name} is private (it may move or change without notice); use {e.use}, the same function",
-                fix=deprecations.fix_for(facts, use, PRIVATE),
+                fix=deprecations.fix_for(facts, use, private),
             )

@@ -10,7 +10,7 @@ from importlib import resources
 
 import libcst as cst
 
-from torchlint.deprecations import spell
+from torchlint.deprecations import compatibility_calls, spell
 from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Scope
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
@@ -21,6 +21,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 LEGACY = {"pretrained": "weights", "pretrained_backbone": "weights_backbone"}
+# weights= came with torchvision 0.13, the release for PyTorch 1.12: an older target-version
+# cannot use it.
+WEIGHTS_SINCE = (1, 12)
 SUBPACKAGES = {"detection", "segmentation", "video", "optical_flow", "quantization"}
 
 
@@ -49,6 +52,9 @@ class TorchvisionPretrained(Rule):
     needles = ("pretrained",)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        if self.target_version is not None and self.target_version < WEIGHTS_SINCE:
+            return
+        compat: set[int] | None = None
         for call, qualname in facts.calls_to("torchvision.models."):
             key = builder_key(qualname)
             if key is None:
@@ -56,6 +62,9 @@ class TorchvisionPretrained(Rule):
             legacy = _legacy_args(call.node)
             if not legacy:
                 continue
+            compat = compatibility_calls(facts) if compat is None else compat
+            if id(call.node) in compat:
+                continue  # the branch that keeps torchvision < 0.13 working
             table = builders()[key]
             names = " and ".join(f"{name}=" for name, _ in legacy)
             new = " and ".join(f"{LEGACY[name]}=" for name, _ in legacy)
