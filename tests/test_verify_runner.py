@@ -153,7 +153,7 @@ def test_directory_run_finishes_within_the_timeouts(tmp_path, cli, torch_install
     write(tmp_path, "exits.py", MODEL + "\nimport sys\nprint('noise')\nsys.exit(3)\n")
     write(tmp_path, "main.py", MODEL + f'\nif __name__ == "__main__":\n    open({str(marker)!r}, "w").write("ran")\n')
     write(tmp_path, "osexit.py", MODEL + "\nimport os\nos._exit(7)\n")
-    write(tmp_path, "broken.py", "import torchlint_no_such_package\n" + MODEL)
+    write(tmp_path, "broken.py", "import torchlint_no_such_package\nif torchlint_no_such_package.ENABLED:\n    pass\n" + MODEL)
     write(tmp_path, "unbuildable.py", MODEL.replace("super().__init__()", "super().__init__()\n        raise RuntimeError('needs a checkpoint')"))
     start = time.monotonic()
     result = cli("check", "--verify", "--verify-timeout", "5", "--verify-import", "full", "--output-format", "json", "--isolated", str(tmp_path))
@@ -165,7 +165,9 @@ def test_directory_run_finishes_within_the_timeouts(tmp_path, cli, torch_install
     assert by_file["hang.py"]["evidence"] == "timed out after 5 s at import"
     assert by_file["exits.py"]["evidence"] == "the file called sys.exit(3) at import"
     assert by_file["osexit.py"]["evidence"] == "the file exited the process with status 7 at import"
-    assert by_file["broken.py"]["evidence"] == "import failed: ModuleNotFoundError: No module named 'torchlint_no_such_package' (line 1)"
+    assert by_file["broken.py"]["evidence"] == (
+        "import failed: needs torchlint_no_such_package, which is not installed "
+        "(torchlint_no_such_package.ENABLED was used at line 2)")
     assert "needs a checkpoint" in by_file["unbuildable.py"]["evidence"]
     assert "import failed" not in by_file["main.py"]["evidence"]
     for name in ("hang.py", "exits.py", "osexit.py", "broken.py", "unbuildable.py"):

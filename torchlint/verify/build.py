@@ -9,13 +9,18 @@ against a parameter (the output's batch dimension does not follow the input's) i
 from __future__ import annotations
 
 import ast
+import collections.abc
 import inspect
 import re
+import types
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from torchlint.verify import tracing
 
 
 class BuildError(Exception):
@@ -53,37 +58,70 @@ class Candidate:
     batch_dim: int = 0
 
 
+SIZES = (16, 8, 32, 64)  # tried in turn for the sizes a constructor takes
+
+
 def instantiate(cls: type, path: str) -> tuple[nn.Module, str]:
     """An instance of ``cls`` and how its arguments were chosen; BuildError when it cannot."""
-    signature = inspect.signature(cls.__init__)
-    params = [p for p in list(signature.parameters.values())[1:]
+    module, how = build(cls, path, skip_self=True)
+    return module, how
+
+
+def build(factory: Callable, path: str, *, skip_self: bool = False) -> tuple[nn.Module, str]:
+    """Call ``factory`` (a class, or a function that returns a module) with arguments from a
+    literal call site in the file, else from the defaults, the parameters' names and annotations,
+    trying several sizes; the module and how its arguments were chosen, or BuildError."""
+    name = getattr(factory, "__name__", "the factory")
+    target = factory.__init__ if skip_self else factory
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError) as error:
+        raise BuildError(f"cannot read the signature of {name}: {error}") from None
+    params = [p for p in list(signature.parameters.values())[1 if skip_self else 0:]
               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    hints = _annotations(target)
     attempts: list[tuple[str, dict]] = []
-    for site_args, site_kwargs in _call_sites(cls.__name__, path):
+    for site_args, site_kwargs in _call_sites(name, path):
         kwargs = _from_call_site(params, site_args, site_kwargs)
-        if kwargs is not None and _fill_missing(params, kwargs):
+        if kwargs is not None and _fill_missing(params, kwargs, hints, SIZES[0]) is None:
             attempts.append(("arguments from the call site in the file", kwargs))
-    named: dict = {}
-    if _fill_missing(params, named):
-        attempts.append(("default and name-derived arguments", named))
+    missing: list[str] = []
+    for size in SIZES:
+        kwargs = {}
+        missing = _fill_missing(params, kwargs, hints, size) or []
+        if missing:
+            break
+        if kwargs not in [a for _, a in attempts]:
+            attempts.append((f"{name}({_show(kwargs)})" if kwargs else f"{name}()", kwargs))
     if not attempts:
-        missing = [p.name for p in params if p.default is p.empty and _guess(p.name) is _NO_GUESS]
-        raise BuildError(f"cannot choose a value for {cls.__name__}'s argument(s) {', '.join(missing)}")
+        raise BuildError(f"cannot choose a value for {name}'s argument(s) {', '.join(missing)}")
     errors = []
     for how, kwargs in attempts:
+        tracing.forget_build()
         try:
-            return cls(**kwargs), how
+            module = factory(**kwargs)
         except Exception as error:  # noqa: BLE001 - any failure of user code is a reason
-            errors.append(f"{cls.__name__}({_show(kwargs)}) raised {_first_line(error)}")
-    raise BuildError("; ".join(errors))
+            errors.append(f"{name}({_show(kwargs)}) raised {_first_line(error)}")
+            continue
+        if not isinstance(module, nn.Module):
+            raise BuildError(f"{name}({_show(kwargs)}) returned {type(module).__name__}, not an nn.Module")
+        return module, how
+    raise BuildError("; ".join(dict.fromkeys(errors[:3])))
 
 
 def candidate_inputs(module: nn.Module, device: str = "cpu") -> list[Candidate]:
-    """Candidate inputs, best guess first: from the first layer, then from sizes found on the module."""
-    found: list[Candidate] = []
+    """Candidate inputs, best guess first: the module's own ``example_input_array``, sizes that
+    forward's literal ``view``/``reshape`` calls expect, the first layer's input (for a
+    convolution, a size that reaches the first Linear with its ``in_features``), then sizes found
+    on the module and common shapes. A forward that also takes a recurrent state gets one."""
+    found: list[Candidate] = _example_inputs(module, device)
+    found.extend(_dense(shape, device) for shape in _literal_view_shapes(module))
     first = _first_layer(module)
     if first is not None:
-        found.extend(_inputs_for_layer(first, device))
+        layer_inputs = _inputs_for_layer(first, device)
+        if isinstance(first, nn.modules.conv._ConvNd) and layer_inputs:
+            found.extend(_fitted_to_linear(module, first, device))
+        found.extend(layer_inputs)
     sizes = _sizes_on(module)
     for size in sizes:
         found.append(_dense((size,), device))
@@ -91,11 +129,157 @@ def candidate_inputs(module: nn.Module, device: str = "cpu") -> list[Candidate]:
         found.append(_dense(shape, device))
     for size in sizes:
         found.append(_dense((size, 32, 32), device))
+    if isinstance(first, nn.modules.conv._ConvNd) and len(first.kernel_size) == 2:
+        found.append(_dense((first.in_channels, 224, 224), device))
     unique: dict[str, Candidate] = {}
     for candidate in found:
         unique.setdefault(candidate.describe, candidate)
     arity = _required_inputs(module)
-    return [_repeated(c, arity) for c in unique.values()] if arity > 1 else list(unique.values())
+    if arity <= 1 or any(c.describe.startswith("example_input_array") for c in unique.values()):
+        return list(unique.values())
+    state = _recurrent_state(module, device) if arity == 2 else None
+    if state is not None:
+        return [_with_state(c, state) for c in unique.values()] + [_repeated(c, arity) for c in unique.values()]
+    return [_repeated(c, arity) for c in unique.values()]
+
+
+def _example_inputs(module: nn.Module, device: str) -> list[Candidate]:
+    """Lightning's convention: ``self.example_input_array``, a tensor or a tuple of them (batch first)."""
+    example = vars(module).get("example_input_array")
+    tensors = (example,) if isinstance(example, torch.Tensor) else example
+    if not isinstance(tensors, tuple) or not tensors or not all(isinstance(t, torch.Tensor) and t.dim() for t in tensors):
+        return []
+    shapes = [tuple(t.shape[1:]) for t in tensors]
+
+    def make(batch: int) -> tuple[torch.Tensor, ...]:
+        return tuple(_like(t, (batch, *shape), device) for t, shape in zip(tensors, shapes))
+
+    shown = ", ".join(str((2, *shape)) for shape in shapes)
+    return [Candidate(f"example_input_array-shaped {shown}", make)]
+
+
+def _like(example: torch.Tensor, shape: tuple, device: str) -> torch.Tensor:
+    if example.is_floating_point():
+        return torch.randn(shape, dtype=example.dtype, device=device)
+    high = max(int(example.max()) + 1, 2) if example.numel() else 2
+    return torch.randint(0, high, shape, dtype=example.dtype, device=device)
+
+
+_RESHAPES = {"view", "reshape"}
+
+
+def _literal_view_shapes(module: nn.Module) -> list[tuple[int, ...]]:
+    """Per-sample shapes that forward's ``x.view(-1, 1, 28, 28)`` / ``reshape(b, 784)`` calls name:
+    every size but the first a literal; each shape as given and flattened."""
+    try:
+        source = inspect.getsource(type(module).forward)
+        tree = ast.parse(_dedent(source))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return []
+    shapes: list[tuple[int, ...]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _RESHAPES):
+            continue
+        args = node.args[0].elts if len(node.args) == 1 and isinstance(node.args[0], (ast.Tuple, ast.List)) else node.args
+        sizes = [a.value for a in args[1:] if isinstance(a, ast.Constant) and isinstance(a.value, int)]
+        if len(args) < 2 or len(sizes) != len(args) - 1 or any(v < 1 for v in sizes):
+            continue
+        shape = tuple(sizes)
+        shapes.append(shape)
+        if len(shape) > 1:
+            shapes.append((_product(shape),))
+    return list(dict.fromkeys(shapes))[:4]
+
+
+def _dedent(source: str) -> str:
+    lines = source.splitlines()
+    indent = min((len(line) - len(line.lstrip()) for line in lines if line.strip()), default=0)
+    return "\n".join(line[indent:] for line in lines)
+
+
+def _product(shape: tuple[int, ...]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
+
+
+class _ReachedLinear(Exception):
+    def __init__(self, arriving: int, expected: int):
+        self.arriving, self.expected = arriving, expected
+
+
+def _fitted_to_linear(module: nn.Module, conv: nn.modules.conv._ConvNd, device: str) -> list[Candidate]:
+    """A convolution input whose spatial size makes the first Linear that forward reaches receive
+    its ``in_features`` (a flatten between them): found by running forward up to that Linear."""
+    linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        return []
+    dims = len(conv.kernel_size)
+
+    def stop(layer, args):
+        arriving = args[0].shape[-1] if args and isinstance(args[0], torch.Tensor) else -1
+        raise _ReachedLinear(arriving, layer.in_features)
+
+    def reaching(size: int) -> _ReachedLinear | None:
+        handles = [layer.register_forward_pre_hook(stop) for layer in linears]
+        try:
+            with torch.no_grad():
+                module(torch.randn(1, conv.in_channels, *(size,) * dims, device=device))
+        except _ReachedLinear as reached:
+            return reached
+        except Exception:  # noqa: BLE001 - this size does not reach a Linear
+            return None
+        finally:
+            for handle in handles:
+                handle.remove()
+        return None
+
+    starts = {1: (64, 256), 2: (64, 224), 3: (16, 32)}[dims]
+    start, first = next(((s, r) for s in starts if (r := reaching(s)) is not None), (0, None))
+    if first is None or first.arriving <= 0 or first.arriving == first.expected:
+        return []
+    estimate = start * (first.expected / first.arriving) ** (1 / dims)
+    for size in sorted(range(max(2, int(estimate) - 12), int(estimate) + 13), key=lambda s: abs(s - estimate)):
+        got = reaching(size)
+        if got is not None and got.arriving == got.expected:
+            dense = _dense((conv.in_channels, *(size,) * dims), device)
+            return [Candidate(f"{dense.describe} (it gives the first Linear its {got.expected} in_features)", dense.make)]
+    return []
+
+
+def _recurrent_state(module: nn.Module, device: str) -> Callable[[int], object] | None:
+    """For ``forward(x, hidden)``: the module's own ``init_hidden(batch)``, else zeros shaped for
+    its first LSTM ((h, c)), GRU or RNN (h)."""
+    rnn = next((m for m in module.modules() if isinstance(m, nn.RNNBase)), None)
+    if rnn is None:
+        return None
+    for name in ("init_hidden", "init_state", "initHidden", "begin_state", "init_hidden_state"):
+        method = getattr(module, name, None)
+        if callable(method):
+            def own(batch: int, method=method):
+                try:
+                    return method(batch)
+                except TypeError:
+                    return method(batch, device)
+            return own
+    layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+    hidden = rnn.proj_size if getattr(rnn, "proj_size", 0) else rnn.hidden_size
+
+    def zeros(batch: int) -> object:
+        h = torch.zeros(layers, batch, hidden, device=device)
+        if isinstance(rnn, nn.LSTM):
+            return h, torch.zeros(layers, batch, rnn.hidden_size, device=device)
+        return h
+
+    return zeros
+
+
+def _with_state(candidate: Candidate, state: Callable[[int], object]) -> Candidate:
+    def make(batch: int) -> tuple:
+        return (*candidate.make(batch), state(batch))
+
+    return Candidate(f"{candidate.describe} and a recurrent state for that batch", make, candidate.batch_dim)
 
 
 def _required_inputs(module: nn.Module) -> int:
@@ -133,6 +317,7 @@ def pick_input(module: nn.Module, device: str = "cpu") -> tuple[Candidate, objec
 def check_candidate(module: nn.Module, candidate: Candidate) -> tuple[bool, object]:
     """(True, output for batch 2) when the candidate runs with batch 2 and 3 and the output's batch
     dimension follows; (False, reason) otherwise."""
+    tracing.mark_input(candidate.describe)
     outputs = []
     for batch in (2, 3):
         torch.manual_seed(0)
@@ -241,16 +426,83 @@ def _guess(name: str) -> object:
     return _NO_GUESS
 
 
-def _fill_missing(params: list[inspect.Parameter], kwargs: dict) -> bool:
-    """Complete ``kwargs`` from defaults and names; False when a required argument has no guess."""
+def _fill_missing(params: list[inspect.Parameter], kwargs: dict, hints: dict, size: int) -> list[str] | None:
+    """Complete ``kwargs`` for the required parameters: from the name (when the annotation agrees),
+    the annotation, else ``size`` for a parameter neither names nor annotates. The parameters it
+    could not fill, or None when all are."""
+    missing = []
     for p in params:
         if p.name in kwargs or p.default is not p.empty:
             continue
-        value = _guess(p.name)
+        value = _value_for(p.name, hints.get(p.name, _NO_GUESS), size)
         if value is _NO_GUESS:
-            return False
-        kwargs[p.name] = value
-    return True
+            missing.append(p.name)
+        else:
+            kwargs[p.name] = value
+    return missing or None
+
+
+def _value_for(name: str, annotation: object, size: int) -> object:
+    guess = _guess(name)
+    if guess == SMALL and not isinstance(guess, bool):
+        guess = size
+    if annotation is _NO_GUESS or annotation is inspect.Parameter.empty:
+        return size if guess is _NO_GUESS else guess
+    typed = _from_annotation(annotation, size)
+    if guess is not _NO_GUESS and (typed is _NO_GUESS or _same_kind(guess, typed)):
+        return guess
+    return typed
+
+
+def _same_kind(a: object, b: object) -> bool:
+    kinds = (bool, int, float, str, list, tuple, type(None))
+    return next((k for k in kinds if isinstance(a, k)), None) is next((k for k in kinds if isinstance(b, k)), None)
+
+
+def _from_annotation(annotation: object, size: int) -> object:
+    """A value of the annotated type: int, float, bool, sequences and tuples of ints, Optional."""
+    if annotation is bool:
+        return False
+    if annotation is int:
+        return size
+    if annotation is float:
+        return 0.1
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        for option in options:
+            value = _from_annotation(option, size)
+            if value is not _NO_GUESS:
+                return value
+        return None if type(None) in args else _NO_GUESS
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _from_annotation(args[0], size)
+            return _NO_GUESS if item is _NO_GUESS else (item, item, item)
+        items = [_from_annotation(a, size) for a in args]
+        return _NO_GUESS if not items or _NO_GUESS in items else tuple(items)
+    if origin in (list, collections.abc.Sequence, collections.abc.MutableSequence, collections.abc.Iterable):
+        item = _from_annotation(args[0], size) if args else size
+        return _NO_GUESS if item is _NO_GUESS else [item, item, item]
+    return _NO_GUESS
+
+
+def _annotations(function: Callable) -> dict:
+    """The parameter annotations of ``function``, string annotations evaluated where they can be."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:  # noqa: BLE001 - a name the annotations use is missing: take them one by one
+        pass
+    found = {}
+    namespace = getattr(function, "__globals__", {})
+    for name, annotation in getattr(function, "__annotations__", {}).items():
+        if isinstance(annotation, str):
+            try:
+                annotation = eval(annotation, dict(namespace))  # noqa: S307 - the user's own annotation
+            except Exception:  # noqa: BLE001
+                continue
+        found[name] = annotation
+    return found
 
 
 def _call_sites(name: str, path: str) -> list[tuple[list, dict]]:

@@ -22,53 +22,112 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from torchlint.verify import stubs
 from torchlint.verify.build import (
     BuildError,
+    build,
     candidate_inputs,
     check_candidate,
     instantiate,
     pick_input,
     tensors_in,
 )
+from torchlint.verify.tracing import LineTrace, lines_that_count
 
 Verdict = tuple[str, str]
 NO_PROBE: Verdict = ("inconclusive", "no probe for this rule")
 
 
 def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Verdict:
-    """The verdict and evidence for one finding; never raises."""
+    """The verdict and evidence for one finding; never raises. A verdict other than inconclusive
+    needs the flagged line to have run (while the module was built, or with the probe's input)."""
     probe = PROBES.get(finding.get("code", ""))
     if probe is None:
         return NO_PROBE
     try:
-        cls = find_class(namespace, finding, path)
-        if cls is None:
-            return "inconclusive", f"no nn.Module class in the file contains line {finding['line']}"
-        module, _how = instantiate(cls, path)
-        module.to(device)
-        return probe(module, finding, path, device)
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+    except (OSError, SyntaxError, ValueError) as error:
+        return "inconclusive", f"cannot read the file: {_first_line(error)}"
+    trace = LineTrace(path)
+    try:
+        with trace:
+            module, how = build_flagged(namespace, finding, tree, path)
+            module.to(device)
+            trace.built_now()
+            verdict, evidence = probe(module, finding, path, device)
     except BuildError as error:
         return "inconclusive", f"could not build the module: {error}"
+    except stubs.StubUsed as error:
+        return "inconclusive", stubs.describe(error)
     except (Exception, SystemExit) as error:  # noqa: BLE001 - user code may raise anything
         return "inconclusive", f"the probe failed: {_first_line(error)}"
+    counted = lines_that_count(tree, finding["line"])
+    if verdict != "inconclusive" and counted is not None and not trace.covers(counted):
+        if trace.input is None:
+            return "inconclusive", f"line {finding['line']} did not run when {how} was built"
+        return "inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})"
+    if trace.input and trace.input not in evidence:
+        evidence = f"{evidence} (input: {trace.input})"
+    return verdict, evidence
+
+
+def build_flagged(namespace: dict, finding: dict, tree: ast.Module, path: str) -> tuple[nn.Module, str]:
+    """The module the finding is about, and how it was built: an instance of the innermost
+    nn.Module class holding the line, else the module a top-level factory function holding it
+    returns, else the module a top-level ``name = SomeModule(...)`` statement holding it builds."""
+    line = finding["line"]
+    cls = find_class(namespace, finding, path)
+    if cls is not None:
+        return instantiate(cls, path)
+    for node in tree.body:
+        if not (_start(node) <= line <= (node.end_lineno or node.lineno)):
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and callable(namespace.get(node.name)):
+            return build(namespace[node.name], path)
+        value = getattr(node, "value", None)
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)) and isinstance(value, ast.Call):
+            callee = _evaluate(value.func, namespace)
+            if isinstance(callee, type) and issubclass(callee, nn.Module):
+                built = eval(compile(ast.Expression(value), path, "eval"), namespace)  # noqa: S307 - the flagged statement
+                return built, f"the expression at line {node.lineno}"
+            raise BuildError(f"line {line} is in a top-level statement that does not build an nn.Module class")
+    raise BuildError(f"no nn.Module class, module-building function or expression in the file contains line {line}")
 
 
 def find_class(namespace: dict, finding: dict, path: str) -> type | None:
-    """The innermost nn.Module class of ``namespace`` whose source span in ``path`` holds the line."""
+    """The innermost nn.Module class of ``namespace`` whose source span in ``path`` holds the line.
+    StubUsed when that class derives from a class of a missing module (not a stand-in)."""
     with open(path, encoding="utf-8") as file:
         tree = ast.parse(file.read())
     line = finding["line"]
     spans = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            start = _start(node)
             if start <= line <= (node.end_lineno or node.lineno):
                 spans.append((start, node.name))
-    for _start, name in sorted(spans, reverse=True):
+    for _start_line, name in sorted(spans, reverse=True):
         value = namespace.get(name)
+        base = stubs.stub_base_of(value) if isinstance(value, type) else None
+        if base:
+            raise stubs.StubUsed(base, f"is the base class of {name}")
         if isinstance(value, type) and issubclass(value, nn.Module):
             return value
     return None
+
+
+def _evaluate(node: ast.expr, namespace: dict) -> object:
+    """The value of a dotted name in ``namespace``, or None."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id)
+    if isinstance(node, ast.Attribute):
+        return getattr(_evaluate(node.value, namespace), node.attr, None)
+    return None
+
+
+def _start(node: ast.stmt) -> int:
+    return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
 
 
 def probe_dropout_in_eval(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:

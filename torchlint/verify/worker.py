@@ -14,6 +14,7 @@ JSON object a line; stdout and stderr are the user's and go nowhere. The events,
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import os
 import sys
@@ -21,7 +22,10 @@ import time
 import traceback
 import types
 
+from torchlint.verify import stubs
+
 MODULE_NAME = "torchlint_verify_target"
+LOOSE_PACKAGE = "torchlint_verify_package"
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 MEMORY_LIMIT = 4 << 30
 
@@ -61,6 +65,8 @@ def main() -> None:
     except BaseException as e:  # the user's code: sys.exit, KeyboardInterrupt, anything
         send(event="failed", reason=import_failure(e, path, job["import_mode"]))
         return
+    stubs.strict()
+    stubbed = stubs.note()
     send(event="imported")
 
     for index, finding in enumerate(job["findings"]):
@@ -73,6 +79,8 @@ def main() -> None:
             verdict, evidence = "inconclusive", f"the probe failed: {_describe(e)}"
         if verdict not in VERDICTS:
             verdict, evidence = "inconclusive", f"the probe returned an unknown verdict {verdict!r}"
+        if stubbed:
+            evidence = f"{evidence}; {stubbed}"
         seconds = round(time.perf_counter() - start, 3)
         send(event="result", index=index, verdict=verdict, evidence=str(evidence), seconds=seconds)
 
@@ -82,19 +90,62 @@ def import_target(path: str, import_mode: str, directory: str | None = None) -> 
     dataclasses and pickling work) and return its namespace. ``definitions``: only its imports,
     functions, classes and constant assignments; ``full``: all of it. Either way ``__name__`` is not
     ``"__main__"``, so the ``if __name__ == "__main__":`` block does not run. ``directory`` goes
-    first on ``sys.path`` (default: the file's own; a notebook's cells run from a copy elsewhere)."""
+    first on ``sys.path`` (default: the file's own; a notebook's cells run from a copy elsewhere).
+
+    Relative imports resolve in the file's package (the directories above it that hold an
+    ``__init__.py``, whose parent also goes on ``sys.path``), or, for a loose file, in its
+    directory. Modules the file (or a local module it imports) needs but this interpreter lacks
+    are stubbed (``stubs``)."""
     with open(path, "rb") as f:
         tree = ast.parse(f.read(), path)
     if import_mode == "definitions":
         tree.body = definitions(tree.body)
     code = compile(tree, path, "exec", dont_inherit=True)
+    here = directory or os.path.dirname(path)
+    root, package = package_of(here)
+    stubs.install([here] + ([root] if root else []))
+    sys.path.insert(0, here)
+    if root:
+        sys.path.insert(1, root)
+    sys.argv = [path]
+    try:
+        return _execute(code, path, package or _loose_package(here))
+    except stubs.StubUsed:
+        raise
+    except Exception:
+        if not package:
+            raise
+    return _execute(code, path, _loose_package(here))
+
+
+def _execute(code, path: str, package: str) -> dict:
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = path
+    module.__package__ = package
     sys.modules[MODULE_NAME] = module
-    sys.path.insert(0, directory or os.path.dirname(path))
-    sys.argv = [path]
     exec(code, module.__dict__)
     return module.__dict__
+
+
+def package_of(directory: str) -> tuple[str | None, str | None]:
+    """(the directory above the package, the package's dotted name) when ``directory`` holds an
+    ``__init__.py``; (None, None) otherwise."""
+    parts: list[str] = []
+    current = os.path.abspath(directory)
+    while os.path.isfile(os.path.join(current, "__init__.py")) and os.path.basename(current).isidentifier():
+        parts.append(os.path.basename(current))
+        current = os.path.dirname(current)
+    if not parts:
+        return None, None
+    return current, ".".join(reversed(parts))
+
+
+def _loose_package(directory: str) -> str:
+    """A package for a file outside any: relative imports then look in its directory."""
+    package = types.ModuleType(LOOSE_PACKAGE)
+    package.__path__ = [directory]
+    sys.modules[LOOSE_PACKAGE] = package
+    return LOOSE_PACKAGE
 
 
 def definitions(body: list[ast.stmt]) -> list[ast.stmt]:
@@ -102,7 +153,7 @@ def definitions(body: list[ast.stmt]) -> list[ast.stmt]:
     constant expressions (literals, containers of them, names defined before, attributes of those,
     arithmetic). Everything else, ``if __name__ == "__main__":`` included, is dropped."""
     kept: list[ast.stmt] = []
-    bound: set[str] = set()
+    bound: set[str] = set(BUILTIN_NAMES)
     for node in body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
@@ -121,9 +172,32 @@ def definitions(body: list[ast.stmt]) -> list[ast.stmt]:
     return kept
 
 
+BUILTIN_NAMES = {"__name__", "__file__", *dir(builtins)}
+# Calls that only build a value (no I/O, no training): kept among a file's definitions.
+SAFE_CALLS = {
+    "dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bool", "range", "len", "min", "max",
+    "namedtuple", "collections.namedtuple", "TypeVar", "typing.TypeVar", "partial", "functools.partial",
+    "torch.device", "torch.cuda.is_available", "torch.backends.mps.is_available", "torch.cuda.device_count",
+    "os.environ.get", "os.getenv", "os.path.join", "os.path.dirname", "os.path.abspath",
+    "logging.getLogger", "getLogger", "math.sqrt", "math.log", "math.ceil", "math.floor",
+}
+
+
 def _is_constant(node: ast.expr, bound: set[str]) -> bool:
-    if isinstance(node, ast.Constant):
+    if isinstance(node, (ast.Constant, ast.Lambda)):
         return True
+    if isinstance(node, ast.Call):
+        return (_dotted(node.func) in SAFE_CALLS and _is_constant(node.func, bound)
+                and all(_is_constant(a.value if isinstance(a, ast.Starred) else a, bound) for a in node.args)
+                and all(_is_constant(k.value, bound) for k in node.keywords))
+    if isinstance(node, ast.IfExp):
+        return all(_is_constant(n, bound) for n in (node.test, node.body, node.orelse))
+    if isinstance(node, ast.Compare):
+        return all(_is_constant(n, bound) for n in (node.left, *node.comparators))
+    if isinstance(node, ast.BoolOp):
+        return all(_is_constant(n, bound) for n in node.values)
+    if isinstance(node, ast.Subscript):
+        return _is_constant(node.value, bound) and _is_constant(node.slice, bound)
     if isinstance(node, ast.Name):
         return node.id in bound
     if isinstance(node, ast.Attribute):
@@ -139,6 +213,14 @@ def _is_constant(node: ast.expr, bound: set[str]) -> bool:
     return False
 
 
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
 def _target_names(target: ast.expr) -> list[str] | None:
     if isinstance(target, ast.Name):
         return [target.id]
@@ -152,6 +234,8 @@ def import_failure(error: BaseException, path: str, import_mode: str) -> str:
     """Why the file could not be imported, as one line."""
     if isinstance(error, SystemExit):
         return f"the file called {_exit_call(error)} at import"
+    if isinstance(error, stubs.StubUsed):
+        return f"import failed: {stubs.describe(error)}"
     line = next((fs.lineno for fs in reversed(traceback.extract_tb(error.__traceback__)) if fs.filename == path), None)
     if isinstance(error, SyntaxError):
         line = error.lineno
