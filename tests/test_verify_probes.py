@@ -194,7 +194,7 @@ def test_shape_error_confirmed_refuted_and_elsewhere(tmp_path):
     verdict, evidence = verify_at(tmp_path, right, "TL304", 20)
     assert verdict == "refuted", evidence
     verdict, evidence = verify_at(tmp_path, wrong, "TL304", 22)
-    assert verdict == "inconclusive" and "not the flagged line" in evidence
+    assert verdict == "inconclusive" and "not at the flagged line" in evidence
 
 
 INPLACE = """

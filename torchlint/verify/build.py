@@ -58,19 +58,20 @@ class Candidate:
     batch_dim: int = 0
 
 
+NO_INPUT = "no input runs through forward"
 SIZES = (16, 8, 32, 64)  # tried in turn for the sizes a constructor takes
 
 
 def instantiate(cls: type, path: str) -> tuple[nn.Module, str]:
     """An instance of ``cls`` and how its arguments were chosen; BuildError when it cannot."""
-    module, how = build(cls, path, skip_self=True)
-    return module, how
+    return next(builds(cls, path, skip_self=True))
 
 
-def build(factory: Callable, path: str, *, skip_self: bool = False) -> tuple[nn.Module, str]:
-    """Call ``factory`` (a class, or a function that returns a module) with arguments from a
-    literal call site in the file, else from the defaults, the parameters' names and annotations,
-    trying several sizes; the module and how its arguments were chosen, or BuildError."""
+def builds(factory: Callable, path: str, *, skip_self: bool = False) -> Iterator[tuple[nn.Module, str]]:
+    """Call ``factory`` (a class, or a function that returns a module) with arguments from each
+    literal call site in the file, then from the defaults, the parameters' names and annotations
+    with each of ``SIZES``: yield each module built and how its arguments were chosen (the caller
+    takes the next when the module takes no input). BuildError when none could be built."""
     name = getattr(factory, "__name__", "the factory")
     target = factory.__init__ if skip_self else factory
     try:
@@ -91,11 +92,17 @@ def build(factory: Callable, path: str, *, skip_self: bool = False) -> tuple[nn.
         missing = _fill_missing(params, kwargs, hints, size) or []
         if missing:
             break
-        if kwargs not in [a for _, a in attempts]:
-            attempts.append((f"{name}({_show(kwargs)})" if kwargs else f"{name}()", kwargs))
+        variants = [kwargs]
+        if size == SIZES[0]:
+            variants.append({**kwargs, **_flipped_options(params, hints)})
+        for variant in variants:
+            if variant not in [a for _, a in attempts]:
+                attempts.append((f"{name}({_show(variant)})" if variant else f"{name}()", variant))
     if not attempts:
-        raise BuildError(f"cannot choose a value for {name}'s argument(s) {', '.join(missing)}")
+        shown = [f"{p} (annotated {_annotation_name(hints[p])})" if p in hints else p for p in missing]
+        raise BuildError(f"cannot choose a value for {name}'s argument(s) {', '.join(shown)}")
     errors = []
+    built = False
     for how, kwargs in attempts:
         tracing.forget_build()
         try:
@@ -105,8 +112,25 @@ def build(factory: Callable, path: str, *, skip_self: bool = False) -> tuple[nn.
             continue
         if not isinstance(module, nn.Module):
             raise BuildError(f"{name}({_show(kwargs)}) returned {type(module).__name__}, not an nn.Module")
-        return module, how
-    raise BuildError("; ".join(dict.fromkeys(errors[:3])))
+        built = True
+        yield module, how
+    if not built:
+        raise BuildError("; ".join(dict.fromkeys(errors[:3])))
+
+
+def _flipped_options(params: list[inspect.Parameter], hints: dict) -> dict:
+    """The boolean options turned the other way from their defaults (a branch behind a flag)."""
+    flipped = {}
+    for p in params:
+        if isinstance(p.default, bool):
+            flipped[p.name] = not p.default
+        elif p.default is p.empty and hints.get(p.name) is bool:
+            flipped[p.name] = True
+    return flipped
+
+
+def _annotation_name(annotation: object) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation)
 
 
 def candidate_inputs(module: nn.Module, device: str = "cpu") -> list[Candidate]:
@@ -311,7 +335,7 @@ def pick_input(module: nn.Module, device: str = "cpu") -> tuple[Candidate, objec
         if ok:
             return candidate, detail
         reasons.append(f"{candidate.describe}: {detail}")
-    raise BuildError("no input runs through forward (" + "; ".join(reasons[:3]) + ")")
+    raise BuildError(f"{NO_INPUT} (" + "; ".join(reasons[:3]) + ")")
 
 
 def check_candidate(module: nn.Module, candidate: Candidate) -> tuple[bool, object]:
@@ -372,8 +396,9 @@ def _inputs_for_layer(layer: nn.Module, device: str) -> list[Candidate]:
         return [_dense((layer.in_features,), device), _dense((8, layer.in_features), device)]
     if isinstance(layer, nn.Embedding):
         n = layer.num_embeddings
-        return [Candidate(f"integer ids (2, 8) below {n}",
-                          lambda b: (torch.randint(0, n, (b, 8), device=device),))]
+        return [Candidate(f"integer ids (2, 8) below {n}", lambda b: (torch.randint(0, n, (b, 8), device=device),)),
+                Candidate(f"integer ids (8, 2) below {n} (sequence first)",
+                          lambda b: (torch.randint(0, n, (8, b), device=device),), 1)]
     if isinstance(layer, nn.RNNBase):
         size = layer.input_size
         if layer.batch_first:

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +24,11 @@ from torch.overrides import TorchFunctionMode
 
 from torchlint.verify import stubs
 from torchlint.verify.build import (
+    NO_INPUT,
     BuildError,
-    build,
+    builds,
     candidate_inputs,
     check_candidate,
-    instantiate,
     pick_input,
     tensors_in,
 )
@@ -40,7 +40,9 @@ NO_PROBE: Verdict = ("inconclusive", "no probe for this rule")
 
 def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Verdict:
     """The verdict and evidence for one finding; never raises. A verdict other than inconclusive
-    needs the flagged line to have run (while the module was built, or with the probe's input)."""
+    needs the flagged line to have run (while the module was built, or with the probe's input).
+    When a built module takes no input, or the flagged line did not run, the next way of building
+    it is tried (other sizes, boolean options flipped)."""
     probe = PROBES.get(finding.get("code", ""))
     if probe is None:
         return NO_PROBE
@@ -49,48 +51,63 @@ def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Ve
             tree = ast.parse(file.read())
     except (OSError, SyntaxError, ValueError) as error:
         return "inconclusive", f"cannot read the file: {_first_line(error)}"
+    counted = lines_that_count(tree, finding["line"])
     trace = LineTrace(path)
+    no_input: list[str] = []
+    not_run: Verdict | None = None
     try:
-        with trace:
-            module, how = build_flagged(namespace, finding, tree, path)
-            module.to(device)
-            trace.built_now()
-            verdict, evidence = probe(module, finding, path, device)
+        with trace, _RecordBuildLines(path):
+            for attempt, (module, how) in enumerate(build_flagged(namespace, finding, tree, path)):
+                module.to(device)
+                trace.built_now()
+                try:
+                    verdict, evidence = probe(module, finding, path, device)
+                except BuildError as error:
+                    if not str(error).startswith(NO_INPUT):
+                        raise
+                    no_input.append(str(error))
+                    trace.rebuild()
+                    continue
+                if counted is None or trace.covers(counted):
+                    used = [f"input: {trace.input}"] if trace.input and trace.input not in evidence else []
+                    if attempt:
+                        used.append(f"built as {how}")
+                    return verdict, f"{evidence} ({'; '.join(used)})" if used else evidence
+                if trace.input is None:
+                    not_run = not_run or ("inconclusive", f"line {finding['line']} did not run when {how} was built")
+                else:
+                    not_run = not_run or ("inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})")
+                trace.rebuild()
     except BuildError as error:
         return "inconclusive", f"could not build the module: {error}"
     except stubs.StubUsed as error:
         return "inconclusive", stubs.describe(error)
     except (Exception, SystemExit) as error:  # noqa: BLE001 - user code may raise anything
         return "inconclusive", f"the probe failed: {_first_line(error)}"
-    counted = lines_that_count(tree, finding["line"])
-    if verdict != "inconclusive" and counted is not None and not trace.covers(counted):
-        if trace.input is None:
-            return "inconclusive", f"line {finding['line']} did not run when {how} was built"
-        return "inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})"
-    if trace.input and trace.input not in evidence:
-        evidence = f"{evidence} (input: {trace.input})"
-    return verdict, evidence
+    if not_run:
+        return not_run
+    return "inconclusive", f"could not build the module: {no_input[0] if no_input else 'no module was built'}"
 
 
-def build_flagged(namespace: dict, finding: dict, tree: ast.Module, path: str) -> tuple[nn.Module, str]:
-    """The module the finding is about, and how it was built: an instance of the innermost
-    nn.Module class holding the line, else the module a top-level factory function holding it
+def build_flagged(namespace: dict, finding: dict, tree: ast.Module, path: str) -> Iterator[tuple[nn.Module, str]]:
+    """The modules the finding may be about, and how each was built: instances of the innermost
+    nn.Module class holding the line, else the modules a top-level factory function holding it
     returns, else the module a top-level ``name = SomeModule(...)`` statement holding it builds."""
     line = finding["line"]
     cls = find_class(namespace, finding, path)
     if cls is not None:
-        return instantiate(cls, path)
+        return builds(cls, path, skip_self=True)
     for node in tree.body:
         if not (_start(node) <= line <= (node.end_lineno or node.lineno)):
             continue
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and callable(namespace.get(node.name)):
-            return build(namespace[node.name], path)
+            return builds(namespace[node.name], path)
         value = getattr(node, "value", None)
         if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)) and isinstance(value, ast.Call):
             callee = _evaluate(value.func, namespace)
             if isinstance(callee, type) and issubclass(callee, nn.Module):
                 built = eval(compile(ast.Expression(value), path, "eval"), namespace)  # noqa: S307 - the flagged statement
-                return built, f"the expression at line {node.lineno}"
+                return iter([(built, f"the expression at line {node.lineno}")])
             raise BuildError(f"line {line} is in a top-level statement that does not build an nn.Module class")
     raise BuildError(f"no nn.Module class, module-building function or expression in the file contains line {line}")
 
@@ -213,24 +230,27 @@ def probe_shape_error(module: nn.Module, finding: dict, path: str, device: str) 
     for candidate in candidate_inputs(module, device):
         torch.manual_seed(0)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _LayerStack(module) as stack:
                 module(*candidate.make(2))
         except Exception as error:  # noqa: BLE001
             line = _innermost_line(error, path)
+            built_at = _BUILT_AT.get(id(stack.raising)) if stack.raising is not None else None
             if _is_shape_error(error) and line in lines:
-                hit = hit or (candidate, error)
+                hit = hit or (candidate, error, f"at line {finding['line']}")
+            elif _is_shape_error(error) and built_at == (finding["line"], finding["column"]):
+                hit = hit or (candidate, error, f"in the {type(stack.raising).__name__} built at line {finding['line']}")
             else:
                 other = other or (candidate, error, line)
             continue
         if check_candidate(module, candidate)[0]:
             return "refuted", f"forward ran without error on {candidate.describe}"
     if hit:
-        candidate, error = hit
-        return "confirmed", f"forward on {candidate.describe} raised at line {finding['line']}: {_first_line(error)}"
+        candidate, error, where = hit
+        return "confirmed", f"forward on {candidate.describe} raised {where}: {_first_line(error)}"
     if other:
         candidate, error, line = other
-        where = f"line {line}" if line else "outside the file"
-        return "inconclusive", f"forward on {candidate.describe} failed at {where}, not the flagged line: {_first_line(error)}"
+        where = f"at line {line}" if line else "outside the file"
+        return "inconclusive", f"forward on {candidate.describe} failed {where}, not at the flagged line: {_first_line(error)}"
     return "inconclusive", "no input ran through forward"
 
 
@@ -524,6 +544,75 @@ def _constructed_class(message: str) -> str | None:
     return match.group(1).rsplit(".", 1)[-1] if match else None
 
 
+# id of each module built while a finding was probed -> (line, 1-based column) of the call that built it
+_BUILT_AT: dict[int, tuple[int, int]] = {}
+
+
+def _caller_position(path: str) -> tuple[int, int] | None:
+    """Where the innermost frame of ``path`` is: the line and 1-based column of the expression it runs."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if os.path.realpath(frame.f_code.co_filename) == path:
+            for index, (line, _end, column, _end_column) in enumerate(frame.f_code.co_positions()):
+                if index == frame.f_lasti // 2:
+                    return (line, column + 1) if line is not None and column is not None else None
+            return None
+        frame = frame.f_back
+    return None
+
+
+class _RecordBuildLines:
+    """While active, note for each nn.Module built the line of the user's file that built it."""
+
+    def __init__(self, path: str):
+        self.path = os.path.realpath(path)
+
+    def __enter__(self) -> None:
+        _BUILT_AT.clear()
+        self.original = original = nn.Module.__init__
+        path = self.path
+
+        def recording_init(module, *args, **kwargs):
+            if id(module) not in _BUILT_AT:
+                position = _caller_position(path)
+                if position is not None:
+                    _BUILT_AT[id(module)] = position
+            original(module, *args, **kwargs)
+
+        nn.Module.__init__ = recording_init
+
+    def __exit__(self, *exc) -> None:
+        nn.Module.__init__ = self.original
+
+
+class _LayerStack:
+    """Forward hooks on every submodule: ``raising`` is the innermost one whose forward did not return."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.stack: list[nn.Module] = []
+        self.raising: nn.Module | None = None
+
+    def __enter__(self) -> _LayerStack:
+        self.handles = []
+        for sub in self.module.modules():
+            self.handles.append(sub.register_forward_pre_hook(self._enter))
+            self.handles.append(sub.register_forward_hook(self._leave))
+        return self
+
+    def _enter(self, layer: nn.Module, args: tuple) -> None:
+        self.stack.append(layer)
+
+    def _leave(self, layer: nn.Module, args: tuple, output: object) -> None:
+        self.stack.pop()
+
+    def __exit__(self, kind, error, tb) -> None:
+        for handle in self.handles:
+            handle.remove()
+        if error is not None and self.stack:
+            self.raising = self.stack[-1]
+
+
 def _innermost_line(error: BaseException, path: str) -> int | None:
     real = os.path.realpath(path)
     line = None
@@ -533,7 +622,8 @@ def _innermost_line(error: BaseException, path: str) -> int | None:
     return line
 
 
-_SHAPE_WORDS = re.compile(r"size|shape|mat1|mat2|dimension|broadcast|expected input", re.IGNORECASE)
+_SHAPE_WORDS = re.compile(r"size|shape|mat1|mat2|dimension|broadcast|expected input|should contain \d+ elements",
+                          re.IGNORECASE)
 
 
 def _is_shape_error(error: BaseException) -> bool:

@@ -31,23 +31,27 @@ class StubUsed(BaseException):
     """A stub of a missing module was used where its real behaviour matters."""
 
     def __init__(self, name: str, how: str):
+        name = shown(name)
         super().__init__(f"{name} {how}")
         self.name = name
-        self.module = name.split(".")[0]
+        self.module = "." + name[1:].split(".")[0] if name.startswith(".") else name.split(".")[0]
         self.line = _user_line()
 
 
 class _State:
     strict = False
+    loose = "\0"
     roots: tuple[str, ...] = ()
     missing: list[str] = []  # top-level names of the stubbed modules, in order of first import
     decorators: list[str] = []  # stub calls taken as decorators while the file was imported
     guarded_lines: dict[str, set[int]] = {}
 
 
-def install(roots: list[str]) -> None:
-    """Stub missing modules imported by files under ``roots`` (directories)."""
+def install(roots: list[str], loose_package: str = "") -> None:
+    """Stub missing modules imported by files under ``roots`` (directories). Modules under
+    ``loose_package`` (the stand-in package of a file outside any) are named relatively."""
     _State.roots = tuple(os.path.realpath(r) + os.sep for r in roots)
+    _State.loose = loose_package + "." if loose_package else "\0"
     _State.missing, _State.decorators, _State.strict = [], [], False
     if not any(isinstance(f, _StubFinder) for f in sys.meta_path):
         sys.meta_path.append(_StubFinder())
@@ -73,6 +77,11 @@ def note() -> str:
     return text
 
 
+def shown(name: str) -> str:
+    """A module name as the file wrote it: ``.layers`` for a relative import of a loose file."""
+    return "." + name[len(_State.loose):] if name.startswith(_State.loose) else name
+
+
 def describe(error: StubUsed) -> str:
     where = f" at line {error.line}" if error.line else ""
     return f"needs {error.module}, which is not installed ({error}{where})"
@@ -92,7 +101,8 @@ class _StubFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return StubModule(spec.name)
 
     def exec_module(self, module):
-        top = module.__name__.split(".")[0]
+        name = shown(module.__name__)
+        top = "." + name[1:].split(".")[0] if name.startswith(".") else name.split(".")[0]
         if top not in _State.missing:
             _State.missing.append(top)
 
@@ -117,7 +127,7 @@ class Stub:
         object.__setattr__(self, "_stub_name", name)
 
     def __repr__(self) -> str:
-        return f"<stub {self._stub_name}>"
+        return f"{shown(self._stub_name)} (not installed)"
 
     def __getattr__(self, attr: str):
         if attr.startswith("__") and attr.endswith("__"):

@@ -42,6 +42,13 @@ class LineTrace:
         """The module is built: lines from now on ran with an input."""
         self.building = False
 
+    def rebuild(self) -> None:
+        """The module built took no input: the next one is being built."""
+        self.built.clear()
+        self.ran.clear()
+        self.input = None
+        self.building = True
+
     def forget_build(self) -> None:
         """A constructor attempt failed: its lines do not count."""
         self.built.clear()

@@ -103,7 +103,7 @@ def import_target(path: str, import_mode: str, directory: str | None = None) -> 
     code = compile(tree, path, "exec", dont_inherit=True)
     here = directory or os.path.dirname(path)
     root, package = package_of(here)
-    stubs.install([here] + ([root] if root else []))
+    stubs.install([here] + ([root] if root else []), LOOSE_PACKAGE)
     sys.path.insert(0, here)
     if root:
         sys.path.insert(1, root)
