@@ -179,11 +179,87 @@ BLOCK = """
 """
 
 
-def test_unused_skip_falls_back_to_zeroed_parameters(tmp_path):
+def test_unused_skip_replaced_by_noise(tmp_path):
     [(verdict, evidence)] = verify_all(tmp_path, BLOCK.format(skip=""), "TL302")
-    assert verdict == "confirmed" and "with every parameter zeroed the output no longer depends" in evidence
+    assert verdict == "confirmed", evidence
+    assert "replacing identity by noise right after line 12 leaves the output unchanged" in evidence
     verdict, evidence = verify_at(tmp_path, BLOCK.format(skip=" + identity"), "TL302", 12)
+    assert verdict == "refuted" and "changes the output in eval()" in evidence
+
+
+def test_untraceable_block_falls_back_to_zeroed_parameters(tmp_path):
+    verdict, evidence = verify_at(tmp_path, BLOCK.format(skip=""), "TL301", 5)
+    assert verdict == "confirmed" and "with every parameter zeroed the output no longer depends" in evidence
+    verdict, evidence = verify_at(tmp_path, BLOCK.format(skip=" + identity"), "TL301", 5)
     assert verdict == "refuted", evidence
+
+
+def test_a_skip_reused_after_it_was_added_is_still_unused(tmp_path):
+    """Pre-norm layers: the first residual is added back, the second is saved and dropped; a
+    graph that joins the input somewhere does not refute the second."""
+    source = """
+        import torch.nn as nn
+
+        class PreNorm(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.ln1, self.ln2 = nn.LayerNorm(c), nn.LayerNorm(c)
+                self.attn, self.mlp = nn.Linear(c, c), nn.Linear(c, c)
+
+            def forward(self, x):
+                residual = x
+                x = residual + self.attn(self.ln1(x))
+                residual = x
+                return self.mlp(self.ln2(x)){skip}
+    """
+    verdict, evidence = verify_at(tmp_path, source.format(skip=""), "TL302", 13)
+    assert verdict == "confirmed", evidence
+    verdict, evidence = verify_at(tmp_path, source.format(skip=" + residual"), "TL302", 13)
+    assert verdict == "refuted", evidence
+
+
+def test_residual_check_ignores_joins_inside_the_body(tmp_path):
+    """Dense connections inside the body (cat) and a body added to itself are no skip; a post-norm
+    skip (the norm after the add) is one."""
+    source = """
+        import torch
+        import torch.nn as nn
+
+        class Dense(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, x):
+                return torch.cat([x, self.conv(x)], 1)
+
+        class DenseBlock(nn.Sequential):
+            def __init__(self, c=8):
+                super().__init__(Dense(c), Dense(2 * c), nn.Conv2d(4 * c, c, 1))
+
+        class Doubled(nn.Module):
+            def __init__(self, c=8):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, h):
+                h = self.conv(h)
+                h += h
+                return h
+
+        class PostNorm(nn.Module):
+            def __init__(self, c=8):
+                super().__init__()
+                self.fc = nn.Linear(c, c)
+                self.norm = nn.LayerNorm(c)
+
+            def forward(self, x):
+                return self.norm(x + self.fc(x))
+    """
+    assert verify_at(tmp_path, source, "TL301", 14)[0] == "confirmed"
+    assert verify_at(tmp_path, source, "TL301", 18)[0] == "confirmed"
+    verdict, evidence = verify_at(tmp_path, source, "TL301", 28)
+    assert verdict == "refuted" and "+" in evidence
 
 
 def test_shape_error_confirmed_refuted_and_elsewhere(tmp_path):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from torchlint.verify import stubs
+from torchlint.verify import stubs, tracing
 from torchlint.verify.build import (
     NO_INPUT,
     BuildError,
@@ -205,21 +205,111 @@ def probe_unregistered(module: nn.Module, finding: dict, path: str, device: str)
 
 
 def probe_residual_without_skip(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL301/TL302: no path from the input joins the body's output (fx), else zeroed parameters."""
+    """TL301/TL302: no path from the input reaches the output without passing a layer with weights
+    (fx; normalization layers and weight-free operations pass it), else zeroed parameters."""
     module.eval()
     try:
         graph = torch.fx.symbolic_trace(module).graph
     except Exception:  # noqa: BLE001 - not traceable: fall back to running it
         graph = None
     if graph is not None:
-        join = _join_of_input_paths(graph)
-        if join is None:
+        carried, join = _identity_path(graph, module)
+        if not carried:
             return "confirmed", (
-                "the traced graph has no add, cat or other operation that joins the input with the "
-                "body's output: no path from the input reaches the output except through the body"
+                "in the traced graph every path from the input to the output passes a layer with weights: "
+                "no path from the input reaches the output except through the body"
             )
-        return "refuted", f"the traced graph joins two paths from the input at `{join}`"
+        where = f" at `{join}`" if join else ""
+        return "refuted", f"the traced graph joins the input to the body's output{where}"
     return _zeroed_parameters_check(module, device)
+
+
+def probe_unused_skip(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL302: the tensor the flagged line saves, replaced by noise right after the line runs, does
+    not change the output (in eval() and in train()). When that cannot be done, as TL301."""
+    names = _assigned_names(path, finding["line"])
+    trace = tracing.current()
+    if not names or trace is None:
+        return probe_residual_without_skip(module, finding, path, device)
+    candidate, _ = pick_input(module, device)
+    span = _statement_span(path, finding["line"])
+    changed: list[str] = []
+    for mode in ("eval", "train"):
+        probed = module if mode == "eval" else copy.deepcopy(module)
+        probed.train(mode == "train")
+        perturb = _Perturb(names, span)
+        outputs = []
+        for active in (False, False, True):
+            perturb.active = active
+            trace.after_line = perturb
+            torch.manual_seed(0)
+            try:
+                with torch.no_grad():
+                    outputs.append(list(tensors_in(probed(*candidate.make(2)))))
+            finally:
+                trace.after_line = None
+        if not _same(outputs[0], outputs[1]):
+            return "inconclusive", f"forward in {mode}() gives a different output each time on {candidate.describe}"
+        if not perturb.replaced:
+            return "inconclusive", f"the value line {finding['line']} saves in {', '.join(names)} is not a tensor"
+        if not _same(outputs[0], outputs[2]):
+            changed.append(mode)
+    shown = ", ".join(names)
+    if changed:
+        return "refuted", f"replacing {shown} by noise right after line {finding['line']} changes the output in {changed[0]}(): it is used"
+    return "confirmed", (
+        f"replacing {shown} by noise right after line {finding['line']} leaves the output unchanged in eval() "
+        f"and train(): the saved tensor never reaches the output"
+    )
+
+
+class _Perturb:
+    """A LineTrace hook: right after the statement ``span`` runs, replace the tensors it bound to
+    ``names`` in that frame by noise of the same shape (when ``active``)."""
+
+    def __init__(self, names: list[str], span: range):
+        self.names, self.span = names, span
+        self.pending: set[int] = set()
+        self.active = False
+        self.replaced = 0
+
+    def __call__(self, frame, line: int) -> None:
+        key = id(frame)
+        if key in self.pending and line not in self.span:
+            self.pending.discard(key)
+            for name in self.names:
+                value = frame.f_locals.get(name)
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    self.replaced += 1
+                    if self.active:
+                        frame.f_locals[name] = value + torch.randn_like(value)
+        if line == self.span.start:
+            self.pending.add(key)
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _assigned_names(path: str, line: int) -> list[str]:
+    """The plain names the statement at ``line`` assigns (``identity = x``, ``a, b = ...``)."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            return list(dict.fromkeys(names))
+    return []
+
+
+def _statement_span(path: str, line: int) -> range:
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            return range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    return range(line, line + 1)
 
 
 def probe_shape_error(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
@@ -326,7 +416,7 @@ PROBES: dict[str, Callable[[nn.Module, dict, str, str], Verdict]] = {
     "TL202": probe_dropout_in_eval,
     "TL204": probe_dropout_in_eval,
     "TL301": probe_residual_without_skip,
-    "TL302": probe_residual_without_skip,
+    "TL302": probe_unused_skip,
     "TL304": probe_shape_error,
     "TL401": probe_inplace_clobbers,
 }
@@ -450,18 +540,41 @@ def _device_evidence(module: nn.Module, tensors: list[torch.Tensor]) -> str:
     return ""
 
 
-def _join_of_input_paths(graph: torch.fx.Graph) -> str | None:
-    """The first add/cat/stack node with two arguments that both carry data from the input, as text."""
+def _identity_path(graph: torch.fx.Graph, module: nn.Module) -> tuple[bool, str | None]:
+    """Whether the output carries the input along a path that passes no layer with weights
+    (a normalization layer passes it), and the first join (add, cat, ...) where such a path meets
+    another, as text."""
     carries: dict[torch.fx.Node, bool] = {}
     first = next(iter(graph.nodes), None)
+    join = None
     for node in graph.nodes:
         if node.op == "placeholder":
             carries[node] = node is first
             continue
-        carries[node] = not _is_metadata(node) and any(carries.get(a) for a in node.all_input_nodes)
-        if _is_join(node) and len(_data_arguments(node, carries)) >= 2:
-            return _show_node(node)
-    return None
+        if node.op == "output":
+            return any(carries.get(a) for a in node.all_input_nodes), join
+        carries[node] = (not _is_metadata(node) and not _has_weights(node, module)
+                         and any(carries.get(a) for a in node.all_input_nodes))
+        if join is None and carries[node] and _is_join(node) and len(node.all_input_nodes) >= 2:
+            join = _show_node(node)
+    return False, join
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+          *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+_WEIGHTED_FUNCTIONS = {F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+                       F.conv_transpose3d, torch.matmul, torch.mm, torch.bmm, torch.einsum, operator.matmul}
+
+
+def _has_weights(node: torch.fx.Node, module: nn.Module) -> bool:
+    """A call of a submodule with parameters (not a normalization layer), or of a linear or
+    convolution function on a parameter of the module."""
+    if node.op == "call_module":
+        layer = module.get_submodule(node.target)
+        return not isinstance(layer, _NORMS) and any(True for _ in layer.parameters())
+    if node.op == "call_function" and node.target in _WEIGHTED_FUNCTIONS:
+        return any(a.op == "get_attr" for a in node.all_input_nodes)
+    return False
 
 
 _JOIN_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.cat, torch.concat, torch.stack}
@@ -486,13 +599,6 @@ def _is_metadata(node: torch.fx.Node) -> bool:
     return False
 
 
-def _data_arguments(node: torch.fx.Node, carries: dict) -> list[torch.fx.Node]:
-    """The arguments of ``node`` (inside lists too) that carry data from the input."""
-    found: list[torch.fx.Node] = []
-    torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if carries.get(n) else None)
-    return found
-
-
 def _show_node(node: torch.fx.Node) -> str:
     target = node.target
     if node.op == "call_function":
@@ -505,9 +611,11 @@ def _show_node(node: torch.fx.Node) -> str:
 def _zeroed_parameters_check(module: nn.Module, device: str) -> Verdict:
     candidate, _ = pick_input(module, device)
     zeroed = copy.deepcopy(module).eval()
+    kept = {id(p) for layer in zeroed.modules() if isinstance(layer, _NORMS) for p in layer.parameters()}
     with torch.no_grad():
         for parameter in zeroed.parameters():
-            parameter.zero_()
+            if id(parameter) not in kept:
+                parameter.zero_()
         torch.manual_seed(0)
         first = list(tensors_in(zeroed(*candidate.make(2))))
         torch.manual_seed(1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import os
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 
@@ -22,6 +23,7 @@ class LineTrace:
         self.ran: set[int] = set()
         self.input: str | None = None
         self.building = True
+        self.after_line: Callable[[FrameType, int], None] | None = None
         self._files: dict[str, bool] = {}
         self._previous = None
 
@@ -62,6 +64,8 @@ class LineTrace:
 
     def _line(self, frame: FrameType, event: str, arg) -> object:
         if event == "line":
+            if self.after_line is not None:
+                self.after_line(frame, frame.f_lineno)
             (self.built if self.building else self.ran).add(frame.f_lineno)
         return self._line
 
@@ -70,6 +74,10 @@ class LineTrace:
 
 
 _current: LineTrace | None = None
+
+
+def current() -> LineTrace | None:
+    return _current
 
 
 def mark_input(describe: str) -> None:
