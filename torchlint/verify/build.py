@@ -95,6 +95,7 @@ def builds(factory: Callable, path: str, *, skip_self: bool = False) -> Iterator
         variants = [kwargs]
         if size == SIZES[0]:
             variants.append({**kwargs, **_flipped_options(params, hints)})
+            variants.append({**kwargs, **_plural_lists(params, hints, size)})
         for variant in variants:
             if variant not in [a for _, a in attempts]:
                 attempts.append((f"{name}({_show(variant)})" if variant else f"{name}()", variant))
@@ -127,6 +128,17 @@ def _flipped_options(params: list[inspect.Parameter], hints: dict) -> dict:
         elif p.default is p.empty and hints.get(p.name) is bool:
             flipped[p.name] = True
     return flipped
+
+
+def _plural_lists(params: list[inspect.Parameter], hints: dict, size: int) -> dict:
+    """Lists of sizes for the required parameters that nothing else guesses and whose names are
+    plural (``depths``, ``blocks_per_stage``): an int there is often iterated."""
+    lists = {}
+    for p in params:
+        plural = any(word.endswith("s") and not word.endswith("ss") for word in p.name.lower().split("_"))
+        if p.default is p.empty and p.name not in hints and _guess(p.name) is _NO_GUESS and plural:
+            lists[p.name] = [size, size, size]
+    return lists
 
 
 def _annotation_name(annotation: object) -> str:

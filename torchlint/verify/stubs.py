@@ -281,14 +281,15 @@ def _guarded(filename: str, line: int) -> bool:
         except (OSError, SyntaxError, ValueError):
             tree = ast.Module(body=[], type_ignores=[])
         for node in ast.walk(tree):
-            if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers):
+            if isinstance(node, ast.Try) and any(catches_import_error(h) for h in node.handlers):
                 for stmt in node.body:
                     lines.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
         _State.guarded_lines[filename] = lines
     return line in _State.guarded_lines[filename]
 
 
-def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+def catches_import_error(handler: ast.ExceptHandler) -> bool:
+    """True when the handler catches ImportError (or a base of it, or everything)."""
     if handler.type is None:
         return True
     names = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]

@@ -61,9 +61,10 @@ def main() -> None:
 
     path = job["path"]
     try:
-        namespace = import_target(path, job["import_mode"], job.get("directory"))
+        namespace, failures = import_target(path, job["import_mode"], job.get("directory"))
     except BaseException as e:  # the user's code: sys.exit, KeyboardInterrupt, anything
-        send(event="failed", reason=import_failure(e, path, job["import_mode"]))
+        reason = import_failure(e, path, job["import_mode"])
+        send(event="failed", reason=f"{reason}; {stubs.note()}" if stubs.note() else reason)
         return
     stubs.strict()
     stubbed = stubs.note()
@@ -71,8 +72,12 @@ def main() -> None:
 
     for index, finding in enumerate(job["findings"]):
         start = time.perf_counter()
+        failed = next((reason for lines, reason in failures if finding["line"] in lines), None)
         try:
-            verdict, evidence = probes.verify_finding(namespace, finding, path, device)
+            if failed:
+                verdict, evidence = "inconclusive", failed
+            else:
+                verdict, evidence = probes.verify_finding(namespace, finding, path, device)
         except SystemExit as e:
             verdict, evidence = "inconclusive", f"the module called {_exit_call(e)}"
         except BaseException as e:
@@ -85,12 +90,15 @@ def main() -> None:
         send(event="result", index=index, verdict=verdict, evidence=str(evidence), seconds=seconds)
 
 
-def import_target(path: str, import_mode: str, directory: str | None = None) -> dict:
+def import_target(path: str, import_mode: str, directory: str | None = None) -> tuple[dict, list[tuple[range, str]]]:
     """Execute the file as module ``torchlint_verify_target`` (registered in ``sys.modules``, so
-    dataclasses and pickling work) and return its namespace. ``definitions``: only its imports,
-    functions, classes and constant assignments; ``full``: all of it. Either way ``__name__`` is not
-    ``"__main__"``, so the ``if __name__ == "__main__":`` block does not run. ``directory`` goes
-    first on ``sys.path`` (default: the file's own; a notebook's cells run from a copy elsewhere).
+    dataclasses and pickling work); return its namespace and the statements that failed. ``full``
+    runs all of it, and any failure is raised. ``definitions`` runs only its imports, functions,
+    classes and constant assignments, one statement at a time: a statement that fails (a class
+    whose base is not defined) is skipped and returned as (its lines, the reason), so the file's
+    other classes can still be verified. Either way ``__name__`` is not ``"__main__"``, so the
+    ``if __name__ == "__main__":`` block does not run. ``directory`` goes first on ``sys.path``
+    (default: the file's own; a notebook's cells run from a copy elsewhere).
 
     Relative imports resolve in the file's package (the directories above it that hold an
     ``__init__.py``, whose parent also goes on ``sys.path``), or, for a loose file, in its
@@ -98,9 +106,6 @@ def import_target(path: str, import_mode: str, directory: str | None = None) -> 
     are stubbed (``stubs``)."""
     with open(path, "rb") as f:
         tree = ast.parse(f.read(), path)
-    if import_mode == "definitions":
-        tree.body = definitions(tree.body)
-    code = compile(tree, path, "exec", dont_inherit=True)
     here = directory or os.path.dirname(path)
     root, package = package_of(here)
     stubs.install([here] + ([root] if root else []), LOOSE_PACKAGE)
@@ -108,23 +113,25 @@ def import_target(path: str, import_mode: str, directory: str | None = None) -> 
     if root:
         sys.path.insert(1, root)
     sys.argv = [path]
-    try:
-        return _execute(code, path, package or _loose_package(here))
-    except stubs.StubUsed:
-        raise
-    except Exception:
-        if not package:
-            raise
-    return _execute(code, path, _loose_package(here))
-
-
-def _execute(code, path: str, package: str) -> dict:
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = path
-    module.__package__ = package
+    module.__package__ = package or _loose_package(here)
     sys.modules[MODULE_NAME] = module
-    exec(code, module.__dict__)
-    return module.__dict__
+    if import_mode != "definitions":
+        exec(compile(tree, path, "exec", dont_inherit=True), module.__dict__)
+        return module.__dict__, []
+    failures: list[tuple[range, str]] = []
+    for statement in definitions(tree.body):
+        code = compile(ast.Module(body=[statement], type_ignores=[]), path, "exec", dont_inherit=True)
+        try:
+            exec(code, module.__dict__)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:  # noqa: BLE001 - the user's statement: skip it, keep the reason
+            start = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", []))])
+            failures.append((range(start, (statement.end_lineno or statement.lineno) + 1),
+                             import_failure(error, path, import_mode)))
+    return module.__dict__, failures
 
 
 def package_of(directory: str) -> tuple[str | None, str | None]:
@@ -149,27 +156,40 @@ def _loose_package(directory: str) -> str:
 
 
 def definitions(body: list[ast.stmt]) -> list[ast.stmt]:
-    """The top-level statements that only define: imports, functions, classes, and assignments of
+    """The top-level statements that only define: imports, functions, classes, assignments of
     constant expressions (literals, containers of them, names defined before, attributes of those,
-    arithmetic). Everything else, ``if __name__ == "__main__":`` included, is dropped."""
-    kept: list[ast.stmt] = []
+    arithmetic, a few value-building calls), and ``try``/``if`` blocks made only of those whose
+    handlers catch ImportError or whose test is constant (``try: import apex except ImportError:
+    apex = None``). Everything else, ``if __name__ == "__main__":`` included, is dropped."""
     bound: set[str] = set(BUILTIN_NAMES)
-    for node in body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-        elif isinstance(node, ast.Assign) and _is_constant(node.value, bound):
-            names = [_target_names(t) for t in node.targets]
-            if any(n is None for n in names):
-                continue
-            bound.update(n for group in names for n in group)
-        elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name) and _is_constant(node.value, bound):
-            bound.add(node.target.id)
-        else:
-            continue
-        kept.append(node)
-    return kept
+    return [node for node in body if _defines(node, bound)]
+
+
+def _defines(node: ast.stmt, bound: set[str]) -> bool:
+    """True when ``node`` only defines (see ``definitions``); the names it binds go into ``bound``."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        bound.add(node.name)
+    elif isinstance(node, ast.Assign) and _is_constant(node.value, bound):
+        names = [_target_names(t) for t in node.targets]
+        if any(n is None for n in names):
+            return False
+        bound.update(n for group in names for n in group)
+    elif isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name) and _is_constant(node.value, bound):
+        bound.add(node.target.id)
+    elif isinstance(node, ast.Try) and node.handlers and all(stubs.catches_import_error(h) for h in node.handlers):
+        inner = [*node.body, *(n for h in node.handlers for n in h.body), *node.orelse, *node.finalbody]
+        return all(_defines(n, bound) for n in inner)
+    elif isinstance(node, ast.If) and _is_constant(node.test, bound) and not _is_main_guard(node.test):
+        return all(_defines(n, bound) for n in [*node.body, *node.orelse])
+    elif not isinstance(node, ast.Pass):
+        return False
+    return True
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    return "__main__" in ast.unparse(test)
 
 
 BUILTIN_NAMES = {"__name__", "__file__", *dir(builtins)}
