@@ -12,6 +12,7 @@ import ast
 import collections.abc
 import inspect
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -82,7 +83,9 @@ def builds(factory: Callable, path: str, *, skip_self: bool = False) -> Iterator
               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     hints = _annotations(target)
     attempts: list[tuple[str, dict]] = []
-    for site_args, site_kwargs in _call_sites(name, path):
+    module = sys.modules.get(getattr(factory, "__module__", ""))
+    namespace = vars(module) if module is not None else getattr(target, "__globals__", {})
+    for site_args, site_kwargs in _call_sites(name, path, namespace):
         kwargs = _from_call_site(params, site_args, site_kwargs)
         if kwargs is not None and _fill_missing(params, kwargs, hints, SIZES[0]) is None:
             attempts.append(("arguments from the call site in the file", kwargs))
@@ -542,8 +545,9 @@ def _annotations(function: Callable) -> dict:
     return found
 
 
-def _call_sites(name: str, path: str) -> list[tuple[list, dict]]:
-    """Literal arguments of each call ``Name(...)`` in the file (calls with a non-literal skipped)."""
+def _call_sites(name: str, path: str, namespace: dict) -> list[tuple[list, dict]]:
+    """The arguments of each call ``Name(...)`` in the file whose arguments are literals, or
+    modules built from literals (``Wrap(Attention(64))``, the class found in ``namespace``)."""
     try:
         with open(path, encoding="utf-8") as file:
             tree = ast.parse(file.read())
@@ -552,15 +556,29 @@ def _call_sites(name: str, path: str) -> list[tuple[list, dict]]:
     sites = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and _callee_name(node.func) == name:
-            try:
-                args = [ast.literal_eval(a) for a in node.args]
-                kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
-            except (ValueError, SyntaxError, TypeError):
-                continue
             if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+                continue
+            try:
+                args = [_site_value(a, namespace) for a in node.args]
+                kwargs = {k.arg: _site_value(k.value, namespace) for k in node.keywords}
+            except (ValueError, SyntaxError, TypeError):
                 continue
             sites.append((args, kwargs))
     return sites
+
+
+def _site_value(node: ast.expr, namespace: dict) -> object:
+    """A literal, or an nn.Module of the file built from literals; ValueError otherwise."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        cls = namespace.get(node.func.id)
+        if isinstance(cls, type) and issubclass(cls, nn.Module):
+            args = [ast.literal_eval(a) for a in node.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+            try:
+                return cls(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - the user's constructor
+                raise ValueError(str(error)) from None
+    return ast.literal_eval(node)
 
 
 def _callee_name(func: ast.expr) -> str | None:

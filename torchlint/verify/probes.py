@@ -208,6 +208,8 @@ def probe_residual_without_skip(module: nn.Module, finding: dict, path: str, dev
     """TL301/TL302: no path from the input reaches the output without passing a layer with weights
     (fx; normalization layers and weight-free operations pass it), else zeroed parameters."""
     module.eval()
+    if not any(True for _ in module.parameters()):
+        return "inconclusive", "the module built has no layer with weights: nothing in it is a body to skip"
     try:
         graph = torch.fx.symbolic_trace(module).graph
     except Exception:  # noqa: BLE001 - not traceable: fall back to running it
