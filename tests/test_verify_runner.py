@@ -229,3 +229,19 @@ def test_a_guarded_import_takes_its_fallback(tmp_path, torch_installed):
     [v] = verify_file(str(path), [dropout_finding(path, DROPOUT_LINE + 5)], device="cpu", timeout=10, import_mode="definitions")
     assert v.verdict == "confirmed", v.evidence
     assert "stubbed" not in v.evidence
+
+
+def test_a_dropped_top_level_assignment_runs_when_a_name_is_missing(tmp_path, torch_installed):
+    """``REGISTRY = Registry()`` (a decorator's registry) and ``P = rate()`` are not definitions,
+    but the class needs them: they run on demand, and the evidence says so."""
+    source = (
+        "class Registry:\n    def register(self):\n        return lambda cls: cls\n\n\n"
+        "def rate():\n    return 0.5\n\n\n"
+        "REGISTRY = Registry()\nP = rate()\n"
+        + MODEL.replace("class Head", "@REGISTRY.register()\nclass Head").replace("p=0.5", "p=P")
+    )
+    path = write(tmp_path, "registry.py", source)
+    line = next(n for n, text in enumerate(source.splitlines(), 1) if "F.dropout" in text)
+    [v] = verify_file(str(path), [dropout_finding(path, line)], device="cpu", timeout=10, import_mode="definitions")
+    assert v.verdict == "confirmed", v.evidence
+    assert v.evidence.endswith("also ran top-level line(s) 10, 11 for names the module needs")

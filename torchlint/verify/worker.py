@@ -17,6 +17,7 @@ import ast
 import builtins
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -25,6 +26,7 @@ import types
 from torchlint.verify import stubs
 
 MODULE_NAME = "torchlint_verify_target"
+LAZY_TRIES = 4  # dropped statements run on demand, per definition or finding
 LOOSE_PACKAGE = "torchlint_verify_package"
 VERDICTS = ("confirmed", "refuted", "inconclusive")
 MEMORY_LIMIT = 4 << 30
@@ -61,42 +63,131 @@ def main() -> None:
 
     path = job["path"]
     try:
-        namespace, failures = import_target(path, job["import_mode"], job.get("directory"))
+        target = import_target(path, job["import_mode"], job.get("directory"))
     except BaseException as e:  # the user's code: sys.exit, KeyboardInterrupt, anything
         reason = import_failure(e, path, job["import_mode"])
         send(event="failed", reason=f"{reason}; {stubs.note()}" if stubs.note() else reason)
         return
     stubs.strict()
-    stubbed = stubs.note()
     send(event="imported")
 
     for index, finding in enumerate(job["findings"]):
         start = time.perf_counter()
-        failed = next((reason for lines, reason in failures if finding["line"] in lines), None)
-        try:
-            if failed:
-                verdict, evidence = "inconclusive", failed
-            else:
-                verdict, evidence = probes.verify_finding(namespace, finding, path, device)
-        except SystemExit as e:
-            verdict, evidence = "inconclusive", f"the module called {_exit_call(e)}"
-        except BaseException as e:
-            verdict, evidence = "inconclusive", f"the probe failed: {_describe(e)}"
-        if verdict not in VERDICTS:
-            verdict, evidence = "inconclusive", f"the probe returned an unknown verdict {verdict!r}"
-        if stubbed:
-            evidence = f"{evidence}; {stubbed}"
+        for _ in range(LAZY_TRIES):
+            verdict, evidence = _verify_one(probes, target, finding, path, device)
+            if not target.define(_undefined_name(evidence)):
+                break
+        notes = [note for note in (target.lazy_note(), stubs.note()) if note]
+        if notes:
+            evidence = "; ".join([evidence, *notes])
         seconds = round(time.perf_counter() - start, 3)
         send(event="result", index=index, verdict=verdict, evidence=str(evidence), seconds=seconds)
 
 
-def import_target(path: str, import_mode: str, directory: str | None = None) -> tuple[dict, list[tuple[range, str]]]:
+def _verify_one(probes, target: Target, finding: dict, path: str, device: str) -> tuple[str, str]:
+    failed = target.failure_at(finding["line"])
+    if failed:
+        return "inconclusive", failed
+    try:
+        verdict, evidence = probes.verify_finding(target.namespace, finding, path, device)
+    except SystemExit as e:
+        return "inconclusive", f"the module called {_exit_call(e)}"
+    except BaseException as e:
+        return "inconclusive", f"the probe failed: {_describe(e)}"
+    if verdict not in VERDICTS:
+        return "inconclusive", f"the probe returned an unknown verdict {verdict!r}"
+    undefined = _undefined_name(evidence)
+    if undefined in target.unbound:
+        evidence = f"{evidence} ({undefined} is undefined: {target.unbound[undefined]})"
+    return verdict, evidence
+
+
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+
+
+def _undefined_name(text: str) -> str | None:
+    match = _UNDEFINED.search(text)
+    return match.group(1) if match else None
+
+
+class Target:
+    """The imported file: its namespace; the statements that failed, by line; the names those
+    left unbound, with the reason; and the top-level statements the definitions-only import
+    dropped, by the names they bind, which run on demand (``define``) when a name is missing."""
+
+    def __init__(self, path: str, namespace: dict, import_mode: str):
+        self.path, self.namespace, self.import_mode = path, namespace, import_mode
+        self.failures: list[tuple[range, str]] = []
+        self.unbound: dict[str, str] = {}
+        self.dropped: dict[str, ast.stmt] = {}
+        self.ran_dropped: list[int] = []
+
+    def run(self, statement: ast.stmt) -> BaseException | None:
+        """Execute one top-level statement; the error it raised, or None."""
+        code = compile(ast.Module(body=[statement], type_ignores=[]), self.path, "exec", dont_inherit=True)
+        try:
+            exec(code, self.namespace)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:  # noqa: BLE001 - the user's statement
+            return error
+        return None
+
+    def execute(self, statement: ast.stmt) -> None:
+        """Run a definition; a NameError for a name a dropped statement binds runs that statement
+        first. A failure is kept with the statement's lines and the names it binds."""
+        for _ in range(LAZY_TRIES):
+            error = self.run(statement)
+            if error is None or not self.define(_undefined_name(str(error)) if isinstance(error, NameError) else None):
+                break
+        if error is None:
+            return
+        name = _undefined_name(str(error)) if isinstance(error, NameError) else None
+        reason = self.unbound.get(name) or import_failure(error, self.path, self.import_mode)
+        start = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", []))])
+        self.failures.append((range(start, (statement.end_lineno or statement.lineno) + 1), reason))
+        for bound in _bound_names(statement):
+            self.unbound.setdefault(bound, reason)
+
+    def define(self, name: str | None) -> bool:
+        """Run the dropped top-level statement that binds ``name``; True when it ran."""
+        statement = self.dropped.pop(name, None) if name else None
+        if statement is None:
+            return False
+        error = self.run(statement)
+        if error is not None:
+            self.unbound.setdefault(name, f"line {statement.lineno}, which binds it, raised {_describe(error)}")
+            return False
+        self.ran_dropped.append(statement.lineno)
+        return True
+
+    def failure_at(self, line: int) -> str | None:
+        return next((reason for lines, reason in self.failures if line in lines), None)
+
+    def lazy_note(self) -> str:
+        if not self.ran_dropped:
+            return ""
+        return "also ran top-level line(s) " + ", ".join(map(str, sorted(self.ran_dropped))) + " for names the module needs"
+
+
+def _bound_names(statement: ast.stmt) -> list[str]:
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in statement.names]
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [statement.name]
+    if isinstance(statement, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return [n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+
+
+def import_target(path: str, import_mode: str, directory: str | None = None) -> Target:
     """Execute the file as module ``torchlint_verify_target`` (registered in ``sys.modules``, so
-    dataclasses and pickling work); return its namespace and the statements that failed. ``full``
-    runs all of it, and any failure is raised. ``definitions`` runs only its imports, functions,
-    classes and constant assignments, one statement at a time: a statement that fails (a class
-    whose base is not defined) is skipped and returned as (its lines, the reason), so the file's
-    other classes can still be verified. Either way ``__name__`` is not ``"__main__"``, so the
+    dataclasses and pickling work). ``full`` runs all of it, and any failure is raised.
+    ``definitions`` runs only its imports, functions, classes and constant assignments, one
+    statement at a time: a statement that fails (a class whose base is not defined) is skipped and
+    kept with the reason, so the file's other classes can still be verified; a top-level
+    assignment it dropped runs when a definition (or later a probe) needs the name it binds. Either way ``__name__`` is not ``"__main__"``, so the
     ``if __name__ == "__main__":`` block does not run. ``directory`` goes first on ``sys.path``
     (default: the file's own; a notebook's cells run from a copy elsewhere).
 
@@ -117,21 +208,18 @@ def import_target(path: str, import_mode: str, directory: str | None = None) -> 
     module.__file__ = path
     module.__package__ = package or _loose_package(here)
     sys.modules[MODULE_NAME] = module
+    target = Target(path, module.__dict__, import_mode)
     if import_mode != "definitions":
         exec(compile(tree, path, "exec", dont_inherit=True), module.__dict__)
-        return module.__dict__, []
-    failures: list[tuple[range, str]] = []
-    for statement in definitions(tree.body):
-        code = compile(ast.Module(body=[statement], type_ignores=[]), path, "exec", dont_inherit=True)
-        try:
-            exec(code, module.__dict__)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as error:  # noqa: BLE001 - the user's statement: skip it, keep the reason
-            start = min([statement.lineno, *(d.lineno for d in getattr(statement, "decorator_list", []))])
-            failures.append((range(start, (statement.end_lineno or statement.lineno) + 1),
-                             import_failure(error, path, import_mode)))
-    return module.__dict__, failures
+        return target
+    kept = definitions(tree.body)
+    for statement in tree.body:
+        if statement not in kept and isinstance(statement, (ast.Assign, ast.AnnAssign)):
+            for name in _bound_names(statement):
+                target.dropped.setdefault(name, statement)
+    for statement in kept:
+        target.execute(statement)
+    return target
 
 
 def package_of(directory: str) -> tuple[str | None, str | None]:
