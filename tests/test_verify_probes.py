@@ -387,3 +387,26 @@ def test_alpha_dropout_defaults_to_eval_so_it_is_refuted(tmp_path):
     source = DROPOUT.format(gate="").replace("F.dropout(", "F.alpha_dropout(")
     verdict, evidence = verify_at(tmp_path, source, "TL201", 12)
     assert verdict == "refuted" and "training=False (p=0.5)" in evidence
+
+
+LAYER_ARGUMENT = """
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Block(nn.Module):
+        def __init__(self, c, norm):
+            super().__init__()
+            self.norm = norm(c)
+            self.fc = nn.Linear(c, c)
+
+        def forward(self, x):
+            identity = x
+            return F.dropout(self.fc(self.norm(x)), p=0.5) + {skip}
+"""
+
+
+def test_a_layer_argument_gets_identity_which_never_refutes(tmp_path):
+    verdict, evidence = verify_at(tmp_path, LAYER_ARGUMENT.format(skip="identity"), "TL201", 13)
+    assert verdict == "confirmed" and "built as Block(c=16, norm=nn.Identity)" in evidence, evidence
+    verdict, evidence = verify_at(tmp_path, LAYER_ARGUMENT.format(skip="identity"), "TL302", 12)
+    assert verdict == "inconclusive" and evidence.startswith("refuted only when built as Block(c=16, norm=nn.Identity)")

@@ -31,7 +31,7 @@ class BuildError(Exception):
 SMALL = 16
 NAMED_VALUES: list[tuple[str, object]] = [
     (r"(num_)?classes|n_classes|num_labels|n_out_classes", 10),
-    (r"(num_)?heads|n_heads|nhead", 2),
+    (r"(num_)?heads?|n_heads?|nheads?", 2),
     (r"(num_)?layers|n_layers|depth|num_blocks", 2),
     (r"kernel(_size)?|ksize|k", 3),
     (r"stride|dilation|groups", 1),
@@ -99,6 +99,7 @@ def builds(factory: Callable, path: str, *, skip_self: bool = False) -> Iterator
         if size == SIZES[0]:
             variants.append({**kwargs, **_flipped_options(params, hints)})
             variants.append({**kwargs, **_plural_lists(params, hints, size)})
+            variants.append({**kwargs, **_identity_layers(params)})
         for variant in variants:
             if variant not in [a for _, a in attempts]:
                 attempts.append((f"{name}({_show(variant)})" if variant else f"{name}()", variant))
@@ -142,6 +143,17 @@ def _plural_lists(params: list[inspect.Parameter], hints: dict, size: int) -> di
         if p.default is p.empty and p.name not in hints and _guess(p.name) is _NO_GUESS and plural:
             lists[p.name] = [size, size, size]
     return lists
+
+
+_LAYER_ARGUMENT = re.compile(r"(\w+_)?(norm|act|activation|nonlinearity|layer|block|fn|func|module)(_\w+)?")
+IDENTITY_STANDIN = "nn.Identity"
+
+
+def _identity_layers(params: list[inspect.Parameter]) -> dict:
+    """``nn.Identity`` for the required parameters named like a layer class (``norm``,
+    ``act_layer``, ``norm_dec``): it takes any arguments. A verdict that such a build refutes
+    does not stand (``probes``): the real layer may differ."""
+    return {p.name: nn.Identity for p in params if p.default is p.empty and _LAYER_ARGUMENT.fullmatch(p.name.lower())}
 
 
 def _annotation_name(annotation: object) -> str:
@@ -599,7 +611,7 @@ def _from_call_site(params: list[inspect.Parameter], args: list, kwargs: dict) -
 
 
 def _show(kwargs: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    return ", ".join(f"{k}={IDENTITY_STANDIN if v is nn.Identity else repr(v)}" for k, v in kwargs.items())
 
 
 def _first_line(error: BaseException) -> str:

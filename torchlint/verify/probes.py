@@ -24,6 +24,7 @@ from torch.overrides import TorchFunctionMode
 
 from torchlint.verify import stubs, tracing
 from torchlint.verify.build import (
+    IDENTITY_STANDIN,
     NO_INPUT,
     BuildError,
     builds,
@@ -54,7 +55,7 @@ def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Ve
     counted = lines_that_count(tree, finding["line"])
     trace = LineTrace(path)
     no_input: list[str] = []
-    not_run: Verdict | None = None
+    fallback: Verdict | None = None
     try:
         with trace, _RecordBuildLines(path):
             for attempt, (module, how) in enumerate(build_flagged(namespace, finding, tree, path)):
@@ -68,15 +69,20 @@ def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Ve
                     no_input.append(str(error))
                     trace.rebuild()
                     continue
+                if verdict == "refuted" and IDENTITY_STANDIN in how:
+                    fallback = fallback or ("inconclusive", f"refuted only when built as {how}, with nn.Identity "
+                                          f"standing in for a layer argument: {evidence}")
+                    trace.rebuild()
+                    continue
                 if counted is None or trace.covers(counted):
                     used = [f"input: {trace.input}"] if trace.input and trace.input not in evidence else []
-                    if attempt:
+                    if attempt or IDENTITY_STANDIN in how:
                         used.append(f"built as {how}")
                     return verdict, f"{evidence} ({'; '.join(used)})" if used else evidence
                 if trace.input is None:
-                    not_run = not_run or ("inconclusive", f"line {finding['line']} did not run when {how} was built")
+                    fallback = fallback or ("inconclusive", f"line {finding['line']} did not run when {how} was built")
                 else:
-                    not_run = not_run or ("inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})")
+                    fallback = fallback or ("inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})")
                 trace.rebuild()
     except BuildError as error:
         return "inconclusive", f"could not build the module: {error}"
@@ -84,8 +90,8 @@ def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Ve
         return "inconclusive", stubs.describe(error)
     except (Exception, SystemExit) as error:  # noqa: BLE001 - user code may raise anything
         return "inconclusive", f"the probe failed: {_first_line(error)}"
-    if not_run:
-        return not_run
+    if fallback:
+        return fallback
     return "inconclusive", f"could not build the module: {no_input[0] if no_input else 'no module was built'}"
 
 

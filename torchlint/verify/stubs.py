@@ -24,6 +24,7 @@ import sys
 import types
 
 MODULE_STANDINS = {"LightningModule"}
+PLAIN_DUNDERS = {"__version__"}  # module attributes that are plain values, stubbed like any name
 _IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 
 
@@ -113,7 +114,7 @@ class StubModule(types.ModuleType):
         self.__path__ = []
 
     def __getattr__(self, attr: str):
-        if attr.startswith("__") and attr.endswith("__"):
+        if attr.startswith("__") and attr.endswith("__") and attr not in PLAIN_DUNDERS:
             raise AttributeError(attr)
         value = Stub(f"{self.__name__}.{attr}")
         setattr(self, attr, value)

@@ -26,6 +26,7 @@ import types
 from torchlint.verify import stubs
 
 MODULE_NAME = "torchlint_verify_target"
+EVIDENCE_CHARS = 400  # as runner.EVIDENCE_CHARS
 LAZY_TRIES = 4  # dropped statements run on demand, per definition or finding
 LOOSE_PACKAGE = "torchlint_verify_package"
 VERDICTS = ("confirmed", "refuted", "inconclusive")
@@ -77,9 +78,9 @@ def main() -> None:
             verdict, evidence = _verify_one(probes, target, finding, path, device)
             if not target.define(_undefined_name(evidence)):
                 break
-        notes = [note for note in (target.lazy_note(), stubs.note()) if note]
+        notes = "; ".join(note for note in (target.lazy_note(), stubs.note()) if note)
         if notes:
-            evidence = "; ".join([evidence, *notes])
+            evidence = f"{_clip(evidence, EVIDENCE_CHARS - len(notes) - 2)}; {notes}"
         seconds = round(time.perf_counter() - start, 3)
         send(event="result", index=index, verdict=verdict, evidence=str(evidence), seconds=seconds)
 
@@ -98,11 +99,18 @@ def _verify_one(probes, target: Target, finding: dict, path: str, device: str) -
         return "inconclusive", f"the probe returned an unknown verdict {verdict!r}"
     undefined = _undefined_name(evidence)
     if undefined in target.unbound:
-        evidence = f"{evidence} ({undefined} is undefined: {target.unbound[undefined]})"
+        evidence = f"{undefined} is undefined: {target.unbound[undefined]}; {evidence}"
     return verdict, evidence
 
 
 _UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+
+
+def _clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters (at least 80), so the notes after it survive the report's clip."""
+    text = " ".join(text.split())
+    limit = max(limit, 80)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _undefined_name(text: str) -> str | None:
