@@ -410,3 +410,23 @@ def test_a_layer_argument_gets_identity_which_never_refutes(tmp_path):
     assert verdict == "confirmed" and "built as Block(c=16, norm=nn.Identity)" in evidence, evidence
     verdict, evidence = verify_at(tmp_path, LAYER_ARGUMENT.format(skip="identity"), "TL302", 12)
     assert verdict == "inconclusive" and evidence.startswith("refuted only when built as Block(c=16, norm=nn.Identity)")
+
+
+def test_a_method_forward_does_not_call_is_called_instead(tmp_path):
+    source = """
+        import torch.nn as nn
+
+        class Block(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, x):
+                return self.conv(x) + x
+
+            def forward_features(self, x):
+                identity = x
+                return self.conv(x)
+    """
+    verdict, evidence = verify_at(tmp_path, source, "TL302", 13)
+    assert verdict == "confirmed" and "its forward_features() called as forward" in evidence, evidence

@@ -53,46 +53,69 @@ def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Ve
     except (OSError, SyntaxError, ValueError) as error:
         return "inconclusive", f"cannot read the file: {_first_line(error)}"
     counted = lines_that_count(tree, finding["line"])
+    method = _enclosing_method(tree, finding["line"])
     trace = LineTrace(path)
     no_input: list[str] = []
     fallback: Verdict | None = None
+    missed = False
     try:
         with trace, _RecordBuildLines(path):
-            for attempt, (module, how) in enumerate(build_flagged(namespace, finding, tree, path)):
-                module.to(device)
-                trace.built_now()
-                try:
-                    verdict, evidence = probe(module, finding, path, device)
-                except BuildError as error:
-                    if not str(error).startswith(NO_INPUT):
-                        raise
-                    no_input.append(str(error))
+            for as_forward in (None, method):
+                if as_forward is not None and not missed:
+                    break
+                for attempt, (module, how) in enumerate(build_flagged(namespace, finding, tree, path)):
+                    if as_forward is not None:
+                        module.forward = getattr(module, as_forward)
+                        how = f"{how}, its {as_forward}() called as forward"
+                    module.to(device)
+                    trace.built_now()
+                    try:
+                        verdict, evidence = probe(module, finding, path, device)
+                    except BuildError as error:
+                        if not str(error).startswith(NO_INPUT):
+                            raise
+                        no_input.append(str(error))
+                        trace.rebuild()
+                        continue
+                    if verdict == "refuted" and IDENTITY_STANDIN in how:
+                        fallback = fallback or ("inconclusive", f"refuted only when built as {how}, with nn.Identity "
+                                                f"standing in for a layer argument: {evidence}")
+                        trace.rebuild()
+                        continue
+                    if counted is None or trace.covers(counted):
+                        used = [f"input: {trace.input}"] if trace.input and trace.input not in evidence else []
+                        if attempt or as_forward or IDENTITY_STANDIN in how:
+                            used.append(f"built as {how}")
+                        return verdict, f"{evidence} ({'; '.join(used)})" if used else evidence
+                    missed = True
+                    if trace.input is None:
+                        fallback = fallback or ("inconclusive", f"line {finding['line']} did not run when {how} was built")
+                    else:
+                        fallback = fallback or ("inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})")
                     trace.rebuild()
-                    continue
-                if verdict == "refuted" and IDENTITY_STANDIN in how:
-                    fallback = fallback or ("inconclusive", f"refuted only when built as {how}, with nn.Identity "
-                                          f"standing in for a layer argument: {evidence}")
-                    trace.rebuild()
-                    continue
-                if counted is None or trace.covers(counted):
-                    used = [f"input: {trace.input}"] if trace.input and trace.input not in evidence else []
-                    if attempt or IDENTITY_STANDIN in how:
-                        used.append(f"built as {how}")
-                    return verdict, f"{evidence} ({'; '.join(used)})" if used else evidence
-                if trace.input is None:
-                    fallback = fallback or ("inconclusive", f"line {finding['line']} did not run when {how} was built")
-                else:
-                    fallback = fallback or ("inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})")
-                trace.rebuild()
     except BuildError as error:
-        return "inconclusive", f"could not build the module: {error}"
+        return fallback or ("inconclusive", f"could not build the module: {error}")
     except stubs.StubUsed as error:
-        return "inconclusive", stubs.describe(error)
+        return fallback or ("inconclusive", stubs.describe(error))
     except (Exception, SystemExit) as error:  # noqa: BLE001 - user code may raise anything
-        return "inconclusive", f"the probe failed: {_first_line(error)}"
+        return fallback or ("inconclusive", f"the probe failed: {_first_line(error)}")
     if fallback:
         return fallback
     return "inconclusive", f"could not build the module: {no_input[0] if no_input else 'no module was built'}"
+
+
+def _enclosing_method(tree: ast.Module, line: int) -> str | None:
+    """The name of the method (not ``forward`` or ``__init__``) of a class whose body holds
+    ``line`` and that takes an input: forward may not call it, the probe then calls it instead."""
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if (isinstance(item, ast.FunctionDef) and item.body[0].lineno <= line <= (item.end_lineno or item.lineno)
+                        and item.name not in ("forward", "__init__") and len(item.args.args) >= 2
+                        and not item.decorator_list):
+                    found = item.name
+    return found
 
 
 def build_flagged(namespace: dict, finding: dict, tree: ast.Module, path: str) -> Iterator[tuple[nn.Module, str]]:
