@@ -318,6 +318,29 @@ class _Perturb:
             self.pending.add(key)
 
 
+class _SeparateLocals:
+    """A LineTrace hook: right before ``line`` runs, each local tensor of that frame that shares
+    its storage with another local gets its own copy (when ``active``); ``aliased`` names them."""
+
+    def __init__(self, line: int):
+        self.line = line
+        self.active = False
+        self.aliased: set[str] = set()
+
+    def __call__(self, frame, line: int) -> None:
+        if line != self.line:
+            return
+        tensors = {name: value for name, value in frame.f_locals.items() if isinstance(value, torch.Tensor)}
+        storages: dict[int, list[str]] = {}
+        for name, value in tensors.items():
+            storages.setdefault(value.untyped_storage().data_ptr(), []).append(name)
+        shared = [name for names in storages.values() if len(names) > 1 for name in names]
+        self.aliased.update(shared)
+        if self.active:
+            for name in shared:
+                frame.f_locals[name] = tensors[name].clone()
+
+
 def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
     return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b))
 
@@ -376,7 +399,9 @@ def probe_shape_error(module: nn.Module, finding: dict, path: str, device: str) 
 
 
 def probe_inplace_clobbers(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL401: the output changes when every layer's inplace flag is turned off."""
+    """TL401: backward fails on autograd's in-place check; else the output changes when, right
+    before the flagged line runs, each local tensor gets its own copy (the in-place operation then
+    cannot reach the tensor kept under another name); else when every inplace flag is turned off."""
     module.eval()
     candidate, _ = pick_input(module, device)
     torch.manual_seed(0)
@@ -385,8 +410,42 @@ def probe_inplace_clobbers(module: nn.Module, finding: dict, path: str, device: 
     version_error = _version_counter_error(module, inputs)
     if version_error:
         return "confirmed", f"backward fails: {version_error}"
+    trace = tracing.current()
+    if trace is not None:
+        separate = _SeparateLocals(finding["line"])
+        outputs = []
+        for active in (False, False, True):
+            separate.active = active
+            trace.after_line = separate
+            torch.manual_seed(0)
+            try:
+                with torch.no_grad():
+                    outputs.append(list(tensors_in(module(*(t.clone() for t in inputs)))))
+            finally:
+                trace.after_line = None
+        if separate.aliased and _same(outputs[0], outputs[1]):
+            names = ", ".join(sorted(separate.aliased))
+            if not _same(outputs[0], outputs[2]):
+                return "confirmed", (f"giving {names} separate copies right before line {finding['line']} changes the "
+                                     f"output: the in-place operation there modified a tensor kept under another name")
+            return "refuted", (f"giving {names} separate copies right before line {finding['line']} leaves the output "
+                               f"unchanged: the in-place operation there modified nothing kept for later")
     if not flagged:
         return "inconclusive", "no layer has inplace=True; the in-place operation is not a flag to turn off"
+    lines = range(finding["line"], (finding.get("end_line") or finding["line"]) + 1)
+    called_at: set[int | None] = set()
+    handles = [m.register_forward_pre_hook(lambda layer, args: called_at.add(_caller_line(os.path.realpath(path))))
+               for m in flagged]
+    try:
+        with torch.no_grad():
+            torch.manual_seed(0)
+            module(*(t.clone() for t in inputs))
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not any(line in lines for line in called_at):
+        return "inconclusive", (f"no layer with inplace=True runs at line {finding['line']}: its in-place operation "
+                                f"is not a flag to turn off")
     outplace = copy.deepcopy(module)
     for sub in outplace.modules():
         if getattr(sub, "inplace", None) is True:
