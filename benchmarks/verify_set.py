@@ -3,8 +3,8 @@
     python benchmarks/verify_set.py [PATH ...] [--rule-pages] [--jobs N] [--timeout S]
 
 PATHs default to tests/verify_set (research-style model files whose third-party imports this
-environment lacks). ``--rule-pages`` adds the "## Example" blocks of the rule pages, each written
-to a temporary file. Only the rules that have a probe are checked. It prints one line per finding
+environment lacks) unless ``--rule-pages`` is given, which adds the "## Example" blocks of the rule
+pages, each written to a temporary file. Only the rules that have a probe are checked. It prints one line per finding
 (verdict and evidence), the counts per verdict for those rules and for the mission rules (TL101,
 TL102, TL201, TL202, TL301, TL302, TL304), then the time: the first finding alone (a fresh worker
 that imports torch and the file), the whole run, and per further finding.
@@ -47,13 +47,14 @@ def example_blocks(directory: Path) -> list[Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="*", default=[str(ROOT / "tests" / "verify_set")])
+    parser.add_argument("paths", nargs="*", help="files or directories (default: tests/verify_set, unless --rule-pages)")
     parser.add_argument("--rule-pages", action="store_true", help="also the rule pages' bad examples")
     parser.add_argument("--jobs", type=int, default=None, help="workers at a time (default: up to 4)")
     parser.add_argument("--timeout", type=float, default=20.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="torchlint-pages-") as pages:
-        paths = list(args.paths) + ([str(p) for p in example_blocks(Path(pages))] if args.rule_pages else [])
+        paths = list(args.paths) or ([] if args.rule_pages else [str(ROOT / "tests" / "verify_set")])
+        paths += [str(p) for p in example_blocks(Path(pages))] if args.rule_pages else []
         selection = Selection(codes=frozenset([PARSE_ERROR_CODE, *PROBES]), root=ROOT)
         findings = [f for f in check_paths(paths, selection) if f.code in PROBES]
         if not findings:
