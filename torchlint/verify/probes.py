@@ -269,16 +269,7 @@ def probe_unused_skip(module: nn.Module, finding: dict, path: str, device: str) 
         probed = module if mode == "eval" else copy.deepcopy(module)
         probed.train(mode == "train")
         perturb = _Perturb(names, span)
-        outputs = []
-        for active in (False, False, True):
-            perturb.active = active
-            trace.after_line = perturb
-            torch.manual_seed(0)
-            try:
-                with torch.no_grad():
-                    outputs.append(list(tensors_in(probed(*candidate.make(2)))))
-            finally:
-                trace.after_line = None
+        outputs = _runs_with_hook(probed, lambda: candidate.make(2), trace, perturb)
         if not _same(outputs[0], outputs[1]):
             return "inconclusive", f"forward in {mode}() gives a different output each time on {candidate.describe}"
         if not perturb.replaced:
@@ -292,6 +283,22 @@ def probe_unused_skip(module: nn.Module, finding: dict, path: str, device: str) 
         f"replacing {shown} by noise right after line {finding['line']} leaves the output unchanged in eval() "
         f"and train(): the saved tensor never reaches the output"
     )
+
+
+def _runs_with_hook(module: nn.Module, make_inputs: Callable[[], tuple], trace: LineTrace, hook) -> list[list[torch.Tensor]]:
+    """The outputs of three forwards on the same input: twice with ``hook`` inactive (to tell a
+    forward that varies), once active. ``hook`` runs at every line of the user's file."""
+    outputs = []
+    for active in (False, False, True):
+        hook.active = active
+        trace.after_line = hook
+        torch.manual_seed(0)
+        try:
+            with torch.no_grad():
+                outputs.append(list(tensors_in(module(*make_inputs()))))
+        finally:
+            trace.after_line = None
+    return outputs
 
 
 class _Perturb:
@@ -413,16 +420,7 @@ def probe_inplace_clobbers(module: nn.Module, finding: dict, path: str, device: 
     trace = tracing.current()
     if trace is not None:
         separate = _SeparateLocals(finding["line"])
-        outputs = []
-        for active in (False, False, True):
-            separate.active = active
-            trace.after_line = separate
-            torch.manual_seed(0)
-            try:
-                with torch.no_grad():
-                    outputs.append(list(tensors_in(module(*(t.clone() for t in inputs)))))
-            finally:
-                trace.after_line = None
+        outputs = _runs_with_hook(module, lambda: tuple(t.clone() for t in inputs), trace, separate)
         if separate.aliased and _same(outputs[0], outputs[1]):
             names = ", ".join(sorted(separate.aliased))
             if not _same(outputs[0], outputs[2]):
