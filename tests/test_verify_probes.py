@@ -431,3 +431,26 @@ def test_a_method_forward_does_not_call_is_called_instead(tmp_path):
     """
     verdict, evidence = verify_at(tmp_path, source, "TL302", 13)
     assert verdict == "confirmed" and "its forward_features() called as forward" in evidence, evidence
+
+
+def test_a_sequential_that_forward_does_not_reach_is_run_on_its_own(tmp_path):
+    source = """
+        import torch
+        import torch.nn as nn
+
+        class SmallCNN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Conv2d(3, 16, 3, padding=1)
+                self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+                self.head = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(128, 10))
+
+            def forward(self, x):
+                x = torch.relu(self.stem(x))
+                out = self.conv2(x) + x
+                return self.head(out.mean(dim=(2, 3)))
+    """
+    [head, _add] = verify_all(tmp_path, source, "TL304")
+    verdict, evidence = head
+    assert verdict == "confirmed", evidence
+    assert evidence.startswith("head (Sequential) run on its own: forward on a (2, 32) tensor raised in the Linear built at line 10")

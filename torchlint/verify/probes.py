@@ -374,8 +374,26 @@ def _statement_span(path: str, line: int) -> range:
 
 
 def probe_shape_error(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL304: forward raises a shape error whose innermost frame in the user's file is the flagged line."""
+    """TL304: forward raises a shape error whose innermost frame in the user's file is the flagged
+    line, or inside the layer built at the flagged position. When forward fails before reaching
+    it, the ``nn.Sequential`` that holds that layer is run on its own."""
     module.eval()
+    verdict = _shape_error_run(module, finding, path, device)
+    if verdict[0] != "inconclusive":
+        return verdict
+    position = (finding["line"], finding["column"])
+    holder = next((m for m in module.modules() if isinstance(m, nn.Sequential) and m is not module
+                   and any(_BUILT_AT.get(id(child)) == position for child in m.children())), None)
+    if holder is None:
+        return verdict
+    name = next(n for n, m in module.named_modules() if m is holder)
+    alone = _shape_error_run(holder, finding, path, device)
+    if alone[0] == "inconclusive":
+        return verdict
+    return alone[0], f"{name} ({type(holder).__name__}) run on its own: {alone[1]}"
+
+
+def _shape_error_run(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
     lines = range(finding["line"], (finding.get("end_line") or finding["line"]) + 1)
     hit = other = None
     for candidate in candidate_inputs(module, device):
