@@ -454,3 +454,25 @@ def test_a_sequential_that_forward_does_not_reach_is_run_on_its_own(tmp_path):
     verdict, evidence = head
     assert verdict == "confirmed", evidence
     assert evidence.startswith("head (Sequential) run on its own: forward on a (2, 32) tensor raised in the Linear built at line 10")
+
+
+def test_a_configuration_argument_answers_each_attribute_by_its_name(tmp_path):
+    source = """
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Head(nn.Module):
+            def __init__(self, input_dim, args):
+                super().__init__()
+                self.layers = nn.ModuleList(nn.Linear(input_dim, input_dim) for _ in range(args.num_layers))
+                self.out = nn.Linear(input_dim, args.n_classes)
+                self.p = args.dropout
+
+            def forward(self, x):
+                for layer in self.layers:
+                    x = F.dropout(layer(x), p=self.p)
+                return self.out(x)
+    """
+    [(verdict, evidence)] = verify_all(tmp_path, source, "TL201")
+    assert verdict == "confirmed", evidence
+    assert "args=<config: num_layers=2, n_classes=10, dropout=0.5>" in evidence

@@ -102,7 +102,7 @@ def builds(factory: Callable, path: str, *, skip_self: bool = False) -> Iterator
             variants.append({**kwargs, **_identity_layers(params)})
         for variant in variants:
             if variant not in [a for _, a in attempts]:
-                attempts.append((f"{name}({_show(variant)})" if variant else f"{name}()", variant))
+                attempts.append(("", variant))
     if not attempts:
         shown = [f"{p} (annotated {_annotation_name(hints[p])})" if p in hints else p for p in missing]
         raise BuildError(f"cannot choose a value for {name}'s argument(s) {', '.join(shown)}")
@@ -118,7 +118,7 @@ def builds(factory: Callable, path: str, *, skip_self: bool = False) -> Iterator
         if not isinstance(module, nn.Module):
             raise BuildError(f"{name}({_show(kwargs)}) returned {type(module).__name__}, not an nn.Module")
         built = True
-        yield module, how
+        yield module, how or f"{name}({_show(kwargs)})"
     if not built:
         raise BuildError("; ".join(dict.fromkeys(errors[:3])))
 
@@ -494,10 +494,44 @@ def _fill_missing(params: list[inspect.Parameter], kwargs: dict, hints: dict, si
     return missing or None
 
 
+_CONFIG_ARGUMENT = re.compile(r"args|opts?|config|cfg|conf|hparams|hp|params|settings|(\w+_)?(config|cfg|args|opts)")
+
+
+class SynthConfig:
+    """A stand-in for a configuration object (``args``, ``cfg``, ``hparams``): each attribute or
+    key read gets the value its name suggests (``cfg.num_heads`` 2, ``args.dropout`` 0.5), else the
+    size. ``repr`` lists what the module read."""
+
+    def __init__(self, size: int):
+        object.__setattr__(self, "_size", size)
+        object.__setattr__(self, "_read", {})
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        if name not in self._read:
+            value = _guess(name)
+            self._read[name] = self._size if value is _NO_GUESS or value == SMALL and not isinstance(value, bool) else value
+        return self._read[name]
+
+    __getitem__ = __getattr__
+
+    def get(self, name: str, default: object = None) -> object:
+        return default if default is not None else getattr(self, name)
+
+    def __contains__(self, name: str) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "<config: " + ", ".join(f"{k}={v!r}" for k, v in self._read.items()) + ">"
+
+
 def _value_for(name: str, annotation: object, size: int) -> object:
     guess = _guess(name)
     if guess == SMALL and not isinstance(guess, bool):
         guess = size
+    if guess is _NO_GUESS and _CONFIG_ARGUMENT.fullmatch(name.lower()) and _from_annotation(annotation, size) is _NO_GUESS:
+        return SynthConfig(size)
     if annotation is _NO_GUESS or annotation is inspect.Parameter.empty:
         return size if guess is _NO_GUESS else guess
     typed = _from_annotation(annotation, size)

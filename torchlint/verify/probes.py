@@ -84,7 +84,7 @@ def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Ve
                         continue
                     if counted is None or trace.covers(counted):
                         used = [f"input: {trace.input}"] if trace.input and trace.input not in evidence else []
-                        if attempt or as_forward or IDENTITY_STANDIN in how:
+                        if attempt or as_forward or IDENTITY_STANDIN in how or "<config:" in how:
                             used.append(f"built as {how}")
                         return verdict, f"{evidence} ({'; '.join(used)})" if used else evidence
                     missed = True
