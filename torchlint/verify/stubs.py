@@ -36,10 +36,11 @@ class StubUsed(BaseException):
         super().__init__(f"{name} {how}")
         self.name = name
         self.module = "." + name[1:].split(".")[0] if name.startswith(".") else name.split(".")[0]
-        self.line = _user_line()
+        self.where = _user_line()
 
 
 class _State:
+    target = ""
     strict = False
     loose = "\0"
     roots: tuple[str, ...] = ()
@@ -48,9 +49,11 @@ class _State:
     guarded_lines: dict[str, set[int]] = {}
 
 
-def install(roots: list[str], loose_package: str = "") -> None:
-    """Stub missing modules imported by files under ``roots`` (directories). Modules under
-    ``loose_package`` (the stand-in package of a file outside any) are named relatively."""
+def install(target: str, roots: list[str], loose_package: str = "") -> None:
+    """Stub missing modules imported by files under ``roots`` (directories), for the verified
+    file ``target``. Modules under ``loose_package`` (the stand-in package of a file outside any)
+    are named relatively."""
+    _State.target = os.path.realpath(target)
     _State.roots = tuple(os.path.realpath(r) + os.sep for r in roots)
     _State.loose = loose_package + "." if loose_package else "\0"
     _State.missing, _State.decorators, _State.strict = [], [], False
@@ -84,7 +87,11 @@ def shown(name: str) -> str:
 
 
 def describe(error: StubUsed) -> str:
-    where = f" at line {error.line}" if error.line else ""
+    where = ""
+    if error.where:
+        filename, line = error.where
+        shown_file = "" if filename == _State.target else os.path.relpath(filename, os.path.dirname(_State.target)) + ":"
+        where = f" at {'line ' if not shown_file else ''}{shown_file}{line}"
     return f"needs {error.module}, which is not installed ({error}{where})"
 
 
@@ -297,10 +304,12 @@ def catches_import_error(handler: ast.ExceptHandler) -> bool:
     return any((n.attr if isinstance(n, ast.Attribute) else getattr(n, "id", None)) in _IMPORT_ERRORS for n in names)
 
 
-def _user_line() -> int | None:
+def _user_line() -> tuple[str, int] | None:
+    """The file and line of the innermost frame of the user's code (a file under the roots)."""
     frame = sys._getframe(2)
     while frame is not None:
-        if any(os.path.realpath(frame.f_code.co_filename).startswith(r) for r in _State.roots):
-            return frame.f_lineno
+        real = os.path.realpath(frame.f_code.co_filename)
+        if any(real.startswith(r) for r in _State.roots):
+            return real, frame.f_lineno
         frame = frame.f_back
     return None

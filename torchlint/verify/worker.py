@@ -76,8 +76,11 @@ def main() -> None:
         start = time.perf_counter()
         for _ in range(LAZY_TRIES):
             verdict, evidence = _verify_one(probes, target, finding, path, device)
-            if not target.define(_undefined_name(evidence)):
+            undefined = _undefined_name(evidence)
+            if not target.define(undefined):
                 break
+        if undefined in target.unbound:
+            evidence = f"{undefined} is undefined: {target.unbound[undefined]}; {evidence}"
         notes = "; ".join(note for note in (target.lazy_note(), stubs.note()) if note)
         if notes:
             evidence = f"{_clip(evidence, EVIDENCE_CHARS - len(notes) - 2)}; {notes}"
@@ -97,9 +100,6 @@ def _verify_one(probes, target: Target, finding: dict, path: str, device: str) -
         return "inconclusive", f"the probe failed: {_describe(e)}"
     if verdict not in VERDICTS:
         return "inconclusive", f"the probe returned an unknown verdict {verdict!r}"
-    undefined = _undefined_name(evidence)
-    if undefined in target.unbound:
-        evidence = f"{undefined} is undefined: {target.unbound[undefined]}; {evidence}"
     return verdict, evidence
 
 
@@ -164,7 +164,9 @@ class Target:
             return False
         error = self.run(statement)
         if error is not None:
-            self.unbound.setdefault(name, f"line {statement.lineno}, which binds it, raised {_describe(error)}")
+            missing = _undefined_name(str(error)) if isinstance(error, NameError) else None
+            reason = self.unbound.get(missing) or f"line {statement.lineno}, which binds it, raised {_describe(error)}"
+            self.unbound.setdefault(name, reason)
             return False
         self.ran_dropped.append(statement.lineno)
         return True
@@ -207,7 +209,7 @@ def import_target(path: str, import_mode: str, directory: str | None = None) -> 
         tree = ast.parse(f.read(), path)
     here = directory or os.path.dirname(path)
     root, package = package_of(here)
-    stubs.install([here] + ([root] if root else []), LOOSE_PACKAGE)
+    stubs.install(path, [here] + ([root] if root else []), LOOSE_PACKAGE)
     sys.path.insert(0, here)
     if root:
         sys.path.insert(1, root)
