@@ -476,3 +476,25 @@ def test_a_configuration_argument_answers_each_attribute_by_its_name(tmp_path):
     [(verdict, evidence)] = verify_all(tmp_path, source, "TL201")
     assert verdict == "confirmed", evidence
     assert "args=<config: num_layers=2, n_classes=10, dropout=0.5>" in evidence
+
+
+def test_further_inputs_named_like_a_time_step_or_labels(tmp_path):
+    source = """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Denoiser(nn.Module):
+            def __init__(self, dim=32, classes=10):
+                super().__init__()
+                self.time = nn.Linear(1, dim)
+                self.label = nn.Embedding(classes, dim)
+                self.net = nn.Linear(dim, dim)
+
+            def forward(self, x, t, y):
+                h = x + self.time(t[:, None]) + self.label(y)
+                return self.net(F.dropout(h, p=0.1))
+    """
+    [(verdict, evidence)] = verify_all(tmp_path, source, "TL201")
+    assert verdict == "confirmed", evidence
+    assert "with t as time, y as label" in evidence

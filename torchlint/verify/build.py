@@ -191,7 +191,47 @@ def candidate_inputs(module: nn.Module, device: str = "cpu") -> list[Candidate]:
     state = _recurrent_state(module, device) if arity == 2 else None
     if state is not None:
         return [_with_state(c, state) for c in unique.values()] + [_repeated(c, arity) for c in unique.values()]
-    return [_repeated(c, arity) for c in unique.values()]
+    names = _input_names(module)[1:arity]
+    named = [_with_named(c, names, device) for c in unique.values()] if any(_EXTRA_INPUTS.get(_kind(n)) for n in names) else []
+    return named + [_repeated(c, arity) for c in unique.values()]
+
+
+def _input_names(module: nn.Module) -> list[str]:
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+
+
+_KINDS = [
+    ("time", r"t|time|times|timesteps?|noise_levels?|sigmas?|steps?"),
+    ("mask", r"\w*mask"),
+    ("label", r"y|labels?|class_labels?|classes|targets?|class_ids?"),
+]
+# For a further input of forward named like a time step, a mask or class labels: its value, made
+# from the first input ``x`` (batch first).
+_EXTRA_INPUTS: dict[str, Callable[[torch.Tensor, str], torch.Tensor]] = {
+    "time": lambda x, device: torch.rand(x.shape[0], device=device),
+    "mask": lambda x, device: torch.ones(x.shape[:2], dtype=torch.bool, device=device),
+    "label": lambda x, device: torch.randint(0, 10, (x.shape[0],), device=device),
+}
+
+
+def _kind(name: str) -> str | None:
+    return next((kind for kind, pattern in _KINDS if re.fullmatch(pattern, name.lower())), None)
+
+
+def _with_named(candidate: Candidate, names: list[str], device: str) -> Candidate:
+    """The candidate as the first input; a time step, mask or labels for the inputs named so; the
+    candidate's shape again for the others."""
+    def make(batch: int) -> tuple[torch.Tensor, ...]:
+        first = candidate.make(batch)
+        x = first[0]
+        return (*first, *(_EXTRA_INPUTS[kind](x, device) if (kind := _kind(n)) else x.clone() for n in names))
+
+    shown = ", ".join(f"{n} as {_kind(n) or 'the same'}" for n in names)
+    return Candidate(f"{candidate.describe} with {shown}", make, candidate.batch_dim)
 
 
 def _example_inputs(module: nn.Module, device: str) -> list[Candidate]:
