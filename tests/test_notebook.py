@@ -348,7 +348,7 @@ def test_verify_runs_a_notebooks_definitions(tmp_path, cli):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"nb.ipynb:cell 4:{line}:{column}: TL201")
     assert lines[1].startswith("  confirmed: F.dropout ran with training=True")
-    assert lines[1].endswith(f"at cell 4, line {line}")
+    assert lines[1].endswith(f"at cell 4, line {line} (input: a (2, 8) tensor)")
 
 
 @pytest.mark.parametrize("ascii_only", [False, True])

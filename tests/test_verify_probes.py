@@ -179,11 +179,87 @@ BLOCK = """
 """
 
 
-def test_unused_skip_falls_back_to_zeroed_parameters(tmp_path):
+def test_unused_skip_replaced_by_noise(tmp_path):
     [(verdict, evidence)] = verify_all(tmp_path, BLOCK.format(skip=""), "TL302")
-    assert verdict == "confirmed" and "with every parameter zeroed the output no longer depends" in evidence
+    assert verdict == "confirmed", evidence
+    assert "replacing identity by noise right after line 12 leaves the output unchanged" in evidence
     verdict, evidence = verify_at(tmp_path, BLOCK.format(skip=" + identity"), "TL302", 12)
+    assert verdict == "refuted" and "changes the output in eval()" in evidence
+
+
+def test_untraceable_block_falls_back_to_zeroed_parameters(tmp_path):
+    verdict, evidence = verify_at(tmp_path, BLOCK.format(skip=""), "TL301", 5)
+    assert verdict == "confirmed" and "with every parameter zeroed the output no longer depends" in evidence
+    verdict, evidence = verify_at(tmp_path, BLOCK.format(skip=" + identity"), "TL301", 5)
     assert verdict == "refuted", evidence
+
+
+def test_a_skip_reused_after_it_was_added_is_still_unused(tmp_path):
+    """Pre-norm layers: the first residual is added back, the second is saved and dropped; a
+    graph that joins the input somewhere does not refute the second."""
+    source = """
+        import torch.nn as nn
+
+        class PreNorm(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.ln1, self.ln2 = nn.LayerNorm(c), nn.LayerNorm(c)
+                self.attn, self.mlp = nn.Linear(c, c), nn.Linear(c, c)
+
+            def forward(self, x):
+                residual = x
+                x = residual + self.attn(self.ln1(x))
+                residual = x
+                return self.mlp(self.ln2(x)){skip}
+    """
+    verdict, evidence = verify_at(tmp_path, source.format(skip=""), "TL302", 13)
+    assert verdict == "confirmed", evidence
+    verdict, evidence = verify_at(tmp_path, source.format(skip=" + residual"), "TL302", 13)
+    assert verdict == "refuted", evidence
+
+
+def test_residual_check_ignores_joins_inside_the_body(tmp_path):
+    """Dense connections inside the body (cat) and a body added to itself are no skip; a post-norm
+    skip (the norm after the add) is one."""
+    source = """
+        import torch
+        import torch.nn as nn
+
+        class Dense(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, x):
+                return torch.cat([x, self.conv(x)], 1)
+
+        class DenseBlock(nn.Sequential):
+            def __init__(self, c=8):
+                super().__init__(Dense(c), Dense(2 * c), nn.Conv2d(4 * c, c, 1))
+
+        class Doubled(nn.Module):
+            def __init__(self, c=8):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, h):
+                h = self.conv(h)
+                h += h
+                return h
+
+        class PostNorm(nn.Module):
+            def __init__(self, c=8):
+                super().__init__()
+                self.fc = nn.Linear(c, c)
+                self.norm = nn.LayerNorm(c)
+
+            def forward(self, x):
+                return self.norm(x + self.fc(x))
+    """
+    assert verify_at(tmp_path, source, "TL301", 14)[0] == "confirmed"
+    assert verify_at(tmp_path, source, "TL301", 18)[0] == "confirmed"
+    verdict, evidence = verify_at(tmp_path, source, "TL301", 28)
+    assert verdict == "refuted" and "+" in evidence
 
 
 def test_shape_error_confirmed_refuted_and_elsewhere(tmp_path):
@@ -194,7 +270,7 @@ def test_shape_error_confirmed_refuted_and_elsewhere(tmp_path):
     verdict, evidence = verify_at(tmp_path, right, "TL304", 20)
     assert verdict == "refuted", evidence
     verdict, evidence = verify_at(tmp_path, wrong, "TL304", 22)
-    assert verdict == "inconclusive" and "not the flagged line" in evidence
+    assert verdict == "inconclusive" and "not at the flagged line" in evidence
 
 
 INPLACE = """
@@ -216,7 +292,8 @@ INPLACE = """
 
 def test_inplace_confirmed_and_refuted(tmp_path):
     [(verdict, evidence)] = verify_all(tmp_path, INPLACE.format(relu_input="x"), "TL401")
-    assert verdict == "confirmed" and "turning off inplace=True (ReLU) changes the output" in evidence
+    assert verdict == "confirmed", evidence
+    assert "giving identity, x separate copies right before line 13 changes the output" in evidence
     verdict, evidence = verify_at(tmp_path, INPLACE.format(relu_input="self.bn(x)"), "TL401", 13)
     assert verdict == "refuted", evidence
 
@@ -311,3 +388,113 @@ def test_alpha_dropout_defaults_to_eval_so_it_is_refuted(tmp_path):
     source = DROPOUT.format(gate="").replace("F.dropout(", "F.alpha_dropout(")
     verdict, evidence = verify_at(tmp_path, source, "TL201", 12)
     assert verdict == "refuted" and "training=False (p=0.5)" in evidence
+
+
+LAYER_ARGUMENT = """
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Block(nn.Module):
+        def __init__(self, c, norm):
+            super().__init__()
+            self.norm = norm(c)
+            self.fc = nn.Linear(c, c)
+
+        def forward(self, x):
+            identity = x
+            return F.dropout(self.fc(self.norm(x)), p=0.5) + {skip}
+"""
+
+
+def test_a_layer_argument_gets_identity_which_never_refutes(tmp_path):
+    verdict, evidence = verify_at(tmp_path, LAYER_ARGUMENT.format(skip="identity"), "TL201", 13)
+    assert verdict == "confirmed" and "built as Block(c=16, norm=nn.Identity)" in evidence, evidence
+    verdict, evidence = verify_at(tmp_path, LAYER_ARGUMENT.format(skip="identity"), "TL302", 12)
+    assert verdict == "inconclusive" and evidence.startswith("refuted only when built as Block(c=16, norm=nn.Identity)")
+
+
+def test_a_method_forward_does_not_call_is_called_instead(tmp_path):
+    source = """
+        import torch.nn as nn
+
+        class Block(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+            def forward(self, x):
+                return self.conv(x) + x
+
+            def forward_features(self, x):
+                identity = x
+                return self.conv(x)
+    """
+    verdict, evidence = verify_at(tmp_path, source, "TL302", 13)
+    assert verdict == "confirmed" and "its forward_features() called as forward" in evidence, evidence
+
+
+def test_a_sequential_that_forward_does_not_reach_is_run_on_its_own(tmp_path):
+    source = """
+        import torch
+        import torch.nn as nn
+
+        class SmallCNN(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.stem = nn.Conv2d(3, 16, 3, padding=1)
+                self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+                self.head = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(128, 10))
+
+            def forward(self, x):
+                x = torch.relu(self.stem(x))
+                out = self.conv2(x) + x
+                return self.head(out.mean(dim=(2, 3)))
+    """
+    [head, _add] = verify_all(tmp_path, source, "TL304")
+    verdict, evidence = head
+    assert verdict == "confirmed", evidence
+    assert evidence.startswith("head (Sequential) run on its own: forward on a (2, 32) tensor raised in the Linear built at line 10")
+
+
+def test_a_configuration_argument_answers_each_attribute_by_its_name(tmp_path):
+    source = """
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Head(nn.Module):
+            def __init__(self, input_dim, args):
+                super().__init__()
+                self.layers = nn.ModuleList(nn.Linear(input_dim, input_dim) for _ in range(args.num_layers))
+                self.out = nn.Linear(input_dim, args.n_classes)
+                self.p = args.dropout
+
+            def forward(self, x):
+                for layer in self.layers:
+                    x = F.dropout(layer(x), p=self.p)
+                return self.out(x)
+    """
+    [(verdict, evidence)] = verify_all(tmp_path, source, "TL201")
+    assert verdict == "confirmed", evidence
+    assert "args=<config: num_layers=2, n_classes=10, dropout=0.5>" in evidence
+
+
+def test_further_inputs_named_like_a_time_step_or_labels(tmp_path):
+    source = """
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+
+        class Denoiser(nn.Module):
+            def __init__(self, dim=32, classes=10):
+                super().__init__()
+                self.time = nn.Linear(1, dim)
+                self.label = nn.Embedding(classes, dim)
+                self.net = nn.Linear(dim, dim)
+
+            def forward(self, x, t, y):
+                h = x + self.time(t[:, None]) + self.label(y)
+                return self.net(F.dropout(h, p=0.1))
+    """
+    [(verdict, evidence)] = verify_all(tmp_path, source, "TL201")
+    assert verdict == "confirmed", evidence
+    assert "with t as time, y as label" in evidence

@@ -153,7 +153,7 @@ def test_directory_run_finishes_within_the_timeouts(tmp_path, cli, torch_install
     write(tmp_path, "exits.py", MODEL + "\nimport sys\nprint('noise')\nsys.exit(3)\n")
     write(tmp_path, "main.py", MODEL + f'\nif __name__ == "__main__":\n    open({str(marker)!r}, "w").write("ran")\n')
     write(tmp_path, "osexit.py", MODEL + "\nimport os\nos._exit(7)\n")
-    write(tmp_path, "broken.py", "import torchlint_no_such_package\n" + MODEL)
+    write(tmp_path, "broken.py", "import torchlint_no_such_package\nif torchlint_no_such_package.ENABLED:\n    pass\n" + MODEL)
     write(tmp_path, "unbuildable.py", MODEL.replace("super().__init__()", "super().__init__()\n        raise RuntimeError('needs a checkpoint')"))
     start = time.monotonic()
     result = cli("check", "--verify", "--verify-timeout", "5", "--verify-import", "full", "--output-format", "json", "--isolated", str(tmp_path))
@@ -165,7 +165,9 @@ def test_directory_run_finishes_within_the_timeouts(tmp_path, cli, torch_install
     assert by_file["hang.py"]["evidence"] == "timed out after 5 s at import"
     assert by_file["exits.py"]["evidence"] == "the file called sys.exit(3) at import"
     assert by_file["osexit.py"]["evidence"] == "the file exited the process with status 7 at import"
-    assert by_file["broken.py"]["evidence"] == "import failed: ModuleNotFoundError: No module named 'torchlint_no_such_package' (line 1)"
+    assert by_file["broken.py"]["evidence"] == (
+        "import failed: needs torchlint_no_such_package, which is not installed "
+        "(torchlint_no_such_package.ENABLED was used at line 2); stubbed: torchlint_no_such_package")
     assert "needs a checkpoint" in by_file["unbuildable.py"]["evidence"]
     assert "import failed" not in by_file["main.py"]["evidence"]
     for name in ("hang.py", "exits.py", "osexit.py", "broken.py", "unbuildable.py"):
@@ -182,3 +184,64 @@ def test_text_output_of_verify(tmp_path, cli, torch_installed):
     assert lines[0].startswith(f"{path}:{DROPOUT_LINE}:")
     assert lines[1].startswith(("  confirmed: ", "  refuted: ", "  inconclusive: "))
     assert lines[-1].startswith("Verified 1 finding on cpu: ")
+
+
+def test_a_statement_that_fails_costs_only_its_own_findings(tmp_path, torch_installed):
+    """Definitions run one statement at a time: a class whose base is not defined is skipped with
+    the reason, the file's other classes are verified."""
+    source = MODEL + "\n\nclass Broken(UndefinedBase):\n    def forward(self, x):\n        return F.dropout(x, p=0.5)\n"
+    path = write(tmp_path, "partial.py", source)
+    broken_line = source.count("\n") - 1
+    fine, broken = verify_file(str(path), [dropout_finding(path), dropout_finding(path, broken_line)],
+                               device="cpu", timeout=10, import_mode="definitions")
+    assert fine.verdict == "confirmed", fine.evidence
+    assert broken.verdict == "inconclusive"
+    assert broken.evidence.startswith("import failed: NameError: name 'UndefinedBase' is not defined")
+
+
+def test_missing_modules_are_stubbed_and_named(tmp_path, torch_installed):
+    """A helper module and an optional package that are not there: the class that does not use
+    them is verified and the evidence names them; the one that calls them is inconclusive."""
+    source = (
+        "from utils_not_here import load_data\nimport einops_not_here as E\nfrom .layers_not_here import Block\n"
+        + MODEL
+        + "\n\nclass UsesIt(nn.Module):\n    def forward(self, x):\n        return F.dropout(E.rearrange(x, 'b c -> c b'), p=0.5)\n"
+    )
+    path = write(tmp_path, "helpers.py", source)
+    uses_line = source.count("\n")
+    plain, uses = verify_file(str(path), [dropout_finding(path, DROPOUT_LINE + 3), dropout_finding(path, uses_line)],
+                              device="cpu", timeout=10, import_mode="definitions")
+    assert plain.verdict == "confirmed", plain.evidence
+    assert plain.evidence.endswith("stubbed: utils_not_here, einops_not_here, .layers_not_here")
+    assert uses.verdict == "inconclusive"
+    assert uses.evidence.startswith(f"needs einops_not_here, which is not installed (einops_not_here.rearrange was called at line {uses_line})")
+
+
+def test_a_guarded_import_takes_its_fallback(tmp_path, torch_installed):
+    """``try: import x except ImportError: fallback`` runs among the definitions, and x is not
+    stubbed: the code takes the fallback as it would without x."""
+    source = (
+        "import torch.nn as nn\n"
+        "try:\n    from fused_not_here import FusedLayerNorm as LayerNorm\nexcept ImportError:\n    LayerNorm = nn.LayerNorm\n"
+        + MODEL.replace("self.fc = nn.Linear(8, 4)", "self.fc = nn.Sequential(LayerNorm(8), nn.Linear(8, 4))")
+    )
+    path = write(tmp_path, "guarded.py", source)
+    [v] = verify_file(str(path), [dropout_finding(path, DROPOUT_LINE + 5)], device="cpu", timeout=10, import_mode="definitions")
+    assert v.verdict == "confirmed", v.evidence
+    assert "stubbed" not in v.evidence
+
+
+def test_a_dropped_top_level_assignment_runs_when_a_name_is_missing(tmp_path, torch_installed):
+    """``REGISTRY = Registry()`` (a decorator's registry) and ``P = rate()`` are not definitions,
+    but the class needs them: they run on demand, and the evidence says so."""
+    source = (
+        "class Registry:\n    def register(self):\n        return lambda cls: cls\n\n\n"
+        "def rate():\n    return 0.5\n\n\n"
+        "REGISTRY = Registry()\nP = rate()\n"
+        + MODEL.replace("class Head", "@REGISTRY.register()\nclass Head").replace("p=0.5", "p=P")
+    )
+    path = write(tmp_path, "registry.py", source)
+    line = next(n for n, text in enumerate(source.splitlines(), 1) if "F.dropout" in text)
+    [v] = verify_file(str(path), [dropout_finding(path, line)], device="cpu", timeout=10, import_mode="definitions")
+    assert v.verdict == "confirmed", v.evidence
+    assert v.evidence.endswith("also ran top-level line(s) 10, 11 for names the module needs")

@@ -15,60 +15,165 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from torchlint.verify import stubs, tracing
 from torchlint.verify.build import (
+    IDENTITY_STANDIN,
+    NO_INPUT,
     BuildError,
+    builds,
     candidate_inputs,
     check_candidate,
-    instantiate,
     pick_input,
     tensors_in,
 )
+from torchlint.verify.tracing import LineTrace, lines_that_count
 
 Verdict = tuple[str, str]
 NO_PROBE: Verdict = ("inconclusive", "no probe for this rule")
 
 
 def verify_finding(namespace: dict, finding: dict, path: str, device: str) -> Verdict:
-    """The verdict and evidence for one finding; never raises."""
+    """The verdict and evidence for one finding; never raises. A verdict other than inconclusive
+    needs the flagged line to have run (while the module was built, or with the probe's input).
+    When a built module takes no input, or the flagged line did not run, the next way of building
+    it is tried (other sizes, boolean options flipped)."""
     probe = PROBES.get(finding.get("code", ""))
     if probe is None:
         return NO_PROBE
     try:
-        cls = find_class(namespace, finding, path)
-        if cls is None:
-            return "inconclusive", f"no nn.Module class in the file contains line {finding['line']}"
-        module, _how = instantiate(cls, path)
-        module.to(device)
-        return probe(module, finding, path, device)
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+    except (OSError, SyntaxError, ValueError) as error:
+        return "inconclusive", f"cannot read the file: {_first_line(error)}"
+    counted = lines_that_count(tree, finding["line"])
+    method = _enclosing_method(tree, finding["line"])
+    trace = LineTrace(path)
+    no_input: list[str] = []
+    fallback: Verdict | None = None
+    missed = False
+    try:
+        with trace, _RecordBuildLines(path):
+            for as_forward in (None, method):
+                if as_forward is not None and not missed:
+                    break
+                for attempt, (module, how) in enumerate(build_flagged(namespace, finding, tree, path)):
+                    if as_forward is not None:
+                        module.forward = getattr(module, as_forward)
+                        how = f"{how}, its {as_forward}() called as forward"
+                    module.to(device)
+                    trace.built_now()
+                    try:
+                        verdict, evidence = probe(module, finding, path, device)
+                    except BuildError as error:
+                        if not str(error).startswith(NO_INPUT):
+                            raise
+                        no_input.append(str(error))
+                        trace.rebuild()
+                        continue
+                    if verdict == "refuted" and IDENTITY_STANDIN in how:
+                        fallback = fallback or ("inconclusive", f"refuted only when built as {how}, with nn.Identity "
+                                                f"standing in for a layer argument: {evidence}")
+                        trace.rebuild()
+                        continue
+                    if counted is None or trace.covers(counted):
+                        used = [f"input: {trace.input}"] if trace.input and trace.input not in evidence else []
+                        if attempt or as_forward or IDENTITY_STANDIN in how or "<config:" in how:
+                            used.append(f"built as {how}")
+                        return verdict, f"{evidence} ({'; '.join(used)})" if used else evidence
+                    missed = True
+                    if trace.input is None:
+                        fallback = fallback or ("inconclusive", f"line {finding['line']} did not run when {how} was built")
+                    else:
+                        fallback = fallback or ("inconclusive", f"line {finding['line']} did not run with input {trace.input} ({how})")
+                    trace.rebuild()
     except BuildError as error:
-        return "inconclusive", f"could not build the module: {error}"
+        return fallback or ("inconclusive", f"could not build the module: {error}")
+    except stubs.StubUsed as error:
+        return fallback or ("inconclusive", stubs.describe(error))
     except (Exception, SystemExit) as error:  # noqa: BLE001 - user code may raise anything
-        return "inconclusive", f"the probe failed: {_first_line(error)}"
+        return fallback or ("inconclusive", f"the probe failed: {_first_line(error)}")
+    if fallback:
+        return fallback
+    return "inconclusive", f"could not build the module: {no_input[0] if no_input else 'no module was built'}"
+
+
+def _enclosing_method(tree: ast.Module, line: int) -> str | None:
+    """The name of the method (not ``forward`` or ``__init__``) of a class whose body holds
+    ``line`` and that takes an input: forward may not call it, the probe then calls it instead."""
+    found = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if (isinstance(item, ast.FunctionDef) and item.body[0].lineno <= line <= (item.end_lineno or item.lineno)
+                        and item.name not in ("forward", "__init__") and len(item.args.args) >= 2
+                        and not item.decorator_list):
+                    found = item.name
+    return found
+
+
+def build_flagged(namespace: dict, finding: dict, tree: ast.Module, path: str) -> Iterator[tuple[nn.Module, str]]:
+    """The modules the finding may be about, and how each was built: instances of the innermost
+    nn.Module class holding the line, else the modules a top-level factory function holding it
+    returns, else the module a top-level ``name = SomeModule(...)`` statement holding it builds."""
+    line = finding["line"]
+    cls = find_class(namespace, finding, path)
+    if cls is not None:
+        return builds(cls, path, skip_self=True)
+    for node in tree.body:
+        if not (_start(node) <= line <= (node.end_lineno or node.lineno)):
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and callable(namespace.get(node.name)):
+            return builds(namespace[node.name], path)
+        value = getattr(node, "value", None)
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.Expr)) and isinstance(value, ast.Call):
+            callee = _evaluate(value.func, namespace)
+            if isinstance(callee, type) and issubclass(callee, nn.Module):
+                built = eval(compile(ast.Expression(value), path, "eval"), namespace)  # noqa: S307 - the flagged statement
+                return iter([(built, f"the expression at line {node.lineno}")])
+            raise BuildError(f"line {line} is in a top-level statement that does not build an nn.Module class")
+    raise BuildError(f"no nn.Module class, module-building function or expression in the file contains line {line}")
 
 
 def find_class(namespace: dict, finding: dict, path: str) -> type | None:
-    """The innermost nn.Module class of ``namespace`` whose source span in ``path`` holds the line."""
+    """The innermost nn.Module class of ``namespace`` whose source span in ``path`` holds the line.
+    StubUsed when that class derives from a class of a missing module (not a stand-in)."""
     with open(path, encoding="utf-8") as file:
         tree = ast.parse(file.read())
     line = finding["line"]
     spans = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            start = _start(node)
             if start <= line <= (node.end_lineno or node.lineno):
                 spans.append((start, node.name))
-    for _start, name in sorted(spans, reverse=True):
+    for _start_line, name in sorted(spans, reverse=True):
         value = namespace.get(name)
+        base = stubs.stub_base_of(value) if isinstance(value, type) else None
+        if base:
+            raise stubs.StubUsed(base, f"is the base class of {name}")
         if isinstance(value, type) and issubclass(value, nn.Module):
             return value
     return None
+
+
+def _evaluate(node: ast.expr, namespace: dict) -> object:
+    """The value of a dotted name in ``namespace``, or None."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id)
+    if isinstance(node, ast.Attribute):
+        return getattr(_evaluate(node.value, namespace), node.attr, None)
+    return None
+
+
+def _start(node: ast.stmt) -> int:
+    return min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
 
 
 def probe_dropout_in_eval(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
@@ -129,54 +234,199 @@ def probe_unregistered(module: nn.Module, finding: dict, path: str, device: str)
 
 
 def probe_residual_without_skip(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL301/TL302: no path from the input joins the body's output (fx), else zeroed parameters."""
+    """TL301/TL302: no path from the input reaches the output without passing a layer with weights
+    (fx; normalization layers and weight-free operations pass it), else zeroed parameters."""
     module.eval()
+    if not any(True for _ in module.parameters()):
+        return "inconclusive", "the module built has no layer with weights: nothing in it is a body to skip"
     try:
         graph = torch.fx.symbolic_trace(module).graph
     except Exception:  # noqa: BLE001 - not traceable: fall back to running it
         graph = None
     if graph is not None:
-        join = _join_of_input_paths(graph)
-        if join is None:
+        carried, join = _identity_path(graph, module)
+        if not carried:
             return "confirmed", (
-                "the traced graph has no add, cat or other operation that joins the input with the "
-                "body's output: no path from the input reaches the output except through the body"
+                "in the traced graph every path from the input to the output passes a layer with weights: "
+                "no path from the input reaches the output except through the body"
             )
-        return "refuted", f"the traced graph joins two paths from the input at `{join}`"
+        where = f" at `{join}`" if join else ""
+        return "refuted", f"the traced graph joins the input to the body's output{where}"
     return _zeroed_parameters_check(module, device)
 
 
+def probe_unused_skip(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
+    """TL302: the tensor the flagged line saves, replaced by noise right after the line runs, does
+    not change the output (in eval() and in train()). When that cannot be done, as TL301."""
+    names = _assigned_names(path, finding["line"])
+    trace = tracing.current()
+    if not names or trace is None:
+        return probe_residual_without_skip(module, finding, path, device)
+    candidate, _ = pick_input(module, device)
+    span = _statement_span(path, finding["line"])
+    changed: list[str] = []
+    for mode in ("eval", "train"):
+        probed = module if mode == "eval" else copy.deepcopy(module)
+        probed.train(mode == "train")
+        perturb = _Perturb(names, span)
+        outputs = _runs_with_hook(probed, lambda: candidate.make(2), trace, perturb)
+        if not _same(outputs[0], outputs[1]):
+            return "inconclusive", f"forward in {mode}() gives a different output each time on {candidate.describe}"
+        if not perturb.replaced:
+            return "inconclusive", f"the value line {finding['line']} saves in {', '.join(names)} is not a tensor"
+        if not _same(outputs[0], outputs[2]):
+            changed.append(mode)
+    shown = ", ".join(names)
+    if changed:
+        return "refuted", f"replacing {shown} by noise right after line {finding['line']} changes the output in {changed[0]}(): it is used"
+    return "confirmed", (
+        f"replacing {shown} by noise right after line {finding['line']} leaves the output unchanged in eval() "
+        f"and train(): the saved tensor never reaches the output"
+    )
+
+
+def _runs_with_hook(module: nn.Module, make_inputs: Callable[[], tuple], trace: LineTrace, hook) -> list[list[torch.Tensor]]:
+    """The outputs of three forwards on the same input: twice with ``hook`` inactive (to tell a
+    forward that varies), once active. ``hook`` runs at every line of the user's file."""
+    outputs = []
+    for active in (False, False, True):
+        hook.active = active
+        trace.after_line = hook
+        torch.manual_seed(0)
+        try:
+            with torch.no_grad():
+                outputs.append(list(tensors_in(module(*make_inputs()))))
+        finally:
+            trace.after_line = None
+    return outputs
+
+
+class _Perturb:
+    """A LineTrace hook: right after the statement ``span`` runs, replace the tensors it bound to
+    ``names`` in that frame by noise of the same shape (when ``active``)."""
+
+    def __init__(self, names: list[str], span: range):
+        self.names, self.span = names, span
+        self.pending: set[int] = set()
+        self.active = False
+        self.replaced = 0
+
+    def __call__(self, frame, line: int) -> None:
+        key = id(frame)
+        if key in self.pending and line not in self.span:
+            self.pending.discard(key)
+            for name in self.names:
+                value = frame.f_locals.get(name)
+                if isinstance(value, torch.Tensor) and value.is_floating_point():
+                    self.replaced += 1
+                    if self.active:
+                        frame.f_locals[name] = value + torch.randn_like(value)
+        if line == self.span.start:
+            self.pending.add(key)
+
+
+class _SeparateLocals:
+    """A LineTrace hook: right before ``line`` runs, each local tensor of that frame that shares
+    its storage with another local gets its own copy (when ``active``); ``aliased`` names them."""
+
+    def __init__(self, line: int):
+        self.line = line
+        self.active = False
+        self.aliased: set[str] = set()
+
+    def __call__(self, frame, line: int) -> None:
+        if line != self.line:
+            return
+        tensors = {name: value for name, value in frame.f_locals.items() if isinstance(value, torch.Tensor)}
+        storages: dict[int, list[str]] = {}
+        for name, value in tensors.items():
+            storages.setdefault(value.untyped_storage().data_ptr(), []).append(name)
+        shared = [name for names in storages.values() if len(names) > 1 for name in names]
+        self.aliased.update(shared)
+        if self.active:
+            for name in shared:
+                frame.f_locals[name] = tensors[name].clone()
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and torch.equal(x, y) for x, y in zip(a, b))
+
+
+def _assigned_names(path: str, line: int) -> list[str]:
+    """The plain names the statement at ``line`` assigns (``identity = x``, ``a, b = ...``)."""
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            return list(dict.fromkeys(names))
+    return []
+
+
+def _statement_span(path: str, line: int) -> range:
+    with open(path, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.lineno <= line <= (node.end_lineno or node.lineno):
+            return range(node.lineno, (node.end_lineno or node.lineno) + 1)
+    return range(line, line + 1)
+
+
 def probe_shape_error(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL304: forward raises a shape error whose innermost frame in the user's file is the flagged line."""
+    """TL304: forward raises a shape error whose innermost frame in the user's file is the flagged
+    line, or inside the layer built at the flagged position. When forward fails before reaching
+    it, the ``nn.Sequential`` that holds that layer is run on its own."""
     module.eval()
+    verdict = _shape_error_run(module, finding, path, device)
+    if verdict[0] != "inconclusive":
+        return verdict
+    position = (finding["line"], finding["column"])
+    holder = next((m for m in module.modules() if isinstance(m, nn.Sequential) and m is not module
+                   and any(_BUILT_AT.get(id(child)) == position for child in m.children())), None)
+    if holder is None:
+        return verdict
+    name = next(n for n, m in module.named_modules() if m is holder)
+    alone = _shape_error_run(holder, finding, path, device)
+    if alone[0] == "inconclusive":
+        return verdict
+    return alone[0], f"{name} ({type(holder).__name__}) run on its own: {alone[1]}"
+
+
+def _shape_error_run(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
     lines = range(finding["line"], (finding.get("end_line") or finding["line"]) + 1)
     hit = other = None
     for candidate in candidate_inputs(module, device):
         torch.manual_seed(0)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _LayerStack(module) as stack:
                 module(*candidate.make(2))
         except Exception as error:  # noqa: BLE001
             line = _innermost_line(error, path)
+            built_at = _BUILT_AT.get(id(stack.raising)) if stack.raising is not None else None
             if _is_shape_error(error) and line in lines:
-                hit = hit or (candidate, error)
+                hit = hit or (candidate, error, f"at line {finding['line']}")
+            elif _is_shape_error(error) and built_at == (finding["line"], finding["column"]):
+                hit = hit or (candidate, error, f"in the {type(stack.raising).__name__} built at line {finding['line']}")
             else:
                 other = other or (candidate, error, line)
             continue
         if check_candidate(module, candidate)[0]:
             return "refuted", f"forward ran without error on {candidate.describe}"
     if hit:
-        candidate, error = hit
-        return "confirmed", f"forward on {candidate.describe} raised at line {finding['line']}: {_first_line(error)}"
+        candidate, error, where = hit
+        return "confirmed", f"forward on {candidate.describe} raised {where}: {_first_line(error)}"
     if other:
         candidate, error, line = other
-        where = f"line {line}" if line else "outside the file"
-        return "inconclusive", f"forward on {candidate.describe} failed at {where}, not the flagged line: {_first_line(error)}"
+        where = f"at line {line}" if line else "outside the file"
+        return "inconclusive", f"forward on {candidate.describe} failed {where}, not at the flagged line: {_first_line(error)}"
     return "inconclusive", "no input ran through forward"
 
 
 def probe_inplace_clobbers(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL401: the output changes when every layer's inplace flag is turned off."""
+    """TL401: backward fails on autograd's in-place check; else the output changes when, right
+    before the flagged line runs, each local tensor gets its own copy (the in-place operation then
+    cannot reach the tensor kept under another name); else when every inplace flag is turned off."""
     module.eval()
     candidate, _ = pick_input(module, device)
     torch.manual_seed(0)
@@ -185,8 +435,33 @@ def probe_inplace_clobbers(module: nn.Module, finding: dict, path: str, device: 
     version_error = _version_counter_error(module, inputs)
     if version_error:
         return "confirmed", f"backward fails: {version_error}"
+    trace = tracing.current()
+    if trace is not None:
+        separate = _SeparateLocals(finding["line"])
+        outputs = _runs_with_hook(module, lambda: tuple(t.clone() for t in inputs), trace, separate)
+        if separate.aliased and _same(outputs[0], outputs[1]):
+            names = ", ".join(sorted(separate.aliased))
+            if not _same(outputs[0], outputs[2]):
+                return "confirmed", (f"giving {names} separate copies right before line {finding['line']} changes the "
+                                     f"output: the in-place operation there modified a tensor kept under another name")
+            return "refuted", (f"giving {names} separate copies right before line {finding['line']} leaves the output "
+                               f"unchanged: the in-place operation there modified nothing kept for later")
     if not flagged:
         return "inconclusive", "no layer has inplace=True; the in-place operation is not a flag to turn off"
+    lines = range(finding["line"], (finding.get("end_line") or finding["line"]) + 1)
+    called_at: set[int | None] = set()
+    handles = [m.register_forward_pre_hook(lambda layer, args: called_at.add(_caller_line(os.path.realpath(path))))
+               for m in flagged]
+    try:
+        with torch.no_grad():
+            torch.manual_seed(0)
+            module(*(t.clone() for t in inputs))
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not any(line in lines for line in called_at):
+        return "inconclusive", (f"no layer with inplace=True runs at line {finding['line']}: its in-place operation "
+                                f"is not a flag to turn off")
     outplace = copy.deepcopy(module)
     for sub in outplace.modules():
         if getattr(sub, "inplace", None) is True:
@@ -247,7 +522,7 @@ PROBES: dict[str, Callable[[nn.Module, dict, str, str], Verdict]] = {
     "TL202": probe_dropout_in_eval,
     "TL204": probe_dropout_in_eval,
     "TL301": probe_residual_without_skip,
-    "TL302": probe_residual_without_skip,
+    "TL302": probe_unused_skip,
     "TL304": probe_shape_error,
     "TL401": probe_inplace_clobbers,
 }
@@ -371,18 +646,41 @@ def _device_evidence(module: nn.Module, tensors: list[torch.Tensor]) -> str:
     return ""
 
 
-def _join_of_input_paths(graph: torch.fx.Graph) -> str | None:
-    """The first add/cat/stack node with two arguments that both carry data from the input, as text."""
+def _identity_path(graph: torch.fx.Graph, module: nn.Module) -> tuple[bool, str | None]:
+    """Whether the output carries the input along a path that passes no layer with weights
+    (a normalization layer passes it), and the first join (add, cat, ...) where such a path meets
+    another, as text."""
     carries: dict[torch.fx.Node, bool] = {}
     first = next(iter(graph.nodes), None)
+    join = None
     for node in graph.nodes:
         if node.op == "placeholder":
             carries[node] = node is first
             continue
-        carries[node] = not _is_metadata(node) and any(carries.get(a) for a in node.all_input_nodes)
-        if _is_join(node) and len(_data_arguments(node, carries)) >= 2:
-            return _show_node(node)
-    return None
+        if node.op == "output":
+            return any(carries.get(a) for a in node.all_input_nodes), join
+        carries[node] = (not _is_metadata(node) and not _has_weights(node, module)
+                         and any(carries.get(a) for a in node.all_input_nodes))
+        if join is None and carries[node] and _is_join(node) and len(node.all_input_nodes) >= 2:
+            join = _show_node(node)
+    return False, join
+
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+          *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()))
+_WEIGHTED_FUNCTIONS = {F.linear, F.bilinear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
+                       F.conv_transpose3d, torch.matmul, torch.mm, torch.bmm, torch.einsum, operator.matmul}
+
+
+def _has_weights(node: torch.fx.Node, module: nn.Module) -> bool:
+    """A call of a submodule with parameters (not a normalization layer), or of a linear or
+    convolution function on a parameter of the module."""
+    if node.op == "call_module":
+        layer = module.get_submodule(node.target)
+        return not isinstance(layer, _NORMS) and any(True for _ in layer.parameters())
+    if node.op == "call_function" and node.target in _WEIGHTED_FUNCTIONS:
+        return any(a.op == "get_attr" for a in node.all_input_nodes)
+    return False
 
 
 _JOIN_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.cat, torch.concat, torch.stack}
@@ -407,13 +705,6 @@ def _is_metadata(node: torch.fx.Node) -> bool:
     return False
 
 
-def _data_arguments(node: torch.fx.Node, carries: dict) -> list[torch.fx.Node]:
-    """The arguments of ``node`` (inside lists too) that carry data from the input."""
-    found: list[torch.fx.Node] = []
-    torch.fx.node.map_arg((node.args, node.kwargs), lambda n: found.append(n) if carries.get(n) else None)
-    return found
-
-
 def _show_node(node: torch.fx.Node) -> str:
     target = node.target
     if node.op == "call_function":
@@ -426,9 +717,11 @@ def _show_node(node: torch.fx.Node) -> str:
 def _zeroed_parameters_check(module: nn.Module, device: str) -> Verdict:
     candidate, _ = pick_input(module, device)
     zeroed = copy.deepcopy(module).eval()
+    kept = {id(p) for layer in zeroed.modules() if isinstance(layer, _NORMS) for p in layer.parameters()}
     with torch.no_grad():
         for parameter in zeroed.parameters():
-            parameter.zero_()
+            if id(parameter) not in kept:
+                parameter.zero_()
         torch.manual_seed(0)
         first = list(tensors_in(zeroed(*candidate.make(2))))
         torch.manual_seed(1)
@@ -465,6 +758,75 @@ def _constructed_class(message: str) -> str | None:
     return match.group(1).rsplit(".", 1)[-1] if match else None
 
 
+# id of each module built while a finding was probed -> (line, 1-based column) of the call that built it
+_BUILT_AT: dict[int, tuple[int, int]] = {}
+
+
+def _caller_position(path: str) -> tuple[int, int] | None:
+    """Where the innermost frame of ``path`` is: the line and 1-based column of the expression it runs."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if os.path.realpath(frame.f_code.co_filename) == path:
+            for index, (line, _end, column, _end_column) in enumerate(frame.f_code.co_positions()):
+                if index == frame.f_lasti // 2:
+                    return (line, column + 1) if line is not None and column is not None else None
+            return None
+        frame = frame.f_back
+    return None
+
+
+class _RecordBuildLines:
+    """While active, note for each nn.Module built the line of the user's file that built it."""
+
+    def __init__(self, path: str):
+        self.path = os.path.realpath(path)
+
+    def __enter__(self) -> None:
+        _BUILT_AT.clear()
+        self.original = original = nn.Module.__init__
+        path = self.path
+
+        def recording_init(module, *args, **kwargs):
+            if id(module) not in _BUILT_AT:
+                position = _caller_position(path)
+                if position is not None:
+                    _BUILT_AT[id(module)] = position
+            original(module, *args, **kwargs)
+
+        nn.Module.__init__ = recording_init
+
+    def __exit__(self, *exc) -> None:
+        nn.Module.__init__ = self.original
+
+
+class _LayerStack:
+    """Forward hooks on every submodule: ``raising`` is the innermost one whose forward did not return."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.stack: list[nn.Module] = []
+        self.raising: nn.Module | None = None
+
+    def __enter__(self) -> _LayerStack:
+        self.handles = []
+        for sub in self.module.modules():
+            self.handles.append(sub.register_forward_pre_hook(self._enter))
+            self.handles.append(sub.register_forward_hook(self._leave))
+        return self
+
+    def _enter(self, layer: nn.Module, args: tuple) -> None:
+        self.stack.append(layer)
+
+    def _leave(self, layer: nn.Module, args: tuple, output: object) -> None:
+        self.stack.pop()
+
+    def __exit__(self, kind, error, tb) -> None:
+        for handle in self.handles:
+            handle.remove()
+        if error is not None and self.stack:
+            self.raising = self.stack[-1]
+
+
 def _innermost_line(error: BaseException, path: str) -> int | None:
     real = os.path.realpath(path)
     line = None
@@ -474,7 +836,8 @@ def _innermost_line(error: BaseException, path: str) -> int | None:
     return line
 
 
-_SHAPE_WORDS = re.compile(r"size|shape|mat1|mat2|dimension|broadcast|expected input", re.IGNORECASE)
+_SHAPE_WORDS = re.compile(r"size|shape|mat1|mat2|dimension|broadcast|expected input|should contain \d+ elements",
+                          re.IGNORECASE)
 
 
 def _is_shape_error(error: BaseException) -> bool:
