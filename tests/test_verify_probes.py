@@ -390,6 +390,17 @@ def test_alpha_dropout_defaults_to_eval_so_it_is_refuted(tmp_path):
     assert verdict == "refuted" and "training=False (p=0.5)" in evidence
 
 
+def test_alpha_dropout_without_training_is_confirmed_off_in_training(tmp_path):
+    """TL201's own claim for alpha dropout: it never drops, not even in train()."""
+    source = DROPOUT.format(gate="").replace("F.dropout(", "F.alpha_dropout(")
+    [(verdict, evidence)] = verify_all(tmp_path, source, "TL201")
+    assert verdict == "confirmed" and "training=False (p=0.5) while the module was in train()" in evidence
+    gated = DROPOUT.format(gate=", training=self.training").replace("F.dropout(", "F.alpha_dropout(")
+    message = "F.alpha_dropout() without training=: it defaults to False, so it never drops anything"
+    verdict, evidence = verify_at(tmp_path, gated, "TL201", 12, message)
+    assert verdict == "refuted" and "training=True in train()" in evidence
+
+
 LAYER_ARGUMENT = """
     import torch.nn as nn
     import torch.nn.functional as F

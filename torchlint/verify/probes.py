@@ -177,14 +177,27 @@ def _start(node: ast.stmt) -> int:
 
 
 def probe_dropout_in_eval(module: nn.Module, finding: dict, path: str, device: str) -> Verdict:
-    """TL201/TL202/TL204: in eval(), record each dropout-family call with its training flag and rate."""
-    module.eval()
+    """TL201/TL202/TL204: in eval(), record each dropout-family call with its training flag and rate.
+    For F.alpha_dropout without training= (TL201's "defaults to False"), the opposite: in train()
+    the call ran with training=False."""
+    never_on = "defaults to False" in finding.get("message", "")
+    module.train(never_on)
     candidate, _ = pick_input(module, device)
     recorder = _DropoutRecorder(path, finding["line"], finding.get("end_line") or finding["line"])
     torch.manual_seed(0)
     with torch.no_grad(), recorder:
         module(*candidate.make(2))
     mine = [call for call in recorder.calls if call.at_flagged_line]
+    if never_on:
+        idle = [call for call in mine if not call.training and call.rate > 0]
+        if idle:
+            return "confirmed", (
+                f"{idle[0].shown} ran with training=False (p={idle[0].rate:g}) while the module was in "
+                f"train(), at line {idle[0].line}: it drops nothing, in training either"
+            )
+        if mine:
+            return "refuted", f"{mine[0].shown} at line {mine[0].line} ran with training=True in train()"
+        return "inconclusive", f"forward on {candidate.describe} did not reach line {finding['line']}"
     live = [call for call in mine if call.training and call.rate > 0]
     if live:
         call = live[0]
