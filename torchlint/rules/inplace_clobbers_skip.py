@@ -276,7 +276,9 @@ class _Flow:
             combining = isinstance(small.operator, (cst.AddAssign, cst.SubtractAssign))
             self.operands([small.value], combining)
             target = small.target
-            if isinstance(target, cst.Name):
+            if isinstance(target, cst.Name) and isinstance(small.value, cst.Integer):
+                self.read(target, combining)  # ``idx += 1``: a counter, not a tensor changed in place
+            elif isinstance(target, cst.Name):
                 self.read(target, combining)
                 self.change(self.state.holds.get(target.value, frozenset()), small, target.value)
             elif isinstance(target, cst.Subscript):
