@@ -1,6 +1,6 @@
 """The engine: files in, findings out. Read top to bottom, it is the path of one file:
 
-    read bytes -> decode -> prefilter -> parse -> ModuleFacts -> rules -> positions -> noqa
+    read bytes -> decode -> needles -> ast screen -> parse -> ModuleFacts -> rules -> positions -> noqa
 
 Every adapter (CLI, flake8, language server) calls ``check_source`` or ``check_paths``.
 """
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 from libcst.metadata import CodeRange
 
+from torchlint import screen
 from torchlint.facts import ModuleFacts
 from torchlint.finding import Finding, TextEdit, TextFix
 from torchlint.incremental import DocumentTree
@@ -151,7 +152,7 @@ def decode(data: bytes) -> str:
 
 
 def rules_for(text: str, codes: Iterable[str], target_version: tuple[int, int] | None = None) -> list[Rule]:
-    """The enabled rules that could fire on this text (the cheap prefilter)."""
+    """The enabled rules that could fire on this text (the needles, the first tier)."""
     rules = [ALL_RULES[c]() for c in sorted(codes) if c in ALL_RULES and any(n in text for n in ALL_RULES[c].needles)]
     for rule in rules:
         rule.target_version = target_version
@@ -188,8 +189,13 @@ def check_source(
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
     rules = rules_for(text, codes, target_version)
-    if not rules and (not report_errors or _cpython_parses(text)):
-        return []  # no rule can fire; CPython's parser is the cheaper syntax check
+    if not rules and not report_errors:
+        return []
+    info = screen.read(text)
+    if info is not None:
+        rules = screen.passing(rules, info)
+        if not rules:
+            return []  # no rule can fire; CPython's parser was the cheaper syntax check
     try:
         module = cst.parse_module(text) if tree is None else tree.parse(text)
     except cst.ParserSyntaxError as e:
@@ -215,16 +221,6 @@ def check_source(
     if apply_noqa and _ANY_NOQA.search(text):
         findings = _without_noqa(findings, positions)
     return sorted(set(findings))
-
-
-def _cpython_parses(text: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
 
 
 def _syntax_error(text: str, error: cst.ParserSyntaxError) -> tuple[str, int, int]:

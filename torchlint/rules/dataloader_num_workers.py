@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 LOADERS = ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader")
 NUM_WORKERS_POSITION = 5  # DataLoader(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers, ...)
@@ -18,6 +19,10 @@ class DataloaderNumWorkers(Rule):
     summary = "DataLoader without num_workers: data loads in the training process, between steps (off by default)"
     needles = ("DataLoader",)
     default_enabled = False
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(LOADERS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to(*LOADERS):

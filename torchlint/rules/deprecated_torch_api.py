@@ -8,6 +8,7 @@ from torchlint import deprecations
 from torchlint.facts import ModuleFacts
 from torchlint.rules import Hit, Rule
 from torchlint.rules.removed_torch_api import _what
+from torchlint.screen import TreeInfo
 
 
 class DeprecatedTorchApi(Rule):
@@ -15,6 +16,10 @@ class DeprecatedTorchApi(Rule):
     name = "deprecated-torch-api"
     summary = "a call or import of a deprecated PyTorch function (torch.qr, functorch.vmap, torch.cuda.amp.autocast, ...)"
     needles = deprecations.needles()
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(deprecations.table())
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         target = self.target_version

@@ -21,6 +21,7 @@ from torchlint.facts import (
     walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 # name -> position of the ``training`` parameter
 DROPOUTS = {
@@ -51,6 +52,10 @@ class DropoutIgnoresEval(Rule):
     name = "dropout-ignores-eval"
     summary = "F.dropout in an nn.Module without a training= argument: dropout stays on in eval()"
     needles = ("dropout",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return bool(info.based_classes) and info.mentions(DROPOUTS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname, fn, instance in facts.calls_in_module_methods(*DROPOUTS):

@@ -10,6 +10,7 @@ import libcst as cst
 from torchlint.deprecations import spell
 from torchlint.facts import CallInfo, ModuleFacts
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 
 def _is_one(expr: cst.BaseExpression) -> bool:
@@ -43,6 +44,10 @@ class ImpreciseLogExp(Rule):
     name = "imprecise-log-exp"
     summary = "torch.log(1 + x) / torch.exp(x) - 1: use torch.log1p(x) / torch.expm1(x), exact for small x"
     needles = ("log", "exp")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(["torch.log", "torch.exp"])
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to("torch.log"):

@@ -14,6 +14,7 @@ from torchlint.deprecations import spell
 from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Scope
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +48,10 @@ class TorchvisionPretrained(Rule):
     name = "torchvision-pretrained"
     summary = "torchvision model built with the legacy pretrained=: use weights= (the same weights, named)"
     needles = ("pretrained",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(builders())
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname in facts.calls_to("torchvision.models."):

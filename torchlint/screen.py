@@ -1,0 +1,108 @@
+"""The screen: what CPython's ``ast`` tells of a file, read once for every rule, so that LibCST
+parses only the files where some selected rule can fire.
+
+Each rule may declare ``screen(info) -> bool``, a cheap *necessary* condition for its findings,
+read from a ``TreeInfo``: a False answer must mean the rule reports nothing on that file, with or
+without the project index. A rule without a screen always passes. The screen of a file depends
+on that file alone. ``TORCHLINT_NO_SCREEN=1`` turns the screen off (the differential tests
+compare findings with and without it).
+
+``TreeInfo`` computes each fact on first use, so a file pays only for what its rules ask.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import warnings
+from collections.abc import Iterable
+from functools import cached_property
+from typing import TypeVar
+
+R = TypeVar("R")
+
+_WORD = re.compile(r"[^\W\d]\w*")
+
+
+def enabled() -> bool:
+    """Whether the screen is on (``TORCHLINT_NO_SCREEN`` unset or empty)."""
+    return not os.environ.get("TORCHLINT_NO_SCREEN")
+
+
+def read(text: str) -> TreeInfo | None:
+    """The file's ``TreeInfo``, or None when CPython cannot parse it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    return TreeInfo(text, tree)
+
+
+def passing(rules: list[R], info: TreeInfo) -> list[R]:
+    """The rules whose screen passes on the file (all of them with the screen off)."""
+    if not enabled():
+        return rules
+    return [rule for rule in rules if rule.screen(info)]
+
+
+class TreeInfo:
+    """The facts of one file the rules' screens read, from its text and its ``ast``."""
+
+    def __init__(self, text: str, tree: ast.Module) -> None:
+        self.text, self.tree = text, tree
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """Every identifier-like word of the text, in strings and comments too: a superset of the
+        names the code spells (a name LibCST reads is spelled as written, so the text has it)."""
+        return frozenset(_WORD.findall(self.text))
+
+    def mentions(self, qualnames: Iterable[str]) -> bool:
+        """Whether a call or reference may resolve to one of these qualified names: the last part
+        of any name an import or attribute resolves to is spelled in the file. A prefix (a name
+        ending in ``.``) always may."""
+        names = self.names
+        return any(q.endswith(".") or q.rsplit(".", 1)[-1] in names for q in qualnames)
+
+    @cached_property
+    def nodes(self) -> list[ast.AST]:
+        return list(ast.walk(self.tree))
+
+    @cached_property
+    def classes(self) -> list[ast.ClassDef]:
+        """Every class statement, nested ones too."""
+        return [n for n in self.nodes if isinstance(n, ast.ClassDef)]
+
+    @cached_property
+    def based_classes(self) -> list[ast.ClassDef]:
+        """The classes with a base class: the only ones that can be nn.Modules (a class without
+        bases is not one, whatever its body or the project index say)."""
+        return [c for c in self.classes if c.bases]
+
+    @cached_property
+    def init_classes(self) -> list[ast.ClassDef]:
+        """The classes with a base that define ``__init__`` themselves: the only ones whose
+        construction-time methods (``__init__`` and what it calls) are in this file."""
+        return [c for c in self.based_classes if any(_is_function(s) and s.name == "__init__" for s in c.body)]
+
+    @cached_property
+    def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        return [n for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+    @cached_property
+    def method_names(self) -> frozenset[str]:
+        """The names of the functions defined directly in a class body with a base."""
+        return frozenset(
+            s.name for c in self.based_classes for s in c.body if _is_function(s)
+        )
+
+    @cached_property
+    def calls(self) -> list[ast.Call]:
+        return [n for n in self.nodes if isinstance(n, ast.Call)]
+
+
+def _is_function(node: ast.AST) -> bool:
+    return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
