@@ -86,7 +86,46 @@ class TreeInfo:
     def init_classes(self) -> list[ast.ClassDef]:
         """The classes with a base that define ``__init__`` themselves: the only ones whose
         construction-time methods (``__init__`` and what it calls) are in this file."""
-        return [c for c in self.based_classes if any(_is_function(s) and s.name == "__init__" for s in c.body)]
+        return [c for c in self.based_classes if any(m.name == "__init__" for m in methods(c))]
+
+    @cached_property
+    def top_class_names(self) -> frozenset[str]:
+        """The names of the classes defined in the module's scope (under ``if`` or ``try`` too)."""
+        return frozenset(n.name for n in own_nodes(self.tree) if isinstance(n, ast.ClassDef))
+
+    @cached_property
+    def imported_as(self) -> dict[str, frozenset[str]]:
+        """For each name an import binds with ``as``, the last parts of the names it may be."""
+        found: dict[str, set[str]] = {}
+        for node in self.nodes:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                for alias in node.names:
+                    if alias.asname:
+                        found.setdefault(alias.asname, set()).add(alias.name.rsplit(".", 1)[-1])
+        return {name: frozenset(leaves) for name, leaves in found.items()}
+
+    def callee_leaves(self, call: ast.Call) -> frozenset[str]:
+        """The last parts of the names a call's callee may resolve to: its own last name, and
+        what an import bound it from (``from torch.nn import Linear as L``)."""
+        func = call.func
+        leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if leaf is None:
+            return frozenset()
+        return frozenset({leaf}) | self.imported_as.get(leaf, frozenset())
+
+    @cached_property
+    def calls_outside_init(self) -> list[ast.Call]:
+        """The calls not inside a function named ``__init__``."""
+        out: list[ast.Call] = []
+        stack: list[ast.AST] = [self.tree]
+        while stack:
+            node = stack.pop()
+            if _is_function(node) and node.name == "__init__":
+                continue
+            if isinstance(node, ast.Call):
+                out.append(node)
+            stack.extend(ast.iter_child_nodes(node))
+        return out
 
     @cached_property
     def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -96,12 +135,30 @@ class TreeInfo:
     def method_names(self) -> frozenset[str]:
         """The names of the functions defined directly in a class body with a base."""
         return frozenset(
-            s.name for c in self.based_classes for s in c.body if _is_function(s)
+            m.name for c in self.based_classes for m in methods(c)
         )
 
     @cached_property
     def calls(self) -> list[ast.Call]:
         return [n for n in self.nodes if isinstance(n, ast.Call)]
+
+
+def methods(cls: ast.ClassDef) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions defined in a class's own scope (under ``if`` or ``try`` too)."""
+    return [n for n in own_nodes(cls) if _is_function(n)]
+
+
+def own_nodes(scope: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
+    """The nodes of a module's, class's or function's body in its own scope: the functions,
+    lambdas and classes in it, not their insides."""
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = list(reversed(scope.body))
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return out
 
 
 def _is_function(node: ast.AST) -> bool:

@@ -12,7 +12,6 @@ import libcst as cst
 from torchlint.edits import render, torch_nn
 from torchlint.facts import AttrAssign, ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr, target_names, walk
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
-from torchlint.screen import TreeInfo
 from torchlint.rules.unregistered_tensor import (
     AttrUse,
     attribute_uses,
@@ -22,6 +21,7 @@ from torchlint.rules.unregistered_tensor import (
     local_uses,
     registered_names,
 )
+from torchlint.screen import TreeInfo, methods
 
 _MODULE_REGISTRARS = frozenset({"add_module", "register_module", "register_parameter"})
 # calls that read a container without keeping it
@@ -930,9 +930,7 @@ def _may_store_container(cls: ast.ClassDef) -> bool:
     """The screen's reading of the candidates: in a method of the class, ``self.x = <literal,
     comprehension or call of list/tuple/dict/OrderedDict>``, or ``self.x = name`` (in ``list()``
     etc. too) where the method also assigns ``name``."""
-    for method in cls.body:
-        if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            continue
+    for method in methods(cls):
         nodes = list(ast.walk(method))
         assigned = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for node in nodes:
