@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from functools import cached_property
 from typing import TypeVar
 
+from torchlint.facts import _STAR_TORCH_NAMES
+
 R = TypeVar("R")
 
 _WORD = re.compile(r"[^\W\d]\w*")
@@ -61,15 +63,81 @@ class TreeInfo:
         return frozenset(_WORD.findall(self.text))
 
     def mentions(self, qualnames: Iterable[str]) -> bool:
-        """Whether a call or reference may resolve to one of these qualified names: the last part
-        of any name an import or attribute resolves to is spelled in the file. A prefix (a name
-        ending in ``.``) always may."""
-        names = self.names
-        return any(q.endswith(".") or q.rsplit(".", 1)[-1] in names for q in qualnames)
+        """Whether a name in the code may resolve to one of these qualified names (through
+        imports, aliases and star imports, as ``ModuleFacts.qualname`` resolves them). A prefix
+        (a name ending in ``.``) always may."""
+        return any(q.endswith(".") or self._may_resolve_to(q) for q in qualnames)
+
+    def _may_resolve_to(self, qualname: str) -> bool:
+        parts = qualname.split(".")
+        leaf = parts[-1]
+        if leaf not in self.names:
+            return False  # the last part of a resolved name is always spelled in the file
+        if len(parts) == 1 or self._star_modules and qualname in _STAR_TORCH_NAMES.values():
+            return True
+        parent = parts[-2]
+        for owner in self._attribute_owners.get(leaf, ()):
+            # ``<owner>.leaf``: the owner resolves to a name ending in itself, in what it was
+            # imported as, or (after a star import) in what _STAR_TORCH_NAMES gives it
+            if owner == parent or parent in self.imported_as.get(owner, ()):
+                return True
+            if self._star_modules and _STAR_TORCH_NAMES.get(owner, "").endswith("." + parent):
+                return True
+        if (parent, leaf) in self._imported or (".", leaf) in self._imported:
+            return True
+        return leaf in self._name_ids and (parent in self._star_modules or "." in self._star_modules)
+
+    @cached_property
+    def _name_ids(self) -> frozenset[str]:
+        return frozenset(n.id for n in self.nodes if isinstance(n, ast.Name))
+
+    @cached_property
+    def _attribute_owners(self) -> dict[str, set[str]]:
+        """For each attribute name, the last names of what it is read from (``a.b.c`` -> ``b``)."""
+        found: dict[str, set[str]] = {}
+        for node in self.nodes:
+            if isinstance(node, ast.Attribute):
+                value = node.value
+                owner = value.id if isinstance(value, ast.Name) else value.attr if isinstance(value, ast.Attribute) else None
+                if owner is not None:
+                    found.setdefault(node.attr, set()).add(owner)
+        return found
+
+    @cached_property
+    def _imported(self) -> frozenset[tuple[str, str]]:
+        """(last part of the module, name) of every name imported; the module is ``.`` for a
+        relative import (whose package is the project's, whatever it is called)."""
+        found: set[tuple[str, str]] = set()
+        for node in self.nodes:
+            if isinstance(node, ast.ImportFrom):
+                module = "." if node.level else (node.module or "").rsplit(".", 1)[-1]
+                found.update((module, a.name) for a in node.names if a.name != "*")
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    parts = alias.name.split(".")
+                    found.update(zip(parts, parts[1:]))
+        return frozenset(found)
+
+    @cached_property
+    def _star_modules(self) -> frozenset[str]:
+        """The last parts of the modules star-imported (``.`` for a relative one)."""
+        return frozenset(
+            "." if n.level else (n.module or "").rsplit(".", 1)[-1]
+            for n in self.nodes if isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+        )
 
     @cached_property
     def nodes(self) -> list[ast.AST]:
-        return list(ast.walk(self.tree))
+        """Every node of the tree, parents before children (what ``ast.walk`` gives, faster)."""
+        out: list[ast.AST] = [self.tree]
+        for node in out:
+            for name in node._fields:
+                value = getattr(node, name, None)
+                if isinstance(value, list):
+                    out.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    out.append(value)
+        return out
 
     @cached_property
     def classes(self) -> list[ast.ClassDef]:

@@ -16,6 +16,7 @@ holding the object; a later read of a marked name reports the in-place operation
 
 from __future__ import annotations
 
+import ast
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from torchlint.rules.residual_without_skip import (
     _class_chain,
 )
 from torchlint.rules.unused_skip_tensor import skip_named
+from torchlint.screen import TreeInfo
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
 INPLACE_LAYERS = {
@@ -80,6 +82,13 @@ class InplaceClobbersSkip(Rule):
     # an in-place method or function, an inplace flag (by keyword or as a positional ``True``), an
     # augmented assignment, or an assignment into a subscript
     needles = ("_(", "inplace", "True", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "<<=", ">>=", "]=", "] =")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A class with a base, and an in-place operation in the file: an augmented assignment, an
+        assignment into a subscript, a call of a ``..._`` method or function, an ``inplace=`` or a
+        positional ``True`` (an inplace flag, of a call or a layer built elsewhere in the file)."""
+        return bool(info.based_classes) and any(_may_change_in_place(n) for n in info.nodes)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         layers: dict[int, dict[str, str]] = {}
@@ -546,4 +555,18 @@ def _not_tensor_param(param: cst.Param) -> bool:
     default = param.default
     return isinstance(default, (cst.Integer, cst.Float, cst.SimpleString, cst.List, cst.Tuple, cst.Dict)) or (
         isinstance(default, cst.Name) and default.value in ("True", "False")
+    )
+
+
+def _may_change_in_place(node: ast.AST) -> bool:
+    if isinstance(node, ast.AugAssign) or isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+        return True
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    return (
+        leaf.endswith("_")
+        or any(k.arg == "inplace" for k in node.keywords)
+        or any(isinstance(a, ast.Constant) and a.value is True for a in node.args)
     )
