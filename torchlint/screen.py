@@ -13,6 +13,7 @@ compare findings with and without it).
 from __future__ import annotations
 
 import ast
+import builtins
 import os
 import re
 import warnings
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from functools import cached_property
 from typing import TypeVar
 
-from torchlint.facts import _STAR_TORCH_NAMES
+from torchlint.facts import _STAR_TORCH_NAMES, _STDLIB_ROOTS
 
 R = TypeVar("R")
 
@@ -146,9 +147,64 @@ class TreeInfo:
 
     @cached_property
     def based_classes(self) -> list[ast.ClassDef]:
-        """The classes with a base class: the only ones that can be nn.Modules (a class without
-        bases is not one, whatever its body or the project index say)."""
-        return [c for c in self.classes if c.bases]
+        """The classes that may be nn.Modules, as ``ModuleFacts`` decides with any project index:
+        a class with a base that is not certainly something else (a builtin not rebound here, a
+        name imported from the standard library, a class of this file that is no module)."""
+        by_name: dict[str, list[ast.ClassDef]] = {}
+        for c in self.classes:
+            if c.name in self.top_class_names:
+                by_name.setdefault(c.name, []).append(c)
+        verdicts: dict[int, bool] = {}
+
+        def may_be_module(cls: ast.ClassDef) -> bool:
+            if id(cls) not in verdicts:
+                verdicts[id(cls)] = True  # on the current chain (a cycle): may be
+                verdicts[id(cls)] = any(may_be_module_base(b) for b in cls.bases)
+            return verdicts[id(cls)]
+
+        def may_be_module_base(base: ast.expr) -> bool:
+            if isinstance(base, ast.Name) and base.id in by_name and base.id not in self._import_bound:
+                return any(may_be_module(c) for c in by_name[base.id])
+            return not self._certainly_not_module(base)
+
+        return [c for c in self.classes if may_be_module(c)]
+
+    def _certainly_not_module(self, base: ast.expr) -> bool:
+        """A builtin not bound in the file, or a name bound only by imports from the standard
+        library (``Enum``, ``abc.ABC``)."""
+        root = base
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if not isinstance(root, ast.Name) or root.id in self._locally_bound:
+            return False
+        if root is base and hasattr(builtins, root.id) and root.id not in self._import_bound:
+            return True
+        sources = self._import_bound.get(root.id)
+        return bool(sources) and all(source in _STDLIB_ROOTS for source in sources)
+
+    @cached_property
+    def _import_bound(self) -> dict[str, set[str]]:
+        """Each name an import binds, with the first part of the module it comes from (``.`` for
+        a relative import)."""
+        found: dict[str, set[str]] = {}
+        for node in self.nodes:
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    found.setdefault(a.asname or a.name.split(".")[0], set()).add(a.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):
+                source = "." if node.level else (node.module or "").split(".")[0]
+                for a in node.names:
+                    found.setdefault(a.asname or a.name, set()).add(source)
+        return found
+
+    @cached_property
+    def _locally_bound(self) -> frozenset[str]:
+        """The names bound other than by imports: assigned, defined, parameters, ``global``."""
+        found = {n.id for n in self.nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        found.update(n.name for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+        found.update(n.arg for n in self.nodes if isinstance(n, ast.arg))
+        found.update(name for n in self.nodes if isinstance(n, (ast.Global, ast.Nonlocal)) for name in n.names)
+        return frozenset(found)
 
     @cached_property
     def init_classes(self) -> list[ast.ClassDef]:

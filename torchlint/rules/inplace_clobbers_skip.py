@@ -85,10 +85,11 @@ class InplaceClobbersSkip(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A class with a base, and an in-place operation in the file: an augmented assignment, an
-        assignment into a subscript, a call of a ``..._`` method or function, an ``inplace=`` or a
-        positional ``True`` (an inplace flag, of a call or a layer built elsewhere in the file)."""
-        return bool(info.based_classes) and any(_may_change_in_place(n) for n in info.nodes)
+        """An in-place operation in a class with a base, or an inplace flag in a file with one."""
+        classes = info.based_classes
+        return any(_changes_in_place(n) for c in classes for n in ast.walk(c)) or bool(classes) and any(
+            _passes_inplace(n) for n in info.nodes
+        )
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         layers: dict[int, dict[str, str]] = {}
@@ -558,15 +559,18 @@ def _not_tensor_param(param: cst.Param) -> bool:
     )
 
 
-def _may_change_in_place(node: ast.AST) -> bool:
+def _changes_in_place(node: ast.AST) -> bool:
+    """An augmented assignment, an assignment into a subscript, or a call of a ``..._`` method
+    or function (in a module class, where the function this rule follows is)."""
     if isinstance(node, ast.AugAssign) or isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
         return True
-    if not isinstance(node, ast.Call):
-        return False
-    func = node.func
-    leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-    return (
-        leaf.endswith("_")
-        or any(k.arg == "inplace" for k in node.keywords)
-        or any(isinstance(a, ast.Constant) and a.value is True for a in node.args)
+    func = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(func, ast.Attribute) and func.attr.endswith("_")) or (isinstance(func, ast.Name) and func.id.endswith("_"))
+
+
+def _passes_inplace(node: ast.AST) -> bool:
+    """A call given ``inplace=`` or a positional ``True`` (a function or a layer built with it,
+    anywhere in the file: the layer may be a class attribute set in another class)."""
+    return isinstance(node, ast.Call) and (
+        any(k.arg == "inplace" for k in node.keywords) or any(isinstance(a, ast.Constant) and a.value is True for a in node.args)
     )
