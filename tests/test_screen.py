@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+from pathlib import Path
 from unittest import mock
 
 import hypothesmith
@@ -71,3 +72,13 @@ def test_fixtures_with_a_statement_taken_out(fixture):
 @given(hypothesmith.from_grammar())
 def test_generated_programs(source):
     both_ways(EVERY_RULE + source)
+
+
+def test_index_built_in_processes_is_the_same(tmp_path):
+    from torchlint import index
+
+    root = Path(__file__).resolve().parent.parent
+    one = index.build(root, tmp_path / "one", use_cache=False, jobs=1)
+    two = index.build(root, tmp_path / "two", use_cache=False, jobs=2)
+    assert len(one.files) > index._FILES_PER_POOL
+    assert one.files == two.files

@@ -162,9 +162,10 @@ def _check(args: argparse.Namespace) -> int:
     selection = config.selection(settings, args.select, args.ignore, args.extend_select, config.parse_extensions(args.extension), args.target_version)
     root = index.find_root(Path(args.paths[0]))
     cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
+    jobs = args.jobs if args.jobs is not None else _cores()
     project = None
     if settings.project_index and not args.no_project:
-        project = index.loader(root, cache_dir, use_cache=not args.no_cache)
+        project = index.loader(root, cache_dir, use_cache=not args.no_cache, jobs=jobs)
     results_cache = None
     if not args.no_cache:
         results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)
@@ -178,7 +179,6 @@ def _check(args: argparse.Namespace) -> int:
         findings = sorted(f for r in results for f in r.remaining)
         fixed = sum(r.fixed for r in results)
     else:
-        jobs = args.jobs if args.jobs is not None else _cores()
         findings = engine.check_paths(args.paths, selection, project, results_cache, jobs)
     if args.statistics:
         out = text.render_statistics(findings, unsafe=unsafe)

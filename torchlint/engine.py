@@ -277,7 +277,7 @@ def check_paths(
     """Every finding under the given paths, sorted by path, line, column and code.
 
     Files found in ``cache`` unchanged are not checked again; the others are checked in ``jobs``
-    processes (in this one for ``jobs=1`` or a single file), their results collected as they
+    processes (in this one for ``jobs=1`` or less source than a pool pays for), their results collected as they
     come and sorted at the end, so the output does not depend on the order they finish in. No
     file's content is kept after its check: memory grows with the largest file, not their number."""
     findings: list[Finding] = []
@@ -293,7 +293,7 @@ def check_paths(
                 findings.extend(cached)
                 continue
         todo.append((path, key))
-    if jobs > 1 and len(todo) > 1:
+    if jobs > 1 and _worth_workers([path for path, _ in todo]):
         if project is not None:
             project()  # built once here; the workers inherit it
         results = _in_processes([path for path, _ in todo], selection, project, jobs)
@@ -351,14 +351,34 @@ def _work(path: Path) -> tuple[list[Finding], str | None, bool]:
 def _in_processes(
     todo: list[Path], selection: Selection, project: Callable[[], object] | None, jobs: int
 ) -> Iterator[tuple[list[Finding], str | None, bool]]:
-    """The results of ``_check_one`` for each file, in order, from a pool of processes. Where the
-    platform can fork, the workers start from this process's memory: its imports and the
-    project index."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
-    context = multiprocessing.get_context(method)
+    """The results of ``_check_one`` for each file, in order, from a pool of processes."""
     chunksize = max(1, min(16, len(todo) // (jobs * 8)))
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(selection, project)) as pool:
+    with process_pool(jobs, initializer=_start_worker, initargs=(selection, project)) as pool:
         yield from pool.map(_work, todo, chunksize=chunksize)
+
+
+# Less source than this is checked in one process: starting the workers would cost more.
+_BYTES_PER_POOL = 256 * 1024
+
+
+def _worth_workers(paths: list[Path]) -> bool:
+    """Whether a pool of processes finishes these files sooner than this one process."""
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+        if total >= _BYTES_PER_POOL:
+            return len(paths) > 1
+    return False
+
+
+def process_pool(jobs: int, **kwargs) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` processes; where the platform can fork, they start from this process's
+    memory (its imports, the project index)."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method), **kwargs)
 
 
 def _parse_error(path: str, message: str, line: int, column: int) -> Finding:
