@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render
 from torchlint.facts import FunctionInfo, ModuleFacts, find_arg
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.dropout_ignores_eval import gated_on_training, is_zero
 from torchlint.screen import TreeInfo

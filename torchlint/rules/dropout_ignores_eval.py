@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from functools import partial
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render, with_keyword
 from torchlint.facts import (
@@ -20,6 +19,7 @@ from torchlint.facts import (
     self_attr,
     walk,
 )
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.screen import TreeInfo
 

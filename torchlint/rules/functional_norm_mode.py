@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.facts import (
     ClassInfo,
@@ -16,6 +15,7 @@ from torchlint.facts import (
     find_arg,
     self_attr,
 )
+from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 from torchlint.rules.dropout_ignores_eval import (
     _returns_early_unless_training,

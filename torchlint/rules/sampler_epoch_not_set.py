@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.facts import ModuleFacts, find_arg
+from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
     Body,

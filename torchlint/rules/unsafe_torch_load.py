@@ -7,10 +7,10 @@ from functools import partial
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render, with_keyword
 from torchlint.facts import ModuleFacts, find_arg
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.screen import TreeInfo
 
