@@ -63,10 +63,15 @@ class TreeInfo:
         names the code spells (a name LibCST reads is spelled as written, so the text has it)."""
         return frozenset(_WORD.findall(self.text))
 
+    def spells(self, names: Iterable[str]) -> bool:
+        """Whether one of these names is spelled in the file: for a rule that matches a resolved
+        name by its last part only (``torch.nn.modules.conv.Conv2d`` as ``Conv2d``)."""
+        return not self.names.isdisjoint(names)
+
     def mentions(self, qualnames: Iterable[str]) -> bool:
-        """Whether a name in the code may resolve to one of these qualified names (through
-        imports, aliases and star imports, as ``ModuleFacts.qualname`` resolves them). A prefix
-        (a name ending in ``.``) always may."""
+        """Whether a name in the code may resolve to exactly one of these qualified names
+        (through imports, aliases and star imports, as ``ModuleFacts.qualname`` resolves them).
+        A prefix (a name ending in ``.``) always may."""
         return any(q.endswith(".") or self._may_resolve_to(q) for q in qualnames)
 
     def _may_resolve_to(self, qualname: str) -> bool:

@@ -55,12 +55,11 @@ SHAPE_KEEPING_FUNCTIONS = {
 SHAPE_KEEPING_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "float", "half", "double", "detach"}
 _COMPREHENSIONS = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
-# the screen's sources of a size: the layers whose sizes the shape model reads, its factories
-_SIZE_SOURCES = frozenset({
-    *(f"torch.nn.{kind}" for kind in (*CONVS, *BATCH_NORMS, *INSTANCE_NORMS, "Linear", "LazyLinear", "GroupNorm",
-                                      "LayerNorm", "RMSNorm", "Embedding", "EmbeddingBag")),
-    *(f"torch.nn.LazyConv{t}{n}d" for t in ("", "Transpose") for n in (1, 2, 3)),
-    *SHAPE_FACTORIES, LINEAR,
+# the screen's sources of a size: the torch.nn layers whose sizes the shape model reads (it
+# knows them by the last part of their name), its tensor factories and F.linear
+_SIZED_LAYERS = frozenset({
+    *CONVS, *BATCH_NORMS, *INSTANCE_NORMS, "Linear", "LazyLinear", "GroupNorm", "LayerNorm", "RMSNorm",
+    "Embedding", "EmbeddingBag", *(f"LazyConv{t}{n}d" for t in ("", "Transpose") for n in (1, 2, 3)),
 })
 
 class ShapeMismatch(Rule):
@@ -73,7 +72,7 @@ class ShapeMismatch(Rule):
     def screen(info: TreeInfo) -> bool:
         """A layer of known size, a tensor factory or F.linear: where every size this rule compares
         comes from."""
-        return info.mentions(_SIZE_SOURCES)
+        return info.spells(_SIZED_LAYERS) or info.mentions([*SHAPE_FACTORIES, LINEAR])
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         model = ShapeModel(facts)

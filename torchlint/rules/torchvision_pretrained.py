@@ -51,7 +51,8 @@ class TorchvisionPretrained(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        return info.mentions(builders())
+        """A builder's name (the rule knows builders by their last name, under any module)."""
+        return info.spells(key.rsplit(".", 1)[-1] for key in builders())
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname in facts.calls_to("torchvision.models."):
