@@ -134,16 +134,8 @@ class TreeInfo:
 
     @cached_property
     def nodes(self) -> list[ast.AST]:
-        """Every node of the tree, parents before children (what ``ast.walk`` gives, faster)."""
-        out: list[ast.AST] = [self.tree]
-        for node in out:
-            for name in node._fields:
-                value = getattr(node, name, None)
-                if isinstance(value, list):
-                    out.extend(v for v in value if isinstance(v, ast.AST))
-                elif isinstance(value, ast.AST):
-                    out.append(value)
-        return out
+        """Every node of the tree but the load/store contexts, parents before children."""
+        return ast_nodes(self.tree)
 
     @cached_property
     def classes(self) -> list[ast.ClassDef]:
@@ -245,16 +237,8 @@ class TreeInfo:
     @cached_property
     def calls_outside_init(self) -> list[ast.Call]:
         """The calls not inside a function named ``__init__``."""
-        out: list[ast.Call] = []
-        stack: list[ast.AST] = [self.tree]
-        while stack:
-            node = stack.pop()
-            if _is_function(node) and node.name == "__init__":
-                continue
-            if isinstance(node, ast.Call):
-                out.append(node)
-            stack.extend(ast.iter_child_nodes(node))
-        return out
+        inside = {id(n) for f in self.functions if f.name == "__init__" for n in ast_nodes(f)}
+        return [n for n in self.calls if id(n) not in inside]
 
     @cached_property
     def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
@@ -280,14 +264,38 @@ def methods(cls: ast.ClassDef) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
 def own_nodes(scope: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.AST]:
     """The nodes of a module's, class's or function's body in its own scope: the functions,
     lambdas and classes in it, not their insides."""
-    out: list[ast.AST] = []
-    stack: list[ast.AST] = list(reversed(scope.body))
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    out: list[ast.AST] = list(scope.body)
+    for node in out:
+        if not isinstance(node, _SCOPES):
+            _extend_children(node, out)
     return out
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_LEAF_FIELDS = {"ctx", "id", "attr", "arg", "module", "level", "kind", "type_comment", "conversion", "is_async"}
+
+
+def ast_nodes(root: ast.AST) -> list[ast.AST]:
+    """``root`` and every node under it but the load/store contexts, parents before children
+    (what ``ast.walk`` gives, a few times faster)."""
+    out: list[ast.AST] = [root]
+    for node in out:
+        _extend_children(node, out)
+    return out
+
+
+def _extend_children(node: ast.AST, out: list[ast.AST]) -> None:
+    kind = type(node)
+    fields = _FIELDS.get(kind)
+    if fields is None:
+        fields = _FIELDS[kind] = tuple(f for f in kind._fields if f not in _LEAF_FIELDS)
+    for name in fields:
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend([v for v in value if isinstance(v, ast.AST)])
+        elif isinstance(value, ast.AST):
+            out.append(value)
 
 
 def _is_function(node: ast.AST) -> bool:

@@ -39,7 +39,7 @@ from torchlint.rules.residual_without_skip import (
     _class_chain,
 )
 from torchlint.rules.unused_skip_tensor import skip_named
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, ast_nodes
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
 INPLACE_LAYERS = {
@@ -87,7 +87,7 @@ class InplaceClobbersSkip(Rule):
     def screen(info: TreeInfo) -> bool:
         """An in-place operation in a class with a base, or an inplace flag in a file with one."""
         classes = info.based_classes
-        return any(_changes_in_place(n) for c in classes for n in ast.walk(c)) or bool(classes) and any(
+        return any(_changes_in_place(n) for c in classes for n in ast_nodes(c)) or bool(classes) and any(
             _passes_inplace(n) for n in info.nodes
         )
 

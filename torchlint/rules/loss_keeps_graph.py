@@ -14,7 +14,7 @@ from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
 from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, ast_nodes
 
 _DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "detach_"}
 _DETACHING_FUNCTIONS = {"float", "int", "round", "str", "bool"}
@@ -542,7 +542,7 @@ def _backward_of(call: cst.Call, name: str) -> bool:
 
 def _accumulates(loop: ast.For | ast.AsyncFor | ast.While) -> bool:
     """The screen's reading of a loop's body: a possible accumulation in it."""
-    for node in (n for stmt in loop.body for n in ast.walk(stmt)):
+    for node in (n for stmt in loop.body for n in ast_nodes(stmt)):
         if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
             return True
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp) and isinstance(node.value.op, ast.Add):

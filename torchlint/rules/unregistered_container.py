@@ -21,7 +21,7 @@ from torchlint.rules.unregistered_tensor import (
     local_uses,
     registered_names,
 )
-from torchlint.screen import TreeInfo, methods
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _MODULE_REGISTRARS = frozenset({"add_module", "register_module", "register_parameter"})
 # calls that read a container without keeping it
@@ -931,13 +931,13 @@ def _may_store_container(cls: ast.ClassDef) -> bool:
     comprehension or call of list/tuple/dict/OrderedDict>``, or ``self.x = name`` (in ``list()``
     etc. too) where the method also assigns ``name``."""
     for method in methods(cls):
-        nodes = list(ast.walk(method))
+        nodes = ast_nodes(method)
         assigned = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for node in nodes:
             if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if not any(isinstance(n, ast.Attribute) for t in targets for n in ast.walk(t)):
+            if not any(isinstance(n, ast.Attribute) for t in targets for n in ast_nodes(t)):
                 continue
             value = node.value
             if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:

@@ -31,7 +31,7 @@ from torchlint.rules.residual_without_skip import (
     meant_residual,
     used_as_branch,
 )
-from torchlint.screen import TreeInfo, methods
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _FORWARD = re.compile(r"^(forward|_forward\w*|forward_\w+)$")
 # Methods that hand on the tensor itself: the local still holds the input.
@@ -279,7 +279,7 @@ def _keeps_an_input(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The screen's reading of a method (with the functions nested in it): a local that may keep
     the input, ``name = <name, call, conditional or arithmetic>`` with one plain target not
     starting with ``_``."""
-    for node in ast.walk(method):
+    for node in ast_nodes(method):
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
