@@ -166,9 +166,10 @@ def _check(args: argparse.Namespace) -> int:
         selection = config.per_file_selection(Path(args.paths[0]), **overrides)
     root = index.find_root(Path(args.paths[0]))
     cache_dir = args.cache_dir or settings.cache_dir or cache.default_dir(root)
+    jobs = args.jobs if args.jobs is not None else _cores()
     project = None
     if settings.project_index and not args.no_project:
-        project = index.loader(root, cache_dir, use_cache=not args.no_cache)
+        project = index.loader(root, cache_dir, use_cache=not args.no_cache, jobs=jobs)
     results_cache = None
     if not args.no_cache:
         results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)
@@ -189,7 +190,6 @@ def _check(args: argparse.Namespace) -> int:
         if show_fixes and args.output_format in (None, "full", "concise", "text") and not args.statistics:
             sys.stdout.write(text.render_fixes(results))
     else:
-        jobs = args.jobs if args.jobs is not None else _cores()
         findings = engine.check_paths(args.paths, selection, project, results_cache, jobs)
     if args.statistics:
         out = text.render_statistics(findings, unsafe=unsafe)

@@ -1,6 +1,6 @@
 """The engine: files in, findings out. Read top to bottom, it is the path of one file:
 
-    read bytes -> decode -> prefilter -> parse -> ModuleFacts -> rules -> positions -> noqa
+    read bytes -> decode -> needles -> ast screen -> parse -> ModuleFacts -> rules -> positions -> noqa
 
 Every adapter (CLI, flake8, language server) calls ``check_source`` or ``check_paths``.
 """
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import libcst as cst
 from libcst.metadata import CodeRange
 
-from torchlint import notebook
+from torchlint import notebook, screen
 from torchlint.edits import import_edits
 from torchlint.facts import ModuleFacts
 from torchlint.finding import Finding, TextEdit, TextFix
@@ -159,7 +159,7 @@ def decode(data: bytes) -> str:
 
 
 def rules_for(text: str, codes: Iterable[str], target_version: tuple[int, int] | None = None) -> list[Rule]:
-    """The enabled rules that could fire on this text (the cheap prefilter)."""
+    """The enabled rules that could fire on this text (the needles, the first tier)."""
     rules = [ALL_RULES[c]() for c in sorted(codes) if c in ALL_RULES and any(n in text for n in ALL_RULES[c].needles)]
     for rule in rules:
         rule.target_version = target_version
@@ -196,8 +196,13 @@ def check_source(
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
     rules = rules_for(text, codes, target_version)
-    if not rules and (not report_errors or _cpython_parses(text)):
-        return []  # no rule can fire; CPython's parser is the cheaper syntax check
+    if not rules and not report_errors:
+        return []
+    info = screen.read(text)
+    if info is not None:
+        rules = screen.passing(rules, info)
+        if not rules:
+            return []  # no rule can fire; CPython's parser was the cheaper syntax check
     try:
         module = cst.parse_module(text) if tree is None else tree.parse(text)
     except cst.ParserSyntaxError as e:
@@ -224,16 +229,6 @@ def check_source(
     if apply_noqa and _ANY_NOQA.search(text):
         findings = _without_noqa(findings, positions, text)
     return sorted(set(findings))
-
-
-def _cpython_parses(text: str) -> bool:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    return True
 
 
 def _syntax_error(text: str, error: cst.ParserSyntaxError) -> tuple[str, int, int]:
@@ -316,7 +311,7 @@ def check_paths(
     """Every finding under the given paths, sorted by path, line, column and code.
 
     Files found in ``cache`` unchanged are not checked again; the others are checked in ``jobs``
-    processes (in this one for ``jobs=1`` or a single file), their results collected as they
+    processes (in this one for ``jobs=1`` or less source than a pool pays for), their results collected as they
     come and sorted at the end, so the output does not depend on the order they finish in. No
     file's content is kept after its check: memory grows with the largest file, not their number."""
     findings: list[Finding] = []
@@ -332,7 +327,7 @@ def check_paths(
                 findings.extend(cached)
                 continue
         todo.append((path, key))
-    if jobs > 1 and len(todo) > 1:
+    if jobs > 1 and _worth_workers([path for path, _ in todo]):
         if project is not None:
             project()  # built once here; the workers inherit it
         results = _in_processes([path for path, _ in todo], selection, project, jobs)
@@ -390,14 +385,34 @@ def _work(path: Path) -> tuple[list[Finding], str | None, bool]:
 def _in_processes(
     todo: list[Path], selection: Selection, project: Callable[[], object] | None, jobs: int
 ) -> Iterator[tuple[list[Finding], str | None, bool]]:
-    """The results of ``_check_one`` for each file, in order, from a pool of processes. Where the
-    platform can fork, the workers start from this process's memory: its imports and the
-    project index."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
-    context = multiprocessing.get_context(method)
+    """The results of ``_check_one`` for each file, in order, from a pool of processes."""
     chunksize = max(1, min(16, len(todo) // (jobs * 8)))
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(selection, project)) as pool:
+    with process_pool(jobs, initializer=_start_worker, initargs=(selection, project)) as pool:
         yield from pool.map(_work, todo, chunksize=chunksize)
+
+
+# Less source than this is checked in one process: starting the workers would cost more.
+_BYTES_PER_POOL = 256 * 1024
+
+
+def _worth_workers(paths: list[Path]) -> bool:
+    """Whether a pool of processes finishes these files sooner than this one process."""
+    total = 0
+    for path in paths:
+        try:
+            total += path.stat().st_size
+        except OSError:
+            continue
+        if total >= _BYTES_PER_POOL:
+            return len(paths) > 1
+    return False
+
+
+def process_pool(jobs: int, **kwargs) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` processes; where the platform can fork, they start from this process's
+    memory (its imports, the project index)."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin" else "spawn"
+    return ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method), **kwargs)
 
 
 def _parse_error(path: str, message: str, line: int, column: int) -> Finding:

@@ -515,9 +515,10 @@ def _cache_file(root: Path, cache_dir: Path | None) -> Path:
     return (cache_dir or cache.default_dir(root)) / f"index-{__version__}-{SCHEMA}.json"
 
 
-def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> ProjectIndex:
+def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> ProjectIndex:
     """The index of a project, reusing cached entries of files whose size and mtime (or, failing
-    that, content) are unchanged, and writing the refreshed cache back atomically."""
+    that, content) are unchanged, and writing the refreshed cache back atomically. The files to
+    scan are scanned in ``jobs`` processes when there are enough of them."""
     root = root.resolve()
     cache_path = _cache_file(root, cache_dir)
     cached: dict[str, dict] = {}
@@ -526,60 +527,79 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> 
             cached = json.loads(cache_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             cached = {}
-    fresh: dict[str, dict] = {}
-    files: dict[str, FileEntry] = {}
-    changed = False
+    records: dict[str, dict | None] = {}  # in the files' order; None: to scan
+    stale: list[tuple[Path, list[int]]] = []
     for path in _python_files(root):
-        key = str(path)
         try:
             st = path.stat()
         except OSError:
             continue
         stamp = [st.st_size, st.st_mtime_ns]
-        old = cached.get(key)
-        if old and old["stamp"] == stamp:
-            record = old
-        else:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                continue
-            digest = cache_digest(data)
-            if old and old["entry"]["digest"] == digest:
-                record = {"stamp": stamp, "entry": old["entry"]}
-            else:
-                try:
-                    entry = scan(data, module_name(path), key, digest)
-                except (SyntaxError, ValueError, RecursionError):
-                    entry = FileEntry(module_name(path), key, digest)
-                record = {"stamp": stamp, "entry": asdict(entry)}
-            changed = True
-        fresh[key] = record
-        files[record["entry"]["module"]] = _entry_from_dict(record["entry"])
-    if use_cache and (changed or len(fresh) != len(cached)):
+        old = cached.get(str(path))
+        records[str(path)] = old if old and old["stamp"] == stamp else None
+        if records[str(path)] is None:
+            stale.append((path, stamp))
+    todo = [(path, cached[str(path)]["entry"] if str(path) in cached else None) for path, _ in stale]
+    for (path, stamp), entry in zip(stale, _scan_all(todo, jobs)):
+        records[str(path)] = {"stamp": stamp, "entry": entry} if entry is not None else None
+    fresh = {key: record for key, record in records.items() if record is not None}
+    files = {record["entry"]["module"]: _entry_from_dict(record["entry"]) for record in fresh.values()}
+    if use_cache and (stale or len(fresh) != len(cached)):
         cache.write_atomically(cache_path, json.dumps(fresh))
     return ProjectIndex(root, files)
+
+
+# Fewer files than this are scanned in this process: starting workers would cost more.
+_FILES_PER_POOL = 64
+
+
+def _scan_all(todo: list[tuple[Path, dict | None]], jobs: int) -> list[dict | None]:
+    if jobs > 1 and len(todo) >= _FILES_PER_POOL:
+        from torchlint.engine import process_pool
+
+        with process_pool(jobs) as pool:
+            return list(pool.map(_scan_file, todo, chunksize=max(1, min(16, len(todo) // (jobs * 8)))))
+    return [_scan_file(item) for item in todo]
+
+
+def _scan_file(item: tuple[Path, dict | None]) -> dict | None:
+    """A file's entry as a dict (the previous one when its content is unchanged); None for a
+    file that cannot be read."""
+    path, previous = item
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    digest = cache_digest(data)
+    if previous and previous["digest"] == digest:
+        return previous
+    try:
+        entry = scan(data, module_name(path), str(path), digest)
+    except (SyntaxError, ValueError, RecursionError):
+        entry = FileEntry(module_name(path), str(path), digest)
+    return asdict(entry)
 
 
 class Loader:
     """A zero-argument function that builds the index on its first call and then keeps it. It
     pickles without the index (a process started afresh builds its own from the cache)."""
 
-    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> None:
-        self.root, self.cache_dir, self.use_cache = root, cache_dir, use_cache
+    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> None:
+        self.root, self.cache_dir, self.use_cache, self.jobs = root, cache_dir, use_cache, jobs
         self._index: ProjectIndex | None = None
 
     def __call__(self) -> ProjectIndex:
         if self._index is None:
-            self._index = build(self.root, self.cache_dir, self.use_cache)
+            self._index = build(self.root, self.cache_dir, self.use_cache, self.jobs)
         return self._index
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_index": None}
 
 
-def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True) -> Loader:
-    return Loader(root, cache_dir, use_cache)
+def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> Loader:
+    """``jobs``: the processes the build may scan files in (the CLI's ``--jobs``)."""
+    return Loader(root, cache_dir, use_cache, jobs)
 
 
 def loader_for(path: Path) -> Callable[[], ProjectIndex]:

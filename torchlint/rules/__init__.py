@@ -12,6 +12,7 @@ from typing import ClassVar
 import libcst as cst
 
 from torchlint.facts import ClassInfo, ModuleFacts
+from torchlint.screen import TreeInfo
 
 DOCS_URL = "https://github.com/torchlint/torchlint/blob/main/rules/{code}-{name}.md"
 
@@ -64,7 +65,8 @@ class Rule:
     """A check over the facts of one file.
 
     ``needles``: the rule can only fire on a file whose text contains one of these strings; the
-    engine skips the rule (and the parse, when no rule is left) otherwise.
+    engine skips the rule (and the parse, when no rule is left) otherwise. ``screen``: the second
+    tier, a necessary condition read from CPython's ast (torchlint/screen.py).
     """
 
     code: ClassVar[str]
@@ -81,6 +83,11 @@ class Rule:
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         raise NotImplementedError
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """False only when the rule cannot report anything on the file ``info`` describes."""
+        return True
 
     @classmethod
     def url(cls) -> str:

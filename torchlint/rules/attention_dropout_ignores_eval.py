@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render
 from torchlint.facts import FunctionInfo, ModuleFacts, find_arg
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.dropout_ignores_eval import gated_on_training, is_zero
+from torchlint.screen import TreeInfo
 
 SDPA = "torch.nn.functional.scaled_dot_product_attention"
 RATE = ("dropout_p", 4)  # query, key, value, attn_mask, dropout_p
@@ -22,6 +23,10 @@ class AttentionDropoutIgnoresEval(Rule):
     name = "attention-dropout-ignores-eval"
     summary = "F.scaled_dot_product_attention(dropout_p=...) not gated on self.training: attention dropout stays on in eval()"
     needles = ("scaled_dot_product_attention",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return bool(info.based_classes) and info.mentions([SDPA])
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _, fn, instance in facts.calls_in_module_methods(SDPA):

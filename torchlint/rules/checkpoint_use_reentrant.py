@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from torchlint.edits import render, with_keyword
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 CHECKPOINTS = ("torch.utils.checkpoint.checkpoint", "torch.utils.checkpoint.checkpoint_sequential")
 
@@ -16,6 +17,10 @@ class CheckpointUseReentrant(Rule):
     name = "checkpoint-use-reentrant"
     summary = "torch.utils.checkpoint without use_reentrant=: the default is deprecated and will change"
     needles = ("checkpoint",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(CHECKPOINTS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, name in facts.calls_to(*CHECKPOINTS):

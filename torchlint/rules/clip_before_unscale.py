@@ -9,6 +9,7 @@ import libcst as cst
 from torchlint.facts import ModuleFacts, children
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.loops import Body, Event, bodies, method_name, receiver
+from torchlint.screen import TreeInfo
 
 CLIPS = {
     f"{package}.{name}"
@@ -32,6 +33,10 @@ class ClipBeforeUnscale(Rule):
     name = "clip-before-unscale"
     summary = "clip_grad_norm_ after scaler.scale(loss).backward() without scaler.unscale_(): clips scaled gradients"
     needles = ("clip_grad",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(CLIPS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for body in bodies(facts):

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 LOADERS = ("torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader")
 NUM_WORKERS_POSITION = 5  # DataLoader(dataset, batch_size, shuffle, sampler, batch_sampler, num_workers, ...)
@@ -19,6 +20,10 @@ class DataloaderNumWorkers(Rule):
     needles = ("DataLoader",)
     default_enabled = False
     off_reason = "a speed hint, not a bug: num_workers=0 is right for small or in-memory data"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(LOADERS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to(*LOADERS):

@@ -8,6 +8,7 @@ from torchlint import deprecations
 from torchlint.facts import ModuleFacts
 from torchlint.rules import Hit, Rule
 from torchlint.rules.removed_torch_api import _what
+from torchlint.screen import TreeInfo
 
 
 class DeprecatedTorchApi(Rule):
@@ -17,6 +18,10 @@ class DeprecatedTorchApi(Rule):
     needles = deprecations.needles()
     default_enabled = False
     off_reason = "on the corpus 115 of 267 findings (torch.norm, torch.svd, the Upsampling modules) still work without a warning, and none of the rest is a bug: deprecation advice, opt in"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(deprecations.table())
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         target = self.target_version

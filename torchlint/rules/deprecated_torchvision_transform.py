@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from torchlint import deprecations
 from torchlint.facts import ModuleFacts
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 
 def _entry(name: str, use: str) -> deprecations.Entry:
@@ -32,6 +33,10 @@ class DeprecatedTorchvisionTransform(Rule):
     name = "deprecated-torchvision-transform"
     summary = "torchvision.transforms.v2.ToTensor: deprecated, use v2.ToImage() and v2.ToDtype(scale=True)"
     needles = ("ToTensor", "to_tensor")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(DEPRECATED)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for use in deprecations.uses(facts, DEPRECATED):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from functools import partial
-
+import ast
 from collections.abc import Iterator
+from functools import partial
 
 import libcst as cst
 
@@ -12,6 +12,7 @@ from torchlint.edits import render
 from torchlint.facts import ModuleFacts, Scope, self_attr
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies
+from torchlint.screen import TreeInfo
 
 _CONTAINERS = {"torch.nn.ModuleList", "torch.nn.Sequential", "torch.nn.ModuleDict"}
 
@@ -23,6 +24,10 @@ class DirectForwardCall(Rule):
     needles = (".forward(",)
     default_enabled = False
     off_reason = "17 of 51 corpus findings were worth a look: whether anything hooks the receiver is rarely visible"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return any(isinstance(c.func, ast.Attribute) and c.func.attr == "forward" for c in info.calls)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for body in bodies(facts):

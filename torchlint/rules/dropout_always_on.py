@@ -12,6 +12,7 @@ from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.attention_dropout_ignores_eval import caller_decides, caller_params
 from torchlint.rules.dropout_ignores_eval import DROPOUTS, gated_on_training, states_always_on
+from torchlint.screen import TreeInfo
 
 # name -> (keyword, position) of the training flag; torch's own functions call it ``train`` and
 # have no default
@@ -31,6 +32,10 @@ class DropoutAlwaysOn(Rule):
     needles = ("dropout",)
     default_enabled = False
     off_reason = "every corpus finding (3 of 3) was a deliberate always-on dropout (the Tacotron 2 prenet)"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return bool(info.based_classes) and info.mentions(_FLAGS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname, fn, instance in facts.calls_in_module_methods(*_FLAGS):

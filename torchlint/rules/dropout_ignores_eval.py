@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from functools import partial
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render, with_keyword
 from torchlint.facts import (
@@ -20,7 +19,9 @@ from torchlint.facts import (
     self_attr,
     walk,
 )
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 # name -> position of the ``training`` parameter
 DROPOUTS = {
@@ -51,6 +52,10 @@ class DropoutIgnoresEval(Rule):
     name = "dropout-ignores-eval"
     summary = "F.dropout in an nn.Module without a training= argument: dropout stays on in eval()"
     needles = ("dropout",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return bool(info.based_classes) and info.mentions(DROPOUTS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname, fn, instance in facts.calls_in_module_methods(*DROPOUTS):

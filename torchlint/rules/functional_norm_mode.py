@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.facts import (
     ClassInfo,
@@ -16,11 +15,13 @@ from torchlint.facts import (
     find_arg,
     self_attr,
 )
+from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 from torchlint.rules.dropout_ignores_eval import (
     _returns_early_unless_training,
     reads_training,
 )
+from torchlint.screen import TreeInfo
 
 BATCH_NORM = "torch.nn.functional.batch_norm"
 TRAINING = ("training", 5)  # input, running_mean, running_var, weight, bias, training
@@ -31,6 +32,10 @@ class FunctionalNormMode(Rule):
     name = "functional-norm-mode"
     summary = "F.batch_norm in an nn.Module without training=: running stats never update, batch stats never used"
     needles = ("batch_norm",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return bool(info.based_classes) and info.mentions([BATCH_NORM])
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _, fn, instance in facts.calls_in_module_methods(BATCH_NORM):

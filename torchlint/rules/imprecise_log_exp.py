@@ -10,6 +10,7 @@ import libcst as cst
 from torchlint.deprecations import spell
 from torchlint.facts import CallInfo, ModuleFacts
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 
 def _is_one(expr: cst.BaseExpression) -> bool:
@@ -45,6 +46,10 @@ class ImpreciseLogExp(Rule):
     needles = ("log", "exp")
     default_enabled = False
     off_reason = "on the corpus 15 of 24 findings take the log of counts, positions or durations, where log1p/expm1 change nothing"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(["torch.log", "torch.exp"])
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to("torch.log"):

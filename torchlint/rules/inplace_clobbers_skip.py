@@ -16,6 +16,7 @@ holding the object; a later read of a marked name reports the in-place operation
 
 from __future__ import annotations
 
+import ast
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from torchlint.rules.residual_without_skip import (
     _class_chain,
 )
 from torchlint.rules.unused_skip_tensor import skip_named
+from torchlint.screen import TreeInfo, ast_nodes
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
 INPLACE_LAYERS = {
@@ -80,6 +82,14 @@ class InplaceClobbersSkip(Rule):
     # an in-place method or function, an inplace flag (by keyword or as a positional ``True``), an
     # augmented assignment, or an assignment into a subscript
     needles = ("_(", "inplace", "True", "+=", "-=", "*=", "/=", "%=", "@=", "&=", "|=", "^=", "<<=", ">>=", "]=", "] =")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """An in-place operation in a class with a base, or an inplace flag in a file with one."""
+        classes = info.based_classes
+        return any(_changes_in_place(n) for c in classes for n in ast_nodes(c)) or bool(classes) and any(
+            _passes_inplace(n) for n in info.nodes
+        )
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         layers: dict[int, dict[str, str]] = {}
@@ -548,4 +558,21 @@ def _not_tensor_param(param: cst.Param) -> bool:
     default = param.default
     return isinstance(default, (cst.Integer, cst.Float, cst.SimpleString, cst.List, cst.Tuple, cst.Dict)) or (
         isinstance(default, cst.Name) and default.value in ("True", "False")
+    )
+
+
+def _changes_in_place(node: ast.AST) -> bool:
+    """An augmented assignment, an assignment into a subscript, or a call of a ``..._`` method
+    or function (in a module class, where the function this rule follows is)."""
+    if isinstance(node, ast.AugAssign) or isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
+        return True
+    func = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(func, ast.Attribute) and func.attr.endswith("_")) or (isinstance(func, ast.Name) and func.id.endswith("_"))
+
+
+def _passes_inplace(node: ast.AST) -> bool:
+    """A call given ``inplace=`` or a positional ``True`` (a function or a layer built with it,
+    anywhere in the file: the layer may be a class attribute set in another class)."""
+    return isinstance(node, ast.Call) and (
+        any(k.arg == "inplace" for k in node.keywords) or any(isinstance(a, ast.Constant) and a.value is True for a in node.args)
     )

@@ -24,6 +24,7 @@ from torchlint.rules.unregistered_tensor import (
     SAME_DEVICE_METHODS,
     init_time_methods,
 )
+from torchlint.screen import TreeInfo
 
 _ALWAYS = {
     "Linear", "Bilinear", "LazyLinear", "Embedding", "EmbeddingBag", "PReLU",
@@ -48,12 +49,24 @@ _RETURNS_MODULE = {
     "to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval", "requires_grad_", "apply", "type",
 }
 
+# the last names of what _parametric reports, for the screen
+_SCREEN_LEAVES = frozenset({*_ALWAYS, *_FLAGGED, *(q.rsplit(".", 1)[1] for q in PARAMETER)})
+
 
 class LayerInForward(Rule):
     code = "TL105"
     name = "layer-in-forward"
     summary = "a layer with parameters constructed inside forward: new random weights every call, never trained"
     needles = ("forward",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A module class with its own ``forward``, and a call outside ``__init__`` that may build
+        a layer with parameters: a torch.nn layer or Parameter, or a class of this file."""
+        if "forward" not in info.method_names:
+            return False
+        leaves = _SCREEN_LEAVES | info.top_class_names
+        return any(not leaves.isdisjoint(info.callee_leaves(call)) for call in info.calls_outside_init)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         calls = calls_by_method(facts)

@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo, ast_nodes
 
 _DETACHING_METHODS = {"item", "detach", "tolist", "numpy", "detach_"}
 _DETACHING_FUNCTIONS = {"float", "int", "round", "str", "bool"}
@@ -60,6 +62,12 @@ class LossKeepsGraph(Rule):
     name = "loss-keeps-graph"
     summary = "total += loss across loop iterations without .item()/.detach(): every step's graph is kept"
     needles = ("loss", "Loss", "criterion", "backward", "cross_entropy", "kl_div")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A loop around ``x += ...``, ``x = <... + ...>`` or ``x.append(...)``: every accumulation
+        this rule judges spans a loop."""
+        return any(isinstance(n, (ast.For, ast.AsyncFor, ast.While)) and _accumulates(n) for n in info.nodes)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         walk = _Walk(facts)
@@ -542,3 +550,15 @@ def _is_autograd(expr: cst.BaseExpression) -> bool:
     """``torch.autograd`` or ``autograd`` in ``torch.autograd.backward(loss)``: the function, not
     a tensor's method."""
     return (dotted_name(expr) or "").split(".")[-1] == "autograd"
+
+
+def _accumulates(loop: ast.For | ast.AsyncFor | ast.While) -> bool:
+    """The screen's reading of a loop's body: a possible accumulation in it."""
+    for node in (n for stmt in loop.body for n in ast_nodes(stmt)):
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+            return True
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.BinOp) and isinstance(node.value.op, ast.Add):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append":
+            return True
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import libcst as cst
@@ -14,6 +15,7 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo, methods, own_nodes
 
 # self.<method>() calls that store into the module's registries
 _REGISTERING = {"register_buffer", "register_parameter", "add_module", "register_module"}
@@ -33,6 +35,12 @@ class MissingSuperInit(Rule):
     name = "missing-super-init"
     summary = "an nn.Module __init__ that sets attributes without calling super().__init__()"
     needles = ("__init__",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A module class whose ``__init__`` calls no base initialiser, or one that may run the
+        ``__init__`` of a class of this file."""
+        return any(_may_miss_base_init(info, c) for c in info.init_classes)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -325,4 +333,34 @@ def _has_foreign_base(facts: ModuleFacts, cls: ClassInfo) -> bool:
                 todo.append(local)
             elif not (facts.qualname(base, c.scope) or "").startswith("torch."):
                 return True
+    return False
+
+
+def _may_miss_base_init(info: TreeInfo, cls: ast.ClassDef) -> bool:
+    """The screen's reading of a class: an ``__init__`` without ``super().__init__()`` nor
+    ``Base.__init__(self)`` (not counting nested functions), or with one whose chain may stop at
+    a class of this file (a base of this file's top level)."""
+    local_bases = any(isinstance(b, ast.Name) and b.id in info.top_class_names for b in cls.bases)
+    for init in methods(cls):
+        if init.name != "__init__":
+            continue
+        params = [*init.args.posonlyargs, *init.args.args]
+        instance = params[0].arg if params else None
+        calls = [
+            n for n in own_nodes(init)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "__init__"
+        ]
+        found = False
+        for call in calls:
+            receiver = call.func.value
+            if isinstance(receiver, ast.Call) and isinstance(receiver.func, ast.Name) and receiver.func.id == "super":
+                found = True
+                if local_bases:
+                    return True
+            elif call.args and isinstance(call.args[0], ast.Name) and call.args[0].id == instance:
+                found = True
+                if isinstance(receiver, ast.Name) and receiver.id in info.top_class_names:
+                    return True
+        if not found:
+            return True
     return False

@@ -20,6 +20,7 @@ from torchlint.rules.loops import (
     method_name,
     receiver,
 )
+from torchlint.screen import TreeInfo
 
 _OPTIMIZER_NAME = re.compile(r"optim|(^|_)opts?\d*(_|$)")
 _OPTIMIZER_PREFIX = re.compile(r"^opts?[A-Z0-9]")
@@ -134,6 +135,11 @@ class MissingZeroGrad(Rule):
     name = "missing-zero-grad"
     summary = "a loop calls backward() and optimizer.step() but never clears gradients: they accumulate"
     needles = ("backward",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """An optimizer's ``step`` and a ``backward`` in the file."""
+        return {"step", "backward"} <= info.names
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         reported: set[int] = set()

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render, with_keyword
 from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import FACTORIES
 

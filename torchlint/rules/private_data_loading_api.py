@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from torchlint import deprecations
 from torchlint.facts import ModuleFacts
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 # The private names and the public ones (the same function objects, since PyTorch 1.11).
 PRIVATE = {
@@ -29,6 +30,10 @@ class PrivateDataLoadingApi(Rule):
     name = "private-data-loading-api"
     summary = "default_collate/default_convert from torch.utils.data._utils: use the public torch.utils.data"
     needles = ("_utils",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(PRIVATE)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         private = {q: e for q, e in PRIVATE.items() if e.applies(self.target_version)}

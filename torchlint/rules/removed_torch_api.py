@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from torchlint import deprecations
 from torchlint.facts import ModuleFacts
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 
 def _what(use: deprecations.Use) -> str:
@@ -18,6 +19,10 @@ class RemovedTorchApi(Rule):
     name = "removed-torch-api"
     summary = "a call or import of a PyTorch function that has been removed (torch.solve, torch.symeig, ...)"
     needles = deprecations.needles()
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(deprecations.table())
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         removed = {q: e for q, e in deprecations.table().items() if e.is_removed(self.target_version)}

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.facts import (
     ClassInfo,
@@ -19,6 +18,7 @@ from torchlint.facts import (
     Walker,
     self_attr,
 )
+from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 
 TYPOS = {

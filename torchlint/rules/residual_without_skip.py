@@ -12,6 +12,7 @@ input's shape, and no wrapper or parent of the file or project adds the skip aro
 
 from __future__ import annotations
 
+import ast
 import re
 import weakref
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
 
@@ -711,6 +713,14 @@ class ResidualWithoutSkip(Rule):
     summary = "a residual block (by name or docstring) whose input is never added back to its output"
     needles = ("Res", "res", "RES", "Skip", "skip", "Shortcut", "shortcut", "Bottleneck", "bottleneck")
 
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A class with a base named or documented as a residual block, or a function named as
+        one that may return an nn.Sequential."""
+        if any(residual_marker(f.name) == "residual" for f in info.functions):
+            return True
+        return any(residual_marker(c.name) is not None or _may_say_residual(c) for c in info.based_classes)
+
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.classes:
             if not cls.is_module or not meant_residual(cls) or only_a_branch(cls):
@@ -1028,3 +1038,14 @@ def _plain_layers(facts: ModuleFacts, fn: FunctionInfo, call: cst.Call) -> bool:
         if not (q and q.startswith("torch.nn.")) or q in SEQUENTIALS:
             return False
     return True
+
+
+def _may_say_residual(cls: ast.ClassDef) -> bool:
+    """The screen's reading of a class's docstring: one CPython cannot read as LibCST does (not a
+    plain string) may say anything."""
+    first = cls.body[0] if cls.body else None
+    if not (isinstance(first, ast.Expr) and isinstance(first.value, (ast.Constant, ast.JoinedStr))):
+        return False
+    if not (isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)):
+        return True
+    return residual_by_docstring(ast.get_docstring(cls) or "")

@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.facts import ModuleFacts, find_arg
+from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
     Body,
@@ -18,6 +18,7 @@ from torchlint.rules.loops import (
     called_functions,
     method_name,
 )
+from torchlint.screen import TreeInfo
 
 SAMPLERS = ("torch.utils.data.distributed.DistributedSampler", "torch.utils.data.DistributedSampler")
 _EVAL_WORDS = {"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev", "predict", "inference"}
@@ -30,6 +31,10 @@ class SamplerEpochNotSet(Rule):
     name = "sampler-epoch-not-set"
     summary = "DistributedSampler shuffling across epochs without set_epoch(): every epoch has the same order"
     needles = ("DistributedSampler",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(SAMPLERS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to(*SAMPLERS):

@@ -27,6 +27,7 @@ from torchlint.facts import (
 )
 from torchlint.rules import Hit, Rule
 from torchlint.rules.residual_without_skip import SEQUENTIALS, _class_chain
+from torchlint.screen import TreeInfo
 
 ORDERED_DICTS = {"collections.OrderedDict", "typing.OrderedDict"}
 # torch.nn layers whose forward has two or more required inputs.
@@ -59,6 +60,11 @@ class SequentialArity(Rule):
     name = "sequential-arity"
     summary = "nn.Sequential holding a lambda, a function, or a module that takes or returns more than one tensor"
     needles = ("Sequential",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A call or base that may be nn.Sequential."""
+        return info.mentions(SEQUENTIALS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, owner in _sequential_constructions(facts):

@@ -20,9 +20,14 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 from torchlint.shapes import (
+    BATCH_NORMS,
     CHANNEL,
+    CONVS,
+    INSTANCE_NORMS,
     LAST,
+    SHAPE_FACTORIES,
     Dim,
     Feature,
     Layer,
@@ -50,12 +55,24 @@ SHAPE_KEEPING_FUNCTIONS = {
 SHAPE_KEEPING_METHODS = {"relu", "relu_", "sigmoid", "tanh", "contiguous", "clone", "float", "half", "double", "detach"}
 _COMPREHENSIONS = (cst.Lambda, cst.ListComp, cst.SetComp, cst.DictComp, cst.GeneratorExp)
 
+# the screen's sources of a size: the torch.nn layers whose sizes the shape model reads (it
+# knows them by the last part of their name), its tensor factories and F.linear
+_SIZED_LAYERS = frozenset({
+    *CONVS, *BATCH_NORMS, *INSTANCE_NORMS, "Linear", "LazyLinear", "GroupNorm", "LayerNorm", "RMSNorm",
+    "Embedding", "EmbeddingBag", *(f"LazyConv{t}{n}d" for t in ("", "Transpose") for n in (1, 2, 3)),
+})
 
 class ShapeMismatch(Rule):
     code = "TL304"
     name = "shape-mismatch"
     summary = "literal layer sizes that cannot line up: consecutive layers, a residual add, F.linear weight/bias"
     needles = ("Linear", "linear", "Conv", "Norm", "Embedding")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A layer of known size, a tensor factory or F.linear: where every size this rule compares
+        comes from."""
+        return info.spells(_SIZED_LAYERS) or info.mentions([*SHAPE_FACTORIES, LINEAR])
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         model = ShapeModel(facts)

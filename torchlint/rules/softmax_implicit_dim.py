@@ -8,6 +8,7 @@ import libcst as cst
 
 from torchlint.facts import ModuleFacts, find_arg
 from torchlint.rules import Hit, Rule
+from torchlint.screen import TreeInfo
 
 # callee -> position of ``dim`` (torch.softmax and Tensor.softmax require dim: they raise, not drift)
 IMPLICIT_DIM = {
@@ -28,6 +29,10 @@ class SoftmaxImplicitDim(Rule):
     name = "softmax-implicit-dim"
     summary = "softmax/log_softmax/softmin (function or module) without dim: the implicit dim is often the batch"
     needles = ("softmax", "Softmax", "softmin", "Softmin")
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(IMPLICIT_DIM)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, qualname in facts.calls_to(*IMPLICIT_DIM):

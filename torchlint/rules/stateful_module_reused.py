@@ -9,6 +9,7 @@ single call site in a loop (or comprehension), and a second call on the very sam
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import libcst as cst
@@ -23,6 +24,7 @@ from torchlint.facts import (
 )
 from torchlint.rules import Hit, Rule
 from torchlint.rules.residual_without_skip import _class_chain
+from torchlint.screen import TreeInfo, methods, own_nodes
 
 # torch.nn classes with running statistics -> position of ``track_running_stats``, and whether
 # they track by default.
@@ -41,6 +43,11 @@ class StatefulModuleReused(Rule):
     name = "stateful-module-reused"
     summary = "the same BatchNorm (running statistics) called on two different tensors in one forward"
     needles = ("Norm",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A method of a class with a base calling the same ``self.<attr>`` twice in its own body."""
+        return any(_calls_an_attribute_twice(m) for c in info.based_classes for m in methods(c) if m.name != "__init__")
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -189,3 +196,20 @@ class _Tree:
 
 def _exits(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, _EXITS) for s in stmt.body)
+
+
+def _calls_an_attribute_twice(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The screen's reading of a method: two calls of one ``<instance>.<attr>(...)`` in its own
+    body (not in the functions nested in it)."""
+    params = [*method.args.posonlyargs, *method.args.args]
+    if not params:
+        return False
+    instance = params[0].arg
+    seen: set[str] = set()
+    for node in own_nodes(method):
+        func = node.func if isinstance(node, ast.Call) else None
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == instance:
+            if func.attr in seen:
+                return True
+            seen.add(func.attr)
+    return False

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import libcst as cst
 
 from torchlint.facts import ModuleFacts, Walker, dotted_name
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 
 class TorchvisionModuleAliasImport(Rule):
@@ -18,6 +20,11 @@ class TorchvisionModuleAliasImport(Rule):
     needles = ("torchvision.",)
     default_enabled = False
     off_reason = "style only: the alias works the same"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """An ``import a.b as b`` statement."""
+        return any(isinstance(n, ast.Import) and any(a.asname for a in n.names) for n in info.nodes)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         walker = _Imports()

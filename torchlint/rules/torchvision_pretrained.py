@@ -14,6 +14,7 @@ from torchlint.deprecations import compatibility_calls, spell
 from torchlint.edits import render
 from torchlint.facts import CallInfo, ModuleFacts, Scope
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +51,11 @@ class TorchvisionPretrained(Rule):
     name = "torchvision-pretrained"
     summary = "torchvision model built with the legacy pretrained=: use weights= (the same weights, named)"
     needles = ("pretrained",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A builder's name (the rule knows builders by their last name, under any module)."""
+        return info.spells(key.rsplit(".", 1)[-1] for key in builders())
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         if self.target_version is not None and self.target_version < WEIGHTS_SINCE:

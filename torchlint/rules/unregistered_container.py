@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
 import re
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from torchlint.rules.unregistered_tensor import (
     init_time_methods,
     registered_names,
 )
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _MODULE_REGISTRARS = frozenset({"add_module", "register_module", "register_parameter"})
 # calls that read a container without keeping it
@@ -58,6 +60,12 @@ class UnregisteredContainer(Rule):
     code = "TL102"
     name = "unregistered-container"
     summary = "layers or Parameters in a plain list/dict/tuple on an nn.Module: use ModuleList/ModuleDict/ParameterList"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A module class with its own ``__init__``, and an attribute assigned a container built
+        in place (or a local name, which may hold one)."""
+        return bool(info.init_classes) and any(_may_store_container(c) for c in info.init_classes)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -925,3 +933,34 @@ def _identity_comprehension(comp: cst.ListComp | cst.GeneratorExp) -> bool:
         and comp.elt.value == comp.for_in.target.value
         and comp.for_in.inner_for_in is None
     )
+
+
+_CONTAINER_NODES = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.DictComp)
+
+
+def _may_store_container(cls: ast.ClassDef) -> bool:
+    """The screen's reading of the candidates: in a method of the class, ``self.x = <literal,
+    comprehension or call of list/tuple/dict/OrderedDict>``, or ``self.x = name`` (in ``list()``
+    etc. too) where the method also assigns ``name``."""
+    for method in methods(cls):
+        nodes = ast_nodes(method)
+        assigned = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        for node in nodes:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if not any(isinstance(n, ast.Attribute) for t in targets for n in ast_nodes(t)):
+                continue
+            value = node.value
+            if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:
+                value = value.args[0]
+            if isinstance(value, _CONTAINER_NODES) or isinstance(value, ast.Name) and value.id in assigned:
+                return True
+            if isinstance(node.value, ast.Call) and _callee_leaf(node.value) in ("list", "tuple", "dict", "OrderedDict"):
+                return True
+    return False
+
+
+def _callee_leaf(call: ast.Call) -> str | None:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None

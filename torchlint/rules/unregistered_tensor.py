@@ -29,6 +29,7 @@ from torchlint.facts import (
     walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 _TYPED_TENSORS = {
     f"{kind}Tensor"
@@ -721,6 +722,11 @@ class UnregisteredTensor(Rule):
     code = "TL101"
     name = "unregistered-tensor"
     summary = "self.x = torch.<factory>(...) in an nn.Module: not a parameter or buffer"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A module class with its own ``__init__``, and a torch factory to build a tensor from."""
+        return bool(info.init_classes) and info.mentions(FACTORIES)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():

@@ -7,11 +7,12 @@ from functools import partial
 from collections.abc import Iterator
 
 import libcst as cst
-import libcst.matchers as m
 
 from torchlint.edits import render, with_keyword
 from torchlint.facts import ModuleFacts, find_arg
+from torchlint.lazy import matchers as m
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 
 LOADS = ("torch.load", "torch.serialization.load")
 
@@ -21,6 +22,10 @@ class UnsafeTorchLoad(Rule):
     name = "unsafe-torch-load"
     summary = "torch.load without weights_only=True: loading the file can run arbitrary code"
     needles = ("load",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        return info.mentions(LOADS)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to(*LOADS):

@@ -12,6 +12,7 @@ skip path, or its output has the input's shape; and no wrapper or parent adds th
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 
@@ -30,6 +31,7 @@ from torchlint.rules.residual_without_skip import (
     meant_residual,
     used_as_branch,
 )
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _FORWARD = re.compile(r"^(forward|_forward\w*|forward_\w+)$")
 # Methods that hand on the tensor itself: the local still holds the input.
@@ -59,6 +61,11 @@ class UnusedSkipTensor(Rule):
     name = "unused-skip-tensor"
     summary = "the block's input kept for the skip connection (identity = x) in forward and never read"
     needles = ("forward",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """In a forward-like method of a class with a base, a local that may keep its input."""
+        return any(_FORWARD.match(m.name) and _keeps_an_input(m) for c in info.based_classes for m in methods(c))
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for fn in facts.functions:
@@ -265,3 +272,23 @@ def _nested(read: cst.Name, parents, root: cst.CSTNode) -> bool:
         if isinstance(node, (cst.FunctionDef, cst.Lambda)) and node is not root:
             return True
     return False
+
+
+
+def _keeps_an_input(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The screen's reading of a method (with the functions nested in it): a local that may keep
+    the input, ``name = <name, call, conditional or arithmetic>`` with one plain target not
+    starting with ``_``."""
+    for node in ast_nodes(method):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and not target.id.startswith("_") and isinstance(value, _KEEPING):
+            return True
+    return False
+
+
+_KEEPING = (ast.Name, ast.Call, ast.IfExp, ast.BinOp)
