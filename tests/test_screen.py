@@ -23,7 +23,8 @@ EVERY_RULE = "# " + " ".join(sorted({n for rule in ALL_RULES.values() for n in r
 
 
 def both_ways(source: str, path: str = "module.py") -> None:
-    with mock.patch.dict(os.environ, {"TORCHLINT_NO_SCREEN": ""}):
+    """Findings with every file screened, whatever its length, equal findings without the screen."""
+    with mock.patch.dict(os.environ, {"TORCHLINT_NO_SCREEN": ""}), mock.patch.object(screen, "MAX_CHARS", 10**9):
         on = check_source(source, path, EVERY_CODE, "pkg.module")
     with mock.patch.dict(os.environ, {"TORCHLINT_NO_SCREEN": "1"}):
         off = check_source(source, path, EVERY_CODE, "pkg.module")

@@ -198,7 +198,7 @@ def check_source(
     rules = rules_for(text, codes, target_version)
     if not rules and not report_errors:
         return []
-    info = screen.read(text)
+    info = screen.read(text) if not rules or screen.worth_screening(text) else None
     if info is not None:
         rules = screen.passing(rules, info)
         if not rules:

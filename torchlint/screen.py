@@ -28,6 +28,17 @@ R = TypeVar("R")
 _WORD = re.compile(r"[^\W\d]\w*")
 
 
+# A file longer than this is not screened. Nearly every such file passes some rule's screen (it is
+# model code), so CPython's parse and the screens would only add to LibCST's parse; a short file
+# is cheap to screen and often kept from LibCST (benchmarks/README.md).
+MAX_CHARS = 8_000
+
+
+def worth_screening(text: str) -> bool:
+    """Whether the screen is likely to save more than it costs on this text."""
+    return len(text) <= MAX_CHARS
+
+
 def enabled() -> bool:
     """Whether the screen is on (``TORCHLINT_NO_SCREEN`` unset or empty)."""
     return not os.environ.get("TORCHLINT_NO_SCREEN")
