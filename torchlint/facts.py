@@ -303,6 +303,16 @@ def target_names(target: cst.BaseExpression) -> Iterator[cst.Name]:
         yield from target_names(target.value)
 
 
+def is_true(expr: cst.BaseExpression) -> bool:
+    """The literal ``True``."""
+    return isinstance(expr, cst.Name) and expr.value == "True"
+
+
+def is_false(expr: cst.BaseExpression) -> bool:
+    """The literal ``False``."""
+    return isinstance(expr, cst.Name) and expr.value == "False"
+
+
 def self_attr(expr: cst.BaseExpression, self_name: str | None) -> str | None:
     """``self.x`` -> ``"x"`` (only one level, and only on the instance name)."""
     if (

@@ -27,6 +27,7 @@ from torchlint.facts import (
     FunctionInfo,
     ModuleFacts,
     find_arg,
+    is_true,
     target_names,
     walk,
 )
@@ -255,7 +256,7 @@ class ShapeModel:
             return Layer(call, kind, BOTH if kind == "BatchNorm1d" else CHANNEL, n, BOTH, n)
         if kind in INSTANCE_NORMS:
             # without affine weights or running stats, a wrong num_features is only a warning
-            checked = any(_is_true(find_arg(call, k)[0]) for k in ("affine", "track_running_stats"))
+            checked = any(arg is not None and is_true(arg.value) for arg in (find_arg(call, k)[0] for k in ("affine", "track_running_stats")))
             n = arg("num_features", 0)
             return Layer(call, kind, CHANNEL, n if checked else None, CHANNEL, n)
         if kind == "GroupNorm":
@@ -404,10 +405,6 @@ class ShapeModel:
                             table[a.name] = (found, a.node)
             self._attr_layers[key] = table
         return self._attr_layers[key]
-
-
-def _is_true(arg: cst.Arg | None) -> bool:
-    return arg is not None and isinstance(arg.value, cst.Name) and arg.value.value == "True"
 
 
 def _list_literals(fn: FunctionInfo, name: str) -> Iterator[list[cst.BaseExpression | None]]:

@@ -13,6 +13,7 @@ from torchlint.facts import (
     Guard,
     ModuleFacts,
     find_arg,
+    is_false,
     self_attr,
 )
 from torchlint.lazy import matchers as m
@@ -111,10 +112,10 @@ def _stays_in_eval(train: FunctionInfo) -> bool:
         if isinstance(func, cst.Attribute) and func.attr.value == "eval":
             return True
         if isinstance(func, cst.Attribute) and func.attr.value == "train" and call.node.args:
-            if _is_false(call.node.args[0].value):
+            if is_false(call.node.args[0].value):
                 return True
     return any(
-        isinstance(stmt, cst.Assign) and _is_false(stmt.value)
+        isinstance(stmt, cst.Assign) and is_false(stmt.value)
         and any(isinstance(t.target, cst.Attribute) and t.target.attr.value == "training" for t in stmt.targets)
         for stmt in m.findall(train.node, m.Assign())
     )
@@ -123,7 +124,7 @@ def _stays_in_eval(train: FunctionInfo) -> bool:
 def _no_grad_parameter(value: cst.BaseExpression | None) -> bool:
     """``nn.Parameter(w, requires_grad=False)``."""
     return isinstance(value, cst.Call) and any(
-        a.keyword is not None and a.keyword.value == "requires_grad" and _is_false(a.value) for a in value.args
+        a.keyword is not None and a.keyword.value == "requires_grad" and is_false(a.value) for a in value.args
     )
 
 
@@ -131,14 +132,12 @@ def _switched_off(node: cst.CSTNode) -> cst.BaseExpression | None:
     """What ``x.requires_grad = False`` or ``x.requires_grad_(False)`` freezes: ``x``."""
     if isinstance(node, cst.Assign):
         target = node.targets[0].target
-        if _is_false(node.value) and isinstance(target, cst.Attribute) and target.attr.value == "requires_grad":
+        if is_false(node.value) and isinstance(target, cst.Attribute) and target.attr.value == "requires_grad":
             return target.value
         return None
     func = node.func
-    if isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_" and node.args and _is_false(node.args[0].value):
+    if isinstance(func, cst.Attribute) and func.attr.value == "requires_grad_" and node.args and is_false(node.args[0].value):
         return func.value
     return None
 
 
-def _is_false(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"

@@ -28,6 +28,7 @@ from torchlint.facts import (
     FunctionInfo,
     ModuleFacts,
     find_arg,
+    is_true,
     self_attr,
     target_names,
 )
@@ -147,13 +148,9 @@ def _layer_kind(facts: ModuleFacts, value: cst.BaseExpression | None, method: Fu
         return "identity"
     if leaf in INPLACE_LAYERS:
         flag, _ = find_arg(value, "inplace", INPLACE_LAYERS[leaf])
-        if flag is not None and _is_true(flag.value):
+        if flag is not None and is_true(flag.value):
             return "inplace"
     return None
-
-
-def _is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
 
 
 # --- the abstract state ------------------------------------------------------------------------
@@ -514,7 +511,7 @@ class _Flow:
         inplace = leaf.endswith("_") and not leaf.startswith("_")
         if not inplace and module == "torch.nn.functional" and leaf in INPLACE_FUNCTIONS:
             flag, _ = find_arg(call, "inplace", INPLACE_FUNCTIONS[leaf])
-            inplace = flag is not None and _is_true(flag.value)
+            inplace = flag is not None and is_true(flag.value)
         if inplace:
             target = self.base(first)
             self.change(target, call, _root(first))
@@ -525,7 +522,7 @@ class _Flow:
 def _copies(call: cst.Call) -> bool:
     """``x.to(..., copy=True)`` returns a new tensor."""
     flag, _ = find_arg(call, "copy")
-    return flag is not None and _is_true(flag.value)
+    return flag is not None and is_true(flag.value)
 
 
 def _root(expr: cst.BaseExpression) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ModuleFacts, find_arg
+from torchlint.facts import ModuleFacts, find_arg, is_true
 from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
@@ -39,7 +39,7 @@ class SamplerEpochNotSet(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _ in facts.calls_to(*SAMPLERS):
             shuffle, maybe = find_arg(call.node, "shuffle", 3)
-            if maybe or (shuffle is not None and not _is_true(shuffle.value)):
+            if maybe or (shuffle is not None and not is_true(shuffle.value)):
                 continue
             if call.cls is not None and call.cls.is_module:
                 continue  # a LightningModule's dataloader hook: the trainer calls set_epoch
@@ -156,5 +156,3 @@ def _code(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
 
 
-def _is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"

@@ -17,13 +17,15 @@ import libcst as cst
 from torchlint.edits import render, torch_nn
 from torchlint.facts import (
     AttrAssign,
-    CALLED,
     AttrUse,
+    CALLED,
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
     Scope,
     find_arg,
+    is_false,
+    is_true,
     references_attr,
     self_attr,
     walk,
@@ -392,9 +394,9 @@ def _factory_in(
             q = facts.qualname(expr.func, scope)
             if q in FACTORIES:
                 rg, _ = find_arg(expr, "requires_grad")
-                frozen = frozen or bool(rg and _is_false(rg.value))
+                frozen = frozen or bool(rg and is_false(rg.value))
                 random = random or _draws(facts, a, expr, q)
-                return Factory(expr, q, requires_grad or bool(rg and _is_true(rg.value)), frozen, random)
+                return Factory(expr, q, requires_grad or bool(rg and is_true(rg.value)), frozen, random)
             if q in _JOINS and expr.args and isinstance(expr.args[0].value, (cst.List, cst.Tuple)):
                 for element in expr.args[0].value.elements:
                     found = _factory_in(facts, a, element.value, depth)
@@ -408,8 +410,8 @@ def _factory_in(
             if q is None and isinstance(expr.func, cst.Attribute) and expr.func.attr.value in SAME_DEVICE_METHODS:
                 method = expr.func.attr.value
                 if method == "requires_grad_":
-                    requires_grad = requires_grad or not expr.args or _is_true(expr.args[0].value)
-                    frozen = frozen or bool(expr.args) and _is_false(expr.args[0].value)
+                    requires_grad = requires_grad or not expr.args or is_true(expr.args[0].value)
+                    frozen = frozen or bool(expr.args) and is_false(expr.args[0].value)
                 random = random or random_init(None, method)
                 expr = expr.func.value
                 continue
@@ -428,14 +430,6 @@ def _factory_in(
         else:
             return None
     return None
-
-
-def _is_true(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "True"
-
-
-def _is_false(expr: cst.BaseExpression) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "False"
 
 
 def _is_scalar(facts: ModuleFacts, f: Factory, a: AttrAssign) -> bool:
@@ -589,7 +583,6 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 if any(a.keyword is not None and a.keyword.value == "device" for a in call.args):
                     return MOVED
                 func = call.func
-                name = func.attr.value if isinstance(func, cst.Attribute) else None
                 q = facts.qualname(func)
                 if q and _root_name(func) in _relative_imports(facts.module):
                     q = "." + q
@@ -1037,10 +1030,10 @@ def _sets_requires_grad(use: AttrUse) -> bool | None:
     attr = anc[-1].attr.value
     if attr == "requires_grad_" and len(anc) >= 2 and isinstance(anc[-2], cst.Call):
         args = anc[-2].args
-        return not args or not _is_false(args[0].value)
+        return not args or not is_false(args[0].value)
     if attr == "requires_grad" and len(anc) >= 3 and isinstance(anc[-2], cst.AssignTarget):
         assign = anc[-3]
-        return isinstance(assign, cst.Assign) and not _is_false(assign.value)
+        return isinstance(assign, cst.Assign) and not is_false(assign.value)
     return None
 
 
