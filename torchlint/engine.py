@@ -212,7 +212,10 @@ def check_source(
     if not rules:
         return []
     try:
-        facts = ModuleFacts(module, module_name, project, is_package=Path(path).name == "__init__.py")
+        facts = ModuleFacts(
+            module, module_name, project, is_package=Path(path).name == "__init__.py",
+            syntax_tree=info.tree if info is not None else None,
+        )
         hits = [(rule, hit) for rule in rules for hit in rule.check(facts)]
         if not hits:
             return []

@@ -14,6 +14,7 @@ Rules read these facts instead of walking the tree again. The walk records:
 
 from __future__ import annotations
 
+import ast
 import builtins
 import dataclasses
 import re
@@ -839,11 +840,18 @@ class ModuleFacts:
     """Everything the rules know about one parsed file."""
 
     def __init__(
-        self, module: cst.Module, module_name: str | None = None, project=None, is_package: bool = False
+        self,
+        module: cst.Module,
+        module_name: str | None = None,
+        project=None,
+        is_package: bool = False,
+        syntax_tree: ast.Module | None = None,
     ) -> None:
         """``project``: a zero-argument callable returning the project index (or None); called
-        only when a name cannot be resolved within the file, so small runs never build it."""
+        only when a name cannot be resolved within the file, so small runs never build it.
+        ``syntax_tree``: CPython's ``ast`` of the same text, when the engine has read it."""
         self.module = module
+        self._syntax_tree = syntax_tree
         self.module_name = module_name  # dotted, when the file sits in a package
         self.is_package = is_package  # the file is a package's __init__.py: ``.`` is the package
         self._project = project
@@ -859,6 +867,13 @@ class ModuleFacts:
         self._resolving: set[int] = set()
         for cls in self.classes:
             self._resolve_module_status(cls)
+
+    def syntax_tree(self) -> ast.Module:
+        """CPython's ``ast`` of the file: the screen's, or parsed once from the module's code.
+        Raises SyntaxError/ValueError/RecursionError where CPython does not accept the code."""
+        if self._syntax_tree is None:
+            self._syntax_tree = ast.parse(self.module.code)
+        return self._syntax_tree
 
     def attr_uses(self, classes: Sequence[ClassInfo], with_locals: bool = False) -> list[AttrUse]:
         """Every ``self.<attr>`` in the methods of the given classes (a class's family, say), and

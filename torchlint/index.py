@@ -95,7 +95,11 @@ def _absolute(module: str, level: int, target: str | None, is_package: bool) -> 
 
 def scan(source: bytes, module: str, path: str, digest: str) -> FileEntry:
     """One file's entry. Raises SyntaxError/ValueError for a file ``ast`` cannot parse."""
-    tree = ast.parse(source)
+    return scan_tree(ast.parse(source), module, path, digest)
+
+
+def scan_tree(tree: ast.Module, module: str, path: str = "", digest: str = "") -> FileEntry:
+    """One file's entry, from its ``ast`` (the screen's, when the engine has read it)."""
     entry = FileEntry(module, path, digest)
     is_package = Path(path).stem == "__init__"
     for node in tree.body:

@@ -862,7 +862,7 @@ def _branches_here(facts: ModuleFacts) -> set[str]:
 
     if facts not in _BRANCHES_HERE:
         try:
-            entry = index.scan(facts.module.code.encode("utf-8"), facts.module_name or "", "", "")
+            entry = index.scan_tree(facts.syntax_tree(), facts.module_name or "")
         except (SyntaxError, ValueError, RecursionError):
             entry = None
         _BRANCHES_HERE[facts] = index.only_branches([entry]) if entry else set()
