@@ -267,6 +267,13 @@ class _UseCollector:
             return False
         if isinstance(node, (cst.AssignTarget, cst.AnnAssign, cst.AugAssign, cst.Del, cst.For, cst.CompFor)):
             self.targets.add(id(node.target))
+        elif self.with_locals:  # names that are not reads of a variable: ``x.name``, ``f(name=...)``
+            if isinstance(node, cst.Attribute):
+                self.targets.add(id(node.attr))
+            elif isinstance(node, cst.Arg) and node.keyword is not None:
+                self.targets.add(id(node.keyword))
+            elif isinstance(node, (cst.Param, cst.FunctionDef)):
+                self.targets.add(id(node.name))
         if isinstance(node, cst.Attribute):
             name = self_attr(node, self.self_name)
             if name:

@@ -152,9 +152,34 @@ class MissingZeroGrad(Rule):
                 if any(clears_gradients(facts, e) for e in events):
                     continue
                 for step in steps:
+                    if _fresh_each_iteration(facts, step.node, events, body):
+                        continue
                     if id(step.node) not in reported:
                         reported.add(id(step.node))
                         yield Hit(step.node, _message(step.call))
+
+
+def _fresh_each_iteration(facts: ModuleFacts, step: cst.Call, events: list[Event], body: Body) -> bool:
+    """Whether the loop builds the stepped optimizer anew over tensors it also creates anew
+    (``x = z.detach().clone(); opt = SGD([x])``): no gradient is left from an earlier iteration."""
+    opt = receiver(step) if not step.args else step.args[0].value
+    if not isinstance(opt, cst.Name):
+        return False
+    assigned = {
+        t.target.value: e.node.value
+        for e in events
+        if isinstance(e.node, cst.Assign)
+        for t in e.node.targets
+        if isinstance(t.target, cst.Name)
+    }
+    built = assigned.get(opt.value)
+    if not _builds_optimizer(facts, built, body) or not built.args:
+        return False
+    params = built.args[0].value
+    return isinstance(params, (cst.List, cst.Tuple)) and bool(params.elements) and all(
+        isinstance(el.value, cst.Name) and isinstance(assigned.get(el.value.value), cst.Call)
+        for el in params.elements
+    )
 
 
 def _message(call: CallInfo) -> str:

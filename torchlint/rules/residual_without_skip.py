@@ -800,7 +800,7 @@ def used_as_branch(facts: ModuleFacts, cls: ClassInfo) -> bool:
     (``x = x + blk(x)`` over a ModuleList of them; ``conv_out + res_out``; a CSP block's
     ``torch.cat`` of its bottlenecks' output with its input)."""
     for call in facts.calls:
-        if any(_builds(facts, a.value, cls) for a in call.node.args) and _wrapper_adds_skip(facts, call, cls):
+        if any(_builds(facts, a.value, cls) for a in call.node.args) and wrapper_adds_skip(facts, call, cls):
             return True
     return _parent_adds_skip(facts, cls.name)
 
@@ -815,7 +815,7 @@ def _factory_used_as_branch(facts: ModuleFacts, fn: FunctionInfo) -> bool:
             for a in call.node.args
             for n in _walk(a.value)
         )
-        if built and _wrapper_adds_skip(facts, call, None):
+        if built and wrapper_adds_skip(facts, call, None):
             return True
     return _parent_adds_skip(facts, fn.name)
 
@@ -823,7 +823,7 @@ def _factory_used_as_branch(facts: ModuleFacts, fn: FunctionInfo) -> bool:
 WRAPPER_TOKENS = {"residual", "res", "skip", "shortcut", "hyper", "connection", "connections", "rezero"}
 
 
-def _wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo | None) -> bool:
+def wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo | None) -> bool:
     """Whether the call that is handed the block wraps it in a skip: a class of this file or the
     project whose forward has one, or a wrapper from elsewhere named for it."""
     func = call.node.func

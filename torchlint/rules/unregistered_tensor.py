@@ -439,13 +439,25 @@ def _is_scalar(facts: ModuleFacts, f: Factory, a: AttrAssign) -> bool:
     return _scalar_like(facts, f.call.args[0].value, a)
 
 
-def _scalar_like(facts: ModuleFacts, expr: cst.BaseExpression, a: AttrAssign) -> bool:
-    """A number: a literal, ``float(...)``/``int(...)``/``math.*(...)``, arithmetic on numbers, or
-    a local name that also sizes a layer (``nn.Linear(d, attn_dim)``) or defaults to a number."""
+def _scalar_like(facts: ModuleFacts, expr: cst.BaseExpression, a: AttrAssign, depth: int = 0) -> bool:
+    """A number: a literal, ``float(...)``/``int(...)``/``math.*(...)``, arithmetic on numbers, a
+    floor division or remainder (``dim // heads``), a local name that also sizes a layer
+    (``nn.Linear(d, attn_dim)``) or defaults to a number, or an attribute of the instance assigned
+    a number in the class (``self.head_dim = self.dim // self.heads``)."""
     if isinstance(expr, cst.UnaryOperation):
-        return _scalar_like(facts, expr.expression, a)
+        return _scalar_like(facts, expr.expression, a, depth)
     if isinstance(expr, cst.BinaryOperation):
-        return _scalar_like(facts, expr.left, a) and _scalar_like(facts, expr.right, a)
+        if isinstance(expr.operator, (cst.FloorDivide, cst.Modulo)) and not any(
+            _factory_in(facts, a, side) for side in (expr.left, expr.right)
+        ):
+            return True
+        return _scalar_like(facts, expr.left, a, depth) and _scalar_like(facts, expr.right, a, depth)
+    if isinstance(expr, cst.Attribute) and a.method.cls is not None and depth < 3:
+        attr = self_attr(expr, a.method.instance)
+        assigns = a.method.cls.assigns(attr) if attr else []
+        return bool(assigns) and all(
+            other.value is not None and _scalar_like(facts, other.value, other, depth + 1) for other in assigns
+        )
     if isinstance(expr, (cst.Integer, cst.Float)):
         return True
     if isinstance(expr, cst.Call):
@@ -511,8 +523,17 @@ def use_kinds(
     reads = [u for u in uses if u.local and u.name == local and u.method == use.method]
     out: set[str] = set()
     for u in reads:
-        out |= use_kinds(facts, u, uses, depth + 1, relatives)
+        kinds = use_kinds(facts, u, uses, depth + 1, relatives)
+        out |= kinds
+        if kinds == {MOVED} and _rebinds(u, local):
+            break  # ``t = t.to(x.device)``: the reads that follow see the moved tensor
     return out
+
+
+def _rebinds(read: AttrUse, local: str) -> bool:
+    """Whether the statement holding this read assigns its value back to the same local."""
+    statement = next((n for n in reversed(read.ancestors) if isinstance(n, cst.Assign)), None)
+    return statement is not None and [t.target for t in statement.targets if isinstance(t.target, cst.Name) and t.target.value == local] != []
 
 
 def use_kind(facts: ModuleFacts, use: AttrUse) -> str:

@@ -30,6 +30,7 @@ from torchlint.rules.residual_without_skip import (
     main_inputs,
     meant_residual,
     used_as_branch,
+    wrapper_adds_skip,
 )
 from torchlint.screen import TreeInfo, ast_nodes, methods
 
@@ -78,7 +79,7 @@ class UnusedSkipTensor(Rule):
                 continue
             flow = InputFlow(facts, fn, main_inputs(fn))
             dead = list(_dead_kept_inputs(fn, flow))
-            if not dead or used_as_branch(facts, fn.cls):
+            if not dead or used_as_branch(facts, fn.cls) or _layers_wrapped_in_skips(facts, fn.cls):
                 continue
             for name, stmt, projection, fresh in dead:
                 if projection or not fresh or _meant_to_join(facts, fn.cls, fn, flow):
@@ -89,6 +90,18 @@ class UnusedSkipTensor(Rule):
                         f"(add it back, e.g. `out = out + {name}`)",
                         fn.cls,
                     )
+
+
+def _layers_wrapped_in_skips(facts: ModuleFacts, cls: ClassInfo) -> bool:
+    """Whether the class builds its layers inside wrappers that add the skip themselves
+    (``init_hyper_conn(dim=d, branch=Attention(...))``, ``Residual(FeedForward(...))``): the skip
+    lives in each layer, and a ``residual = x`` left in forward is a leftover, not a lost skip."""
+    return any(
+        call.cls is cls
+        and any(isinstance(a.value, cst.Call) for a in call.node.args)
+        and wrapper_adds_skip(facts, call, cls)
+        for call in facts.calls
+    )
 
 
 def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: InputFlow) -> bool:
@@ -209,11 +222,11 @@ def _dead_from(stmt, value, reads, stores, order, parents, fn: FunctionInfo) -> 
     if loop is not None and any(order[id(loop)] <= r <= _end(loop, order) for r in reads):
         return False  # read again in the next iteration
     block, line = _statement(stmt, parents)
-    kills = sorted(  # a store overwrites after its value is read: ``h = h + original``
+    kills = sorted(  # a store overwrites after its value is read, up to its last token: ``h = h + original``
         _end(s, order) for s in stores if order[id(s)] > at and _statement(s, parents)[0] is block
     )
     kill = kills[0] if kills else None
-    if any(r > at and (kill is None or r < kill) for r in reads):
+    if any(r > at and (kill is None or r <= kill) for r in reads):
         return False
     if kill is None:
         return True
