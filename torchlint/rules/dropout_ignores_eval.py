@@ -39,7 +39,7 @@ OFF_BY_DEFAULT = {"torch.nn.functional.alpha_dropout", "torch.nn.functional.feat
 # keeps it on ("also at inference", "kept on in eval") and no negation ("not in eval").
 _INTENT = re.compile(
     r"\b(mc|monte[ -]?carlo|bayes\w*|uncertaint\w*|always|on purpose|purpose(ful)?ly|intentional\w*|"
-    r"deliberate\w*|prenet)\b",
+    r"deliberate\w*|prenet|non[ -]?deterministic)\b",
     re.I,
 )
 _EVAL = re.compile(r"\b(eval\w*|inference|test[ -]time|testing|predict\w*)\b", re.I)

@@ -556,12 +556,8 @@ def _takes_a_collection(fn: FunctionInfo, name: str) -> bool:
     whole to ``torch.stack``/``cat``/``sum``."""
     assert isinstance(fn.node, cst.FunctionDef)
     for p in fn.node.params.params:
-        if p.name.value == name and p.annotation is not None:
-            ann = p.annotation.annotation
-            head = ann.value if isinstance(ann, cst.Subscript) else ann
-            leaf = head.attr.value if isinstance(head, cst.Attribute) else getattr(head, "value", "")
-            if leaf in ("list", "List", "tuple", "Tuple", "Sequence", "Iterable"):
-                return True
+        if p.name.value == name and p.annotation is not None and _admits_a_collection(p.annotation.annotation):
+            return True
     for node in _walk(fn.node.body):
         if isinstance(node, (cst.For, cst.CompFor)) and _is_name(node.iter, name):
             return True
@@ -571,8 +567,27 @@ def _takes_a_collection(fn: FunctionInfo, name: str) -> bool:
             return True
         if isinstance(node, cst.Call) and len(node.args) >= 1 and _is_name(node.args[0].value, name):
             leaf = node.func.attr.value if isinstance(node.func, cst.Attribute) else getattr(node.func, "value", "")
-            if leaf in ("stack", "cat", "concat", "sum", "enumerate", "zip", "reversed"):
+            if leaf in ("stack", "cat", "concat", "sum", "enumerate", "zip", "reversed", "list", "tuple"):
                 return True
+    return False
+
+
+_COLLECTIONS = ("list", "List", "tuple", "Tuple", "Sequence", "Iterable")
+
+
+def _admits_a_collection(ann: cst.BaseExpression) -> bool:
+    """``list[Tensor]``, ``Sequence[Tensor]``, or a union with one (``list[Tensor] | Tensor``,
+    ``Union[Tensor, List[Tensor]]``)."""
+    if isinstance(ann, cst.BinaryOperation) and isinstance(ann.operator, cst.BitOr):
+        return _admits_a_collection(ann.left) or _admits_a_collection(ann.right)
+    head = ann.value if isinstance(ann, cst.Subscript) else ann
+    leaf = head.attr.value if isinstance(head, cst.Attribute) else getattr(head, "value", "")
+    if leaf in _COLLECTIONS:
+        return True
+    if leaf in ("Union", "Optional") and isinstance(ann, cst.Subscript):
+        return any(
+            isinstance(el.slice, cst.Index) and _admits_a_collection(el.slice.value) for el in ann.slice
+        )
     return False
 
 

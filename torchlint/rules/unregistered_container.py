@@ -95,7 +95,7 @@ class UnregisteredContainer(Rule):
                 held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
                     continue
-                if _local_container(a) is not None and _local_kept(a) or _before_module_init(a):
+                if _local_container(a) is not None and _local_kept(a) or _before_module_init(a) or _hides_one(a):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
@@ -300,6 +300,21 @@ def _local_container(a: AttrAssign) -> tuple[str, list[cst.BaseExpression]] | No
     if not literals or not all(_container_literal(v) for v in literals):
         return None
     return value.value, literals
+
+
+def _hides_one(a: AttrAssign) -> bool:
+    """``self._shared = [module]``: one module handed in, put in a list literal of its own. Such a
+    list serves only to keep the module out of this class's registry: it is shared with, and
+    registered by, its owner (a discriminator held by its loss, a base model's embedding)."""
+    value = a.value
+    if not isinstance(value, (cst.List, cst.Tuple)) or len(value.elements) != 1:
+        return False
+    element = value.elements[0].value
+    return (
+        isinstance(element, cst.Name)
+        and _param(a.method, element.value) is not None
+        and not a.method.assignments.get(element.value)
+    )
 
 
 def _copied_parameter(a: AttrAssign) -> bool:

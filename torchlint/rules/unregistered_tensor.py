@@ -498,6 +498,7 @@ HOST = "host"  # updated with values moved to the host: kept on the CPU on purpo
 DEVICE = "device"  # ``self.x.device``: the module's device, read from a tensor .to() does not move
 ELEMENT, ELEMENT_AT = "element", "element-at"  # ``self.t[0]``, ``self.t[epoch]``: 0-dim when ``t`` is 1-D
 KEPT = "kept"  # ``self.k = self.k.view(...)``: reshaped or detached into the same attribute
+RESAMPLED = "resampled"  # ``self.p.uniform_()`` at runtime: values redrawn at each use, no state to save
 
 
 def use_kinds(
@@ -573,6 +574,8 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     cur, i = grand, i - 2
                     continue
                 return MOVED
+            if called and method in _RANDOM_FILLS:
+                return RESAMPLED
             if called and method in _INPLACE:
                 return MUTATED
             if called and method in _INDEX_FUNCTIONS:
@@ -846,7 +849,7 @@ def _judge(
     requires_grad = not frozen and (factory.requires_grad or True in grad)
     random = factory.random or any(_fills_randomly(facts, u) for u in init_uses)
     ndim = _ndim(facts, a, factory)
-    harmless = {META, INDEX, KEPT} | ({ELEMENT} if ndim in (None, 1) else set()) | ({ELEMENT_AT} if ndim == 1 else set())
+    harmless = {META, INDEX, KEPT, RESAMPLED} | ({ELEMENT} if ndim in (None, 1) else set()) | ({ELEMENT_AT} if ndim == 1 else set())
     data = kinds - harmless  # UNKNOWN: passed to a function of the project, which may move it
     attr = f"self.{a.name}"
     if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data)):
@@ -925,11 +928,22 @@ def _ndim(facts: ModuleFacts, a: AttrAssign, factory: Factory) -> int | None:
         first = args[0]
         if isinstance(first, (cst.Tuple, cst.List)):
             return len(first.elements)
-        return len(args) if all(isinstance(x, (cst.Integer, cst.Name, cst.Attribute)) for x in args) else None
+        return len(args) if all(_size_like(x) for x in args) else None
     if isinstance(args[0], (cst.List, cst.Tuple)) and len(args) == 1:
         nested = any(isinstance(e.value, (cst.List, cst.Tuple)) for e in args[0].elements)
         return 2 if nested else 1
     return None
+
+
+def _size_like(expr: cst.BaseExpression) -> bool:
+    """One size argument of a factory: ``3``, ``n``, ``self.dim``, ``len(self.blocks)``, ``2 * n``."""
+    if isinstance(expr, (cst.Integer, cst.Name, cst.Attribute)):
+        return True
+    if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Name):
+        return expr.func.value in ("len", "int", "min", "max", "round", "abs")
+    if isinstance(expr, cst.BinaryOperation):
+        return _size_like(expr.left) and _size_like(expr.right)
+    return False
 
 
 def _empty(factory: Factory) -> bool:
