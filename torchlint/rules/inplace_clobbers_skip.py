@@ -288,7 +288,7 @@ class _Flow:
             elif isinstance(target, cst.Name):
                 self.read(target, combining)
                 self.change(self.state.holds.get(target.value, frozenset()), small, target.value)
-            elif isinstance(target, cst.Subscript):
+            elif isinstance(target, cst.Subscript) and not _keyed_by_string(target):
                 self.change(self.base(target.value), small, _root(target.value))
         elif isinstance(small, cst.Expr):
             self.statement_call = small.value
@@ -323,7 +323,8 @@ class _Flow:
             for el in target.slice:
                 if isinstance(el.slice, cst.Index):
                     self.value(el.slice.value)
-            self.change(self.base(target.value), target, _root(target.value))
+            if not _keyed_by_string(target):  # ``batch["x"] = x`` fills a mapping, no tensor
+                self.change(self.base(target.value), target, _root(target.value))
         elif isinstance(target, cst.Attribute):
             self.value(target.value)
 
@@ -572,4 +573,13 @@ def _passes_inplace(node: ast.AST) -> bool:
     anywhere in the file: the layer may be a class attribute set in another class)."""
     return isinstance(node, ast.Call) and (
         any(k.arg == "inplace" for k in node.keywords) or any(isinstance(a, ast.Constant) and a.value is True for a in node.args)
+    )
+
+
+def _keyed_by_string(subscript: cst.Subscript) -> bool:
+    """``d["key"]``, ``d[f"{k}_x"]``: an item of a mapping, which no tensor has."""
+    return any(
+        isinstance(el.slice, cst.Index)
+        and isinstance(el.slice.value, (cst.SimpleString, cst.FormattedString, cst.ConcatenatedString))
+        for el in subscript.slice
     )

@@ -606,6 +606,8 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     return META
                 if any(a.keyword is not None and a.keyword.value == "device" for a in call.args):
                     return MOVED
+                if _MOVE_HELPER.search(_callee_name(call.func)):
+                    return MOVED  # ``to_device(x, self.t)``, ``move_to_device(self.t, device)``
                 func = call.func
                 q = facts.qualname(func)
                 if q and _root_name(func) in _relative_imports(facts.module):
@@ -658,6 +660,16 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                 return KEPT
         return USED
     return USED
+
+
+# a helper named for moving its argument to a device: ``to_device``, ``move_to_device``, ``to_cuda``
+_MOVE_HELPER = re.compile(r"(^|_)(to|move|moved|send)_?(to_?)?(device|cuda|gpu)$", re.I)
+
+
+def _callee_name(func: cst.BaseExpression) -> str:
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
 
 
 def _on_instance(func: cst.Attribute) -> bool:
@@ -867,6 +879,8 @@ def _judge(
         return None  # moved at every use; or a host lookup table the data is brought to and back
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
         return None
+    if not random and MUTATED not in kinds and _placed_beside(factory):
+        return None  # a constant built where the wrapped model's weights live, on purpose
     if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
         return (
             f"{attr} is a plain tensor attribute updated at runtime: not saved in state_dict(), so a "
@@ -933,6 +947,13 @@ def _ndim(facts: ModuleFacts, a: AttrAssign, factory: Factory) -> int | None:
         nested = any(isinstance(e.value, (cst.List, cst.Tuple)) for e in args[0].elements)
         return 2 if nested else 1
     return None
+
+
+def _placed_beside(factory: Factory) -> bool:
+    """``torch.tensor(..., device=next(model.parameters()).device)``: built on the device of a
+    tensor or model that exists at construction."""
+    device, _ = find_arg(factory.call, "device")
+    return device is not None and isinstance(device.value, cst.Attribute) and device.value.attr.value == "device"
 
 
 def _size_like(expr: cst.BaseExpression) -> bool:
