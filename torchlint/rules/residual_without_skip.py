@@ -372,7 +372,7 @@ class SkipFinder:
         self.facts = facts
         self.cls = cls
         self.additive = additive
-        self.methods = _methods_with_bases(facts, cls)
+        self.methods = methods_with_bases(facts, cls)
         self.attrs = {a.name for c in _class_chain(facts, cls) for a in c.attr_assigns} | _class_attrs(cls)
         self.unknown_base = _has_unknown_base(facts, cls)
         self.torch_layers = _torch_layer_attrs(facts, cls)
@@ -634,7 +634,7 @@ def parent_forward_skip(facts: ModuleFacts, cls: ClassInfo) -> bool | None:
     for base in cls.bases:
         local = facts.local_class(base)
         if local is not None:
-            forward = _methods_with_bases(facts, local).get("forward")
+            forward = methods_with_bases(facts, local).get("forward")
             if forward is None:
                 return False if sequential_base(facts, local) else None
             return SkipFinder(facts, local).forward_has_skip(forward)
@@ -664,7 +664,7 @@ def _class_chain(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
     return out
 
 
-def _methods_with_bases(facts: ModuleFacts, cls: ClassInfo) -> dict[str, FunctionInfo]:
+def methods_with_bases(facts: ModuleFacts, cls: ClassInfo) -> dict[str, FunctionInfo]:
     methods: dict[str, FunctionInfo] = {}
     for c in _class_chain(facts, cls):
         for name, fn in c.methods.items():
@@ -751,7 +751,7 @@ class ResidualWithoutSkip(Rule):
                         cls,
                     )
                 continue
-            forward = _methods_with_bases(facts, cls).get("forward")
+            forward = methods_with_bases(facts, cls).get("forward")
             if forward is not None:
                 owner = next(c for c in _class_chain(facts, cls) if c.methods.get("forward") is forward)
                 missing = not SkipFinder(facts, owner).forward_has_skip(forward)
@@ -846,7 +846,7 @@ def wrapper_adds_skip(facts: ModuleFacts, call: CallInfo, cls: ClassInfo | None)
     if wrapper is cls:
         return False
     if wrapper is not None:
-        forward = _methods_with_bases(facts, wrapper).get("forward")
+        forward = methods_with_bases(facts, wrapper).get("forward")
         return forward is not None and SkipFinder(facts, wrapper).forward_has_skip(forward)
     scope = call.scope or (call.function.scope if call.function else None)
     kind = _project_forward(facts, facts.qualname(func, scope))
@@ -910,7 +910,7 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope 
     if local is not None:
         if local is cls or not local.is_module:
             return False
-        forward = _methods_with_bases(facts, local).get("forward")
+        forward = methods_with_bases(facts, local).get("forward")
         if forward is not None and SkipFinder(facts, local, additive=True).forward_has_skip(forward) and _computes(facts, local):
             return True
         return residual_marker(name) is not None
@@ -923,7 +923,7 @@ def _computes(facts: ModuleFacts, cls: ClassInfo) -> bool:
     """Whether a class builds layers of its own (not an abstract stub that passes as 'has a skip'):
     a torch.nn layer, or any call stored on self in ``__init__`` (``self.conv1 = ConvLayer(...)``
     from a helper module)."""
-    init = _methods_with_bases(facts, cls).get("__init__")
+    init = methods_with_bases(facts, cls).get("__init__")
     if init is None:
         return False
     if any(facts.is_module_class_expr(c.node.func, init.scope) for c in init.calls):

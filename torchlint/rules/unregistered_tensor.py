@@ -879,8 +879,6 @@ def _judge(
         return None  # moved at every use; or a host lookup table the data is brought to and back
     if _is_scalar(facts, factory, a) and MUTATED not in kinds:
         return None
-    if not random and MUTATED not in kinds and _placed_beside(factory):
-        return None  # a constant built where the wrapped model's weights live, on purpose
     if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
         return (
             f"{attr} is a plain tensor attribute updated at runtime: not saved in state_dict(), so a "
@@ -947,13 +945,6 @@ def _ndim(facts: ModuleFacts, a: AttrAssign, factory: Factory) -> int | None:
         nested = any(isinstance(e.value, (cst.List, cst.Tuple)) for e in args[0].elements)
         return 2 if nested else 1
     return None
-
-
-def _placed_beside(factory: Factory) -> bool:
-    """``torch.tensor(..., device=next(model.parameters()).device)``: built on the device of a
-    tensor or model that exists at construction."""
-    device, _ = find_arg(factory.call, "device")
-    return device is not None and isinstance(device.value, cst.Attribute) and device.value.attr.value == "device"
 
 
 def _size_like(expr: cst.BaseExpression) -> bool:

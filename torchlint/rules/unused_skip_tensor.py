@@ -29,6 +29,7 @@ from torchlint.rules.residual_without_skip import (
     has_projection,
     main_inputs,
     meant_residual,
+    methods_with_bases,
     used_as_branch,
     wrapper_adds_skip,
 )
@@ -95,12 +96,43 @@ class UnusedSkipTensor(Rule):
 def _layers_wrapped_in_skips(facts: ModuleFacts, cls: ClassInfo) -> bool:
     """Whether the class builds its layers inside wrappers that add the skip themselves
     (``init_hyper_conn(dim=d, branch=Attention(...))``, ``Residual(FeedForward(...))``): the skip
-    lives in each layer, and a ``residual = x`` left in forward is a leftover, not a lost skip."""
+    lives in each layer, and a ``residual = x`` left in forward is a leftover, not a lost skip. A
+    wrapper of this file counts when its forward adds its input back."""
+    for call in facts.calls:
+        if call.cls is not cls:
+            continue
+        scope = call.scope or (call.function.scope if call.function else None)
+        if not any(
+            isinstance(a.value, cst.Call) and facts.is_module_class_expr(a.value.func, scope) for a in call.node.args
+        ):
+            continue
+        wrapper = facts.local_class(call.node.func)
+        if wrapper is cls:
+            continue
+        if wrapper is None:
+            if wrapper_adds_skip(facts, call, cls):
+                return True
+            continue
+        forward = methods_with_bases(facts, wrapper).get("forward")
+        if forward is not None and _adds_its_input(forward):
+            return True
+    return False
+
+
+def _adds_its_input(forward: FunctionInfo) -> bool:
+    """Whether a wrapper's forward adds its one tensor input, as it got it, to a result
+    (``return x + self.fn(x)``, ``out = self.fn(x); return out + x``)."""
+    inputs = main_inputs(forward)
+    if len(inputs) != 1:
+        return False
+    kept = {inputs[0]} | {
+        name for name, assigned in forward.assignments.items()
+        if all(isinstance(v, cst.Name) and v.value == inputs[0] for _, v in assigned)
+    }
     return any(
-        call.cls is cls
-        and any(isinstance(a.value, cst.Call) for a in call.node.args)
-        and wrapper_adds_skip(facts, call, cls)
-        for call in facts.calls
+        isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add)
+        and any(isinstance(side, cst.Name) and side.value in kept for side in (node.left, node.right))
+        for node in _nodes(forward.node.body)
     )
 
 
