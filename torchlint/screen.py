@@ -296,6 +296,13 @@ def ast_nodes(root: ast.AST) -> list[ast.AST]:
     return out
 
 
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """A node's children but the load/store contexts (what ``ast.iter_child_nodes`` gives)."""
+    out: list[ast.AST] = []
+    _extend_children(node, out)
+    return out
+
+
 def _extend_children(node: ast.AST, out: list[ast.AST]) -> None:
     kind = type(node)
     fields = _FIELDS.get(kind)
