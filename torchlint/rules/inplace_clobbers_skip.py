@@ -86,11 +86,21 @@ class InplaceClobbersSkip(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """An in-place operation in a class with a base, or an inplace flag in a file with one."""
-        classes = info.based_classes
-        return any(_changes_in_place(n) for c in classes for n in ast_nodes(c)) or bool(classes) and any(
-            _passes_inplace(n) for n in info.nodes
-        )
+        """A function of a class with a base that changes a local in place through a layer built
+        with an inplace flag, or changes one in place and binds one name to what another holds
+        (two names for one tensor: the only way a change through one is read through the other)."""
+        flagged = any(_passes_inplace(n) for n in info.nodes)
+        layers = flagged or "Identity" in info.names  # the layer kinds _layer_kinds can give
+        for cls in info.based_classes:
+            for fn in ast_nodes(cls):
+                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    nodes = ast_nodes(fn)
+                    changes = [n for n in nodes if _changes_in_place(n, flagged)]
+                    if any(_changes_itself(n, nodes) for n in changes if isinstance(n, ast.Call)) and flagged:
+                        return True
+                    if changes and any(_aliases(n, layers) for n in nodes):
+                        return True
+        return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         layers: dict[int, dict[str, str]] = {}
@@ -558,13 +568,94 @@ def _not_tensor_param(param: cst.Param) -> bool:
     )
 
 
-def _changes_in_place(node: ast.AST) -> bool:
-    """An augmented assignment, an assignment into a subscript, or a call of a ``..._`` method
-    or function (in a module class, where the function this rule follows is)."""
-    if isinstance(node, ast.AugAssign) or isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-        return True
-    func = node.func if isinstance(node, ast.Call) else None
-    return (isinstance(func, ast.Attribute) and func.attr.endswith("_")) or (isinstance(func, ast.Name) and func.id.endswith("_"))
+def _ast_root(expr: ast.expr) -> str | None:
+    """``_root`` over CPython's ast."""
+    while True:
+        if isinstance(expr, ast.Name):
+            return expr.id
+        if isinstance(expr, ast.Subscript) or isinstance(expr, ast.Attribute) and expr.attr in VIEW_ATTRS:
+            expr = expr.value
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in VIEW_METHODS:
+            expr = expr.func.value
+        else:
+            return None
+
+
+def _first_root(call: ast.Call) -> str | None:
+    """The root name of a call's first positional argument (what an in-place function changes)."""
+    first = call.args[0] if call.args else None
+    return _ast_root(first) if first is not None and not isinstance(first, ast.Starred) else None
+
+
+def _changes_in_place(node: ast.AST, flagged: bool) -> bool:
+    """What ``_Flow`` may take as an in-place change of a name: ``x += <not an int>``, ``x[i] =
+    ...``, ``x.add_(...)``, ``torch.relu_(x)``, ``F.relu(x, inplace=True)``, or (in a file with an
+    inplace flag) ``self.act(x)``; the changed tensor reached from a name."""
+    if isinstance(node, ast.AugAssign):
+        target = node.target
+        if isinstance(target, ast.Name):
+            return not (isinstance(node.value, ast.Constant) and type(node.value.value) is int)
+        return isinstance(target, ast.Subscript) and _ast_root(target.value) is not None
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.ctx, ast.Store) and _ast_root(node.value) is not None
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if leaf.endswith("_") and not leaf.startswith("_"):
+        receiver = func.value if isinstance(func, ast.Attribute) else None
+        return _first_root(node) is not None or receiver is not None and _ast_root(receiver) is not None
+    if _passes_inplace(node) or flagged and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return _first_root(node) is not None
+    return False
+
+
+def _changes_itself(call: ast.Call, nodes: list[ast.AST]) -> bool:
+    """A call of an instance attribute whose result is used (``out = self.relu(x)``): a layer
+    built with inplace=True then changes ``x`` itself."""
+    func = call.func
+    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and not any(
+        isinstance(n, ast.Expr) and n.value is call for n in nodes
+    )
+
+
+def _aliases(node: ast.AST, layers: bool) -> bool:
+    """A binding that may leave two names holding one tensor: ``a = b = ...``, or a name bound
+    to what another name holds (``identity = x``, ``y = x.view(...)``, ``y = x.relu_()``, or with
+    ``layers``, ``y = self.act(x)``)."""
+    if isinstance(node, ast.Assign):
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        return len(names) > 1 or any(_held_by(node.value, layers) - {n} for n in names)
+    if isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
+        return node.value is not None and isinstance(node.target, ast.Name) and bool(_held_by(node.value, layers) - {node.target.id})
+    if isinstance(node, ast.withitem):
+        var = node.optional_vars
+        return isinstance(var, ast.Name) and bool(_held_by(node.context_expr, layers) - {var.id})
+    return False
+
+
+def _held_by(expr: ast.AST, layers: bool) -> set[str]:
+    """The names whose tensors ``_Flow.value`` may give as the value of ``expr``."""
+    if isinstance(expr, ast.Name):
+        return {expr.id}
+    if isinstance(expr, ast.Attribute):
+        return _held_by(expr.value, layers) if expr.attr in VIEW_ATTRS else set()
+    if isinstance(expr, ast.IfExp):
+        return _held_by(expr.body, layers) | _held_by(expr.orelse, layers)
+    if isinstance(expr, ast.NamedExpr):  # the value, now held by the target too
+        return _held_by(expr.value, layers) | {expr.target.id}
+    if isinstance(expr, (ast.Await, ast.Yield, ast.Starred)):
+        return _held_by(expr.value, layers) if expr.value is not None else set()
+    if not isinstance(expr, ast.Call):
+        return set()
+    func = expr.func
+    leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    found: set[str | None] = set()
+    if isinstance(func, ast.Attribute) and (leaf.endswith("_") or leaf in VIEW_METHODS):
+        found.add(_ast_root(func.value))
+    if leaf.endswith("_") or _passes_inplace(expr) or layers and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        found.add(_first_root(expr))
+    return {n for n in found if n is not None}
 
 
 def _passes_inplace(node: ast.AST) -> bool:
