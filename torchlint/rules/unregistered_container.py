@@ -65,7 +65,10 @@ class UnregisteredContainer(Rule):
     def screen(info: TreeInfo) -> bool:
         """A module class with its own ``__init__``, and an attribute assigned a container built
         in place (or a local name, which may hold one)."""
-        return bool(info.init_classes) and any(_may_store_container(c) for c in info.init_classes)
+        if not info.init_classes:
+            return False
+        stored = {name for c in info.init_classes for name in _container_attrs(c)}
+        return bool(stored) and bool(stored & _read_outside_init(info))
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -938,10 +941,11 @@ def _identity_comprehension(comp: cst.ListComp | cst.GeneratorExp) -> bool:
 _CONTAINER_NODES = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.DictComp)
 
 
-def _may_store_container(cls: ast.ClassDef) -> bool:
-    """The screen's reading of the candidates: in a method of the class, ``self.x = <literal,
-    comprehension or call of list/tuple/dict/OrderedDict>``, or ``self.x = name`` (in ``list()``
-    etc. too) where the method also assigns ``name``."""
+def _container_attrs(cls: ast.ClassDef) -> set[str]:
+    """The screen's reading of the candidates: the attributes that, in a method of the class,
+    are assigned ``<literal, comprehension or call of list/tuple/dict/OrderedDict>``, or
+    ``name`` (in ``list()`` etc. too) where the method also assigns ``name``."""
+    found: set[str] = set()
     for method in methods(cls):
         nodes = ast_nodes(method)
         assigned = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
@@ -949,16 +953,27 @@ def _may_store_container(cls: ast.ClassDef) -> bool:
             if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if not any(isinstance(n, ast.Attribute) for t in targets for n in ast_nodes(t)):
+            attrs = {n.attr for t in targets for n in ast_nodes(t) if isinstance(n, ast.Attribute)}
+            if not attrs:
                 continue
             value = node.value
             if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:
                 value = value.args[0]
             if isinstance(value, _CONTAINER_NODES) or isinstance(value, ast.Name) and value.id in assigned:
-                return True
-            if isinstance(node.value, ast.Call) and _callee_leaf(node.value) in ("list", "tuple", "dict", "OrderedDict"):
-                return True
-    return False
+                found |= attrs
+            elif isinstance(node.value, ast.Call) and _callee_leaf(node.value) in ("list", "tuple", "dict", "OrderedDict"):
+                found |= attrs
+    return found
+
+
+def _read_outside_init(info: TreeInfo) -> set[str]:
+    """The attributes read (``<name>.<attr>`` not as a target) in a function not named
+    ``__init__``: a candidate is reported only when a method after construction uses it."""
+    return {
+        n.attr
+        for fn in info.functions if fn.name != "__init__"
+        for n in ast_nodes(fn) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name)
+    }
 
 
 def _callee_leaf(call: ast.Call) -> str | None:
