@@ -246,12 +246,6 @@ class TreeInfo:
         return frozenset({leaf}) | self.imported_as.get(leaf, frozenset())
 
     @cached_property
-    def calls_outside_init(self) -> list[ast.Call]:
-        """The calls not inside a function named ``__init__``."""
-        inside = {id(n) for f in self.functions if f.name == "__init__" for n in ast_nodes(f)}
-        return [n for n in self.calls if id(n) not in inside]
-
-    @cached_property
     def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
         return [n for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
