@@ -40,7 +40,7 @@ from torchlint.rules.residual_without_skip import (
     _class_chain,
 )
 from torchlint.rules.unused_skip_tensor import skip_named
-from torchlint.screen import TreeInfo, ast_nodes
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
 INPLACE_LAYERS = {
@@ -86,20 +86,25 @@ class InplaceClobbersSkip(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A function of a class with a base that changes a local in place through a layer built
-        with an inplace flag, or changes one in place and binds one name to what another holds
-        (two names for one tensor: the only way a change through one is read through the other)."""
-        flagged = any(_passes_inplace(n) for n in info.nodes)
-        layers = flagged or "Identity" in info.names  # the layer kinds _layer_kinds can give
+        """In a function of a class with a base, a local changed in place through a layer built with
+        an inplace flag; or a local changed in place that shares its tensor with another name
+        (``identity = x``), one of those names read where values combine or named as a skip."""
+        inplace = _attrs_built(info, lambda call, leaves: bool(leaves & INPLACE_LAYERS.keys()) and _passes_inplace(call))
+        layers = inplace | _attrs_built(info, lambda call, leaves: "Identity" in leaves)  # what _layer_kinds can give
         for cls in info.based_classes:
+            methods_of = {id(m) for m in methods(cls)}
             for fn in ast_nodes(cls):
-                if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    nodes = ast_nodes(fn)
-                    changes = [n for n in nodes if _changes_in_place(n, flagged)]
-                    if any(_changes_itself(n, nodes) for n in changes if isinstance(n, ast.Call)) and flagged:
-                        return True
-                    if changes and any(_aliases(n, layers) for n in nodes):
-                        return True
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                nodes = ast_nodes(fn)
+                held = _holdable(fn, id(fn) in methods_of, nodes)
+                changes = {n: _changed_roots(n, inplace) & held for n in nodes}
+                if any(roots and _changes_itself(n, nodes, inplace) for n, roots in changes.items() if isinstance(n, ast.Call)):
+                    return True
+                changed = set().union(*changes.values())
+                shared = set().union(*(_alias_names(n, layers, held) for n in nodes)) if changed else set()
+                if changed & shared and (any(skip_named(n) for n in shared) or shared & _combined(nodes)):
+                    return True
         return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
@@ -587,54 +592,137 @@ def _first_root(call: ast.Call) -> str | None:
     return _ast_root(first) if first is not None and not isinstance(first, ast.Starred) else None
 
 
-def _changes_in_place(node: ast.AST, flagged: bool) -> bool:
-    """What ``_Flow`` may take as an in-place change of a name: ``x += <not an int>``, ``x[i] =
-    ...``, ``x.add_(...)``, ``torch.relu_(x)``, ``F.relu(x, inplace=True)``, or (in a file with an
-    inplace flag) ``self.act(x)``; the changed tensor reached from a name."""
+def _changed_roots(node: ast.AST, inplace: set[str]) -> set[str]:
+    """The names whose tensors ``_Flow`` may take ``node`` to change in place: ``x += <not an
+    int>``, ``x[i] = ...``, ``x.add_(...)``, ``torch.relu_(x)``, ``F.relu(x, inplace=True)``, or
+    ``self.act(x)`` with ``act`` among the ``inplace`` attributes."""
     if isinstance(node, ast.AugAssign):
         target = node.target
         if isinstance(target, ast.Name):
-            return not (isinstance(node.value, ast.Constant) and type(node.value.value) is int)
-        return isinstance(target, ast.Subscript) and _ast_root(target.value) is not None
+            return set() if isinstance(node.value, ast.Constant) and type(node.value.value) is int else {target.id}
+        return _roots(target.value) if isinstance(target, ast.Subscript) else set()
     if isinstance(node, ast.Subscript):
-        return isinstance(node.ctx, ast.Store) and _ast_root(node.value) is not None
+        return _roots(node.value) if isinstance(node.ctx, ast.Store) else set()
     if not isinstance(node, ast.Call):
-        return False
+        return set()
     func = node.func
     leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
     if leaf.endswith("_") and not leaf.startswith("_"):
-        receiver = func.value if isinstance(func, ast.Attribute) else None
-        return _first_root(node) is not None or receiver is not None and _ast_root(receiver) is not None
-    if _passes_inplace(node) or flagged and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        return _first_root(node) is not None
-    return False
+        receiver = _roots(func.value) if isinstance(func, ast.Attribute) else set()
+        return _first_roots(node) | receiver
+    if _passes_inplace(node) or _attr_call(func, inplace):
+        return _first_roots(node)
+    return set()
 
 
-def _changes_itself(call: ast.Call, nodes: list[ast.AST]) -> bool:
-    """A call of an instance attribute whose result is used (``out = self.relu(x)``): a layer
+def _roots(expr: ast.expr) -> set[str]:
+    root = _ast_root(expr)
+    return {root} if root is not None else set()
+
+
+def _first_roots(call: ast.Call) -> set[str]:
+    root = _first_root(call)
+    return {root} if root is not None else set()
+
+
+def _holdable(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool, nodes: list[ast.AST]) -> set[str]:
+    """The names that may hold a tensor in ``_Flow``: the parameters but a method's instance, and
+    the names the function (or a function in it) binds."""
+    args = fn.args
+    params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    plain = not any(isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in fn.decorator_list)
+    if is_method and plain and (args.posonlyargs or args.args):
+        params = params[1:]
+    return {*params, *(n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))}
+
+
+def _combined(nodes: list[ast.AST]) -> set[str]:
+    """The names read where ``_Flow.operands`` combines values: operands of ``+``/``-`` (and of
+    ``+=``/``-=``), of the combining methods and torch functions (``add``, ``cat``...)."""
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            found |= _direct_names(node.left) | _direct_names(node.right)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+            found |= _direct_names(node.target) | _direct_names(node.value)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if leaf in COMBINING_METHODS or leaf in COMBINING_TORCH:
+                receiver = [func.value] if isinstance(func, ast.Attribute) else []
+                for e in (*receiver, *node.args, *(k.value for k in node.keywords)):
+                    found |= _direct_names(e)
+    return found
+
+
+def _direct_names(expr: ast.AST) -> set[str]:
+    """A name, or the names in a list or tuple literal (nested too): what ``operands`` defers."""
+    if isinstance(expr, ast.Name):
+        return {expr.id}
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        return set().union(*(_direct_names(e) for e in expr.elts))
+    if isinstance(expr, ast.Starred):
+        return _direct_names(expr.value)
+    return set()
+
+
+def _changes_itself(call: ast.Call, nodes: list[ast.AST], inplace: set[str]) -> bool:
+    """A call of an ``inplace`` attribute whose result is used (``out = self.relu(x)``): a layer
     built with inplace=True then changes ``x`` itself."""
-    func = call.func
-    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and not any(
-        isinstance(n, ast.Expr) and n.value is call for n in nodes
-    )
+    return _attr_call(call.func, inplace) and not any(isinstance(n, ast.Expr) and n.value is call for n in nodes)
 
 
-def _aliases(node: ast.AST, layers: bool) -> bool:
-    """A binding that may leave two names holding one tensor: ``a = b = ...``, or a name bound
-    to what another name holds (``identity = x``, ``y = x.view(...)``, ``y = x.relu_()``, or with
-    ``layers``, ``y = self.act(x)``)."""
+def _attr_call(func: ast.expr, attrs: set[str]) -> bool:
+    """``<name>.<attr>`` with ``attr`` among ``attrs``: the call of such a layer."""
+    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in attrs
+
+
+def _attrs_built(info: TreeInfo, layer) -> set[str]:
+    """The attributes assigned (``<x>.<attr> = ...``, ``setattr(<x>, "<attr>", ...)``) a call that
+    ``layer(call, callee_leaves)`` accepts, or a Sequential given one."""
+
+    def builds(value: ast.expr) -> bool:
+        if not isinstance(value, ast.Call):
+            return False
+        leaves = info.callee_leaves(value)
+        return layer(value, leaves) or "Sequential" in leaves and any(builds(a) for a in value.args)
+
+    found: set[str] = set()
+    for node in info.nodes:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            values = node.value.elts if isinstance(node.value, (ast.Tuple, ast.List)) else [node.value]
+            if any(builds(v) for v in values):
+                found.update(n.attr for t in targets for n in ast_nodes(t) if isinstance(n, ast.Attribute))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr" and len(node.args) >= 3:
+            key = node.args[1]
+            if isinstance(key, ast.Constant) and isinstance(key.value, str) and builds(node.args[2]):
+                found.add(key.value)
+    return found
+
+
+def _alias_names(node: ast.AST, layers: set[str], held: set[str]) -> set[str]:
+    """The names a binding may leave holding one tensor together: ``a = b = ...``, or a name
+    bound to what another name holds (``identity = x``, ``y = x.view(...)``, ``y = x.relu_()``,
+    ``y = self.act(x)`` with ``act`` among the ``layers`` attributes)."""
     if isinstance(node, ast.Assign):
-        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
-        return len(names) > 1 or any(_held_by(node.value, layers) - {n} for n in names)
-    if isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
-        return node.value is not None and isinstance(node.target, ast.Name) and bool(_held_by(node.value, layers) - {node.target.id})
-    if isinstance(node, ast.withitem):
-        var = node.optional_vars
-        return isinstance(var, ast.Name) and bool(_held_by(node.context_expr, layers) - {var.id})
-    return False
+        names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+        sources = _held_by(node.value, layers) & held
+        return names | sources if len(names) > 1 or sources - names else set()
+    pairs = []
+    if isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+        pairs = [(node.target, node.value)]
+    elif isinstance(node, ast.withitem):
+        pairs = [(node.optional_vars, node.context_expr)]
+    for target, value in pairs:
+        if isinstance(target, ast.Name):
+            sources = _held_by(value, layers) & held
+            if sources - {target.id}:
+                return sources | {target.id}
+    return set()
 
 
-def _held_by(expr: ast.AST, layers: bool) -> set[str]:
+def _held_by(expr: ast.AST, layers: set[str]) -> set[str]:
     """The names whose tensors ``_Flow.value`` may give as the value of ``expr``."""
     if isinstance(expr, ast.Name):
         return {expr.id}
@@ -653,7 +741,7 @@ def _held_by(expr: ast.AST, layers: bool) -> set[str]:
     found: set[str | None] = set()
     if isinstance(func, ast.Attribute) and (leaf.endswith("_") or leaf in VIEW_METHODS):
         found.add(_ast_root(func.value))
-    if leaf.endswith("_") or _passes_inplace(expr) or layers and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+    if leaf.endswith("_") or _passes_inplace(expr) or _attr_call(func, layers):
         found.add(_first_root(expr))
     return {n for n in found if n is not None}
 
