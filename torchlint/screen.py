@@ -190,6 +190,11 @@ class TreeInfo:
         sources = self._import_bound.get(root.id)
         return bool(sources) and all(source in _STDLIB_ROOTS for source in sources)
 
+    def binds(self, name: str) -> bool:
+        """Whether the file binds ``name`` anywhere: by assignment, definition, parameter, import
+        (a builtin it does not bind is the builtin everywhere)."""
+        return name in self._locally_bound or name in self._import_bound
+
     @cached_property
     def _import_bound(self) -> dict[str, set[str]]:
         """Each name an import binds, with the first part of the module it comes from (``.`` for
