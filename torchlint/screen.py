@@ -143,10 +143,36 @@ class TreeInfo:
             for n in self.nodes if isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
         )
 
-    @cached_property
+    @property
     def nodes(self) -> list[ast.AST]:
-        """Every node of the tree but the load/store contexts, parents before children."""
-        return ast_nodes(self.tree)
+        """Every node of the tree but the load/store contexts, parents before children (depth
+        first)."""
+        return self._preorder[0]
+
+    def subtree(self, node: ast.AST) -> list[ast.AST]:
+        """A node of the file and every node under it but the contexts, parents before children
+        (depth first), sliced from one walk of the file instead of walking the node again."""
+        order, start, end = self._preorder
+        return order[start[id(node)] : end[id(node)]]
+
+    @cached_property
+    def _preorder(self) -> tuple[list[ast.AST], dict[int, int], dict[int, int]]:
+        order: list[ast.AST] = []
+        start: dict[int, int] = {}
+        end: dict[int, int] = {}
+        todo: list = [self.tree]
+        while todo:
+            item = todo.pop()
+            if type(item) is int:  # the id of a node whose subtree is done
+                end[item] = len(order)
+                continue
+            start[id(item)] = len(order)
+            order.append(item)
+            todo.append(id(item))
+            children = child_nodes(item)
+            children.reverse()
+            todo.extend(children)
+        return order, start, end
 
     @cached_property
     def classes(self) -> list[ast.ClassDef]:

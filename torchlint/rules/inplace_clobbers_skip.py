@@ -93,10 +93,10 @@ class InplaceClobbersSkip(Rule):
         layers = inplace | _attrs_built(info, lambda call, leaves: "Identity" in leaves)  # what _layer_kinds can give
         for cls in info.based_classes:
             methods_of = {id(m) for m in methods(cls)}
-            for fn in ast_nodes(cls):
+            for fn in info.subtree(cls):
                 if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     continue
-                nodes = ast_nodes(fn)
+                nodes = info.subtree(fn)
                 held = _holdable(fn, id(fn) in methods_of, nodes)
                 changes = {n: _changed_roots(n, inplace) & held for n in nodes}
                 if any(roots and _changes_itself(n, nodes, inplace) for n, roots in changes.items() if isinstance(n, ast.Call)):

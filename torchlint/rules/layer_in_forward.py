@@ -379,7 +379,7 @@ def _calls_reached_from_forward(info: TreeInfo) -> list[ast.Call]:
     reached, todo, calls = {"forward"}, ["forward"], []
     while todo:
         for m in by_name.get(todo.pop(), ()):
-            for node in ast_nodes(m):
+            for node in info.subtree(m):
                 if isinstance(node, ast.Call):
                     calls.append(node)
                     func = node.func

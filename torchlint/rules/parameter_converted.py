@@ -46,7 +46,7 @@ class ParameterConverted(Rule):
         """In a class with a base: an ``nn.Parameter(...)`` call converted in place or bound to a
         local name (which may be converted), or an attribute assigned an expression of itself."""
         for cls in info.based_classes:
-            nodes = ast_nodes(cls)
+            nodes = info.subtree(cls)
             if any(_converts_parameter(info, n) or _assigns_own_expression(n) for n in nodes):
                 return True
         return False

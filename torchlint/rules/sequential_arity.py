@@ -67,7 +67,7 @@ class SequentialArity(Rule):
         """A Sequential (or ``super().__init__`` in a class with a base) holding an element that
         may be reported: a lambda, or a name, attribute or call whose root name is not a local
         of the function around (a local's value is unknown to the rule)."""
-        return info.mentions(SEQUENTIALS) and _may_hold_a_problem(info)
+        return info.mentions(SEQUENTIALS) and any(_may_construct(info, c) for c in info.calls) and _may_hold_a_problem(info)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, owner in _sequential_constructions(facts):

@@ -125,7 +125,8 @@ class ShapeMismatch(Rule):
         that may be known: every mismatch compares two sizes the shape model traced to literals."""
         if info.mentions([LINEAR]):
             return True
-        return info.spells(_SIZED_LAYERS) and _known_sizes(info) >= 2
+        sized = [c for c in info.calls if info.callee_leaves(c) & _SIZE_ARGS.keys()]
+        return bool(sized) and _known_sizes(info) >= 2
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         model = ShapeModel(facts)

@@ -67,15 +67,14 @@ class UnregisteredContainer(Rule):
         place (or a local name, which may hold one) and read after construction, holding (in
         its literal or put in later) something ``_Kinds.item`` may judge a layer or Parameter,
         or something built whose module attributes are read after construction."""
-        if not info.init_classes:
+        candidates = [found for cls in info.init_classes for found in _container_items(info, cls)]
+        if not candidates:
             return False
         read = _read_outside_init(info)
         grown = _grown_items(info)
         module_read: set[str] | None = None
-        for cls in info.init_classes:
-            for attr, items in _container_items(cls):
-                if attr not in read:
-                    continue
+        for attr, items in candidates:
+            if attr in read:
                 items = [*items, *grown.get(attr, ())]
                 if any(_may_be_judged(info, e) for e in items):
                     return True
@@ -956,14 +955,14 @@ def _identity_comprehension(comp: cst.ListComp | cst.GeneratorExp) -> bool:
 _CONTAINER_NODES = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.DictComp)
 
 
-def _container_items(cls: ast.ClassDef) -> list[tuple[str, list[ast.expr]]]:
+def _container_items(info: TreeInfo, cls: ast.ClassDef) -> list[tuple[str, list[ast.expr]]]:
     """The screen's reading of the candidates: each attribute that, in a method of the class, is
     assigned ``<literal, comprehension or call of list/tuple/dict/OrderedDict>`` or ``name`` (in
     ``list()`` etc. too) where the method also assigns ``name``, with what the container may hold
     there (a ``list(param)`` copy holds a stand-in name: what it holds is unknown)."""
     found: list[tuple[str, list[ast.expr]]] = []
     for method in methods(cls):
-        nodes = ast_nodes(method)
+        nodes = info.subtree(method)
         assigned = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for node in nodes:
             if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
@@ -1097,11 +1096,11 @@ def _module_attributes_read(info: TreeInfo) -> set[str]:
     functions = [fn for fn in info.functions if fn.name != "__init__"]
     read_from = {
         node.value.id
-        for fn in functions for node in ast_nodes(fn)
+        for fn in functions for node in info.subtree(fn)
         if isinstance(node, ast.Attribute) and node.attr in _MODULE_ATTRIBUTES and isinstance(node.value, ast.Name)
     }
     for fn in functions:
-        for node in ast_nodes(fn):
+        for node in info.subtree(fn):
             if isinstance(node, ast.Attribute) and node.attr in _MODULE_ATTRIBUTES:
                 owner = node.value
                 while isinstance(owner, ast.Subscript):
@@ -1133,11 +1132,15 @@ def _bound_names(target: ast.expr) -> set[str]:
 def _read_outside_init(info: TreeInfo) -> set[str]:
     """The attributes read (``<name>.<attr>`` not as a target) in a function not named
     ``__init__``: a candidate is reported only when a method after construction uses it."""
-    return {
-        n.attr
-        for fn in info.functions if fn.name != "__init__"
-        for n in ast_nodes(fn) if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name)
-    }
+    found: set[str] = set()
+    seen: set[int] = set()  # the nodes of functions already read (a nested function's are)
+    for fn in info.functions:
+        if fn.name != "__init__" and id(fn) not in seen:
+            for n in info.subtree(fn):
+                seen.add(id(n))
+                if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name):
+                    found.add(n.attr)
+    return found
 
 
 def _callee_leaf(call: ast.Call) -> str | None:

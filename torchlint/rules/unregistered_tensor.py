@@ -1207,7 +1207,7 @@ def _may_assign_factory(info: TreeInfo, method: ast.FunctionDef | ast.AsyncFunct
     ``_factory_in`` may follow to a factory call, through the method's local names."""
     local: dict[str, list[ast.expr]] = {}
     stores: list[ast.expr] = []
-    for node in ast_nodes(method):
+    for node in info.subtree(method):
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:

@@ -65,7 +65,7 @@ class UnusedSkipTensor(Rule):
     @staticmethod
     def screen(info: TreeInfo) -> bool:
         """In a forward-like method of a class with a base, a local that may keep its input."""
-        return any(_FORWARD.match(m.name) and _keeps_an_input(m) for c in info.based_classes for m in methods(c))
+        return any(_FORWARD.match(m.name) and _keeps_an_input(info, m) for c in info.based_classes for m in methods(c))
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for fn in facts.functions:
@@ -275,13 +275,13 @@ def _nested(read: cst.Name, parents, root: cst.CSTNode) -> bool:
 
 
 
-def _keeps_an_input(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def _keeps_an_input(info: TreeInfo, method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """The screen's reading of a method and the functions nested in it: a local that may keep
     the input (``_kept_input``) and is not read between that assignment and its next store."""
-    return any(_dead_keeper(fn) for fn in ast_nodes(method) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    return any(_dead_keeper(info, fn) for fn in info.subtree(method) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)))
 
 
-def _dead_keeper(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def _dead_keeper(info: TreeInfo, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """In one function (its nested functions' statements too, which only lets more through):
     ``name = <what _kept_input may take>``, with one plain target not starting with ``_`` nor a
     parameter, and no read of ``name`` after it before the next store of it (anywhere in the
@@ -291,7 +291,7 @@ def _dead_keeper(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     reads: dict[str, list[tuple[int, int]]] = {}
     stores: dict[str, list[tuple[int, int]]] = {}
     keepers: list[tuple[str, tuple[int, int]]] = []
-    for node in ast_nodes(fn):
+    for node in info.subtree(fn):
         if isinstance(node, ast.Name):
             at = (node.lineno, node.col_offset)
             (reads if isinstance(node.ctx, ast.Load) else stores).setdefault(node.id, []).append(at)
