@@ -89,8 +89,8 @@ class InplaceClobbersSkip(Rule):
         """In a function of a class with a base, a local changed in place through a layer built with
         an inplace flag; or a local changed in place that shares its tensor with another name
         (``identity = x``), one of those names read where values combine or named as a skip."""
-        inplace = _attrs_built(info, lambda call, leaves: bool(leaves & INPLACE_LAYERS.keys()) and _passes_inplace(call))
-        layers = inplace | _attrs_built(info, lambda call, leaves: "Identity" in leaves)  # what _layer_kinds can give
+        inplace, identity = _layer_attrs(info)
+        layers = inplace | identity  # the attributes _layer_kinds can give a kind
         for cls in info.based_classes:
             methods_of = {id(m) for m in methods(cls)}
             for fn in info.subtree(cls):
@@ -677,28 +677,38 @@ def _attr_call(func: ast.expr, attrs: set[str]) -> bool:
     return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in attrs
 
 
-def _attrs_built(info: TreeInfo, layer) -> set[str]:
-    """The attributes assigned (``<x>.<attr> = ...``, ``setattr(<x>, "<attr>", ...)``) a call that
-    ``layer(call, callee_leaves)`` accepts, or a Sequential given one."""
+def _layer_attrs(info: TreeInfo) -> tuple[set[str], set[str]]:
+    """The attributes assigned (``<x>.<attr> = ...``, ``setattr(<x>, "<attr>", ...)``) a torch.nn
+    layer built with an inplace flag (or a Sequential given one), and those assigned an
+    Identity: a superset of what ``_layer_kinds`` takes as "inplace" and "identity"."""
+    flags = "inplace" in info.names or "True" in info.names
+    if not flags and "Identity" not in info.names:
+        return set(), set()
 
-    def builds(value: ast.expr) -> bool:
+    def kind(value: ast.expr) -> str | None:
         if not isinstance(value, ast.Call):
-            return False
+            return None
         leaves = info.callee_leaves(value)
-        return layer(value, leaves) or "Sequential" in leaves and any(builds(a) for a in value.args)
+        if flags and leaves & INPLACE_LAYERS.keys() and _passes_inplace(value):
+            return "inplace"
+        if "Identity" in leaves:
+            return "identity"
+        if "Sequential" in leaves and any(kind(a) == "inplace" for a in value.args):
+            return "inplace"
+        return None
 
-    found: set[str] = set()
+    found: dict[str, set[str]] = {"inplace": set(), "identity": set()}
     for node in info.nodes:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             values = node.value.elts if isinstance(node.value, (ast.Tuple, ast.List)) else [node.value]
-            if any(builds(v) for v in values):
-                found.update(n.attr for t in targets for n in ast_nodes(t) if isinstance(n, ast.Attribute))
+            for k in {kind(v) for v in values} - {None}:
+                found[k].update(n.attr for t in targets for n in ast_nodes(t) if isinstance(n, ast.Attribute))
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr" and len(node.args) >= 3:
-            key = node.args[1]
-            if isinstance(key, ast.Constant) and isinstance(key.value, str) and builds(node.args[2]):
-                found.add(key.value)
-    return found
+            key, k = node.args[1], kind(node.args[2])
+            if k is not None and isinstance(key, ast.Constant) and isinstance(key.value, str):
+                found[k].add(key.value)
+    return found["inplace"], found["identity"]
 
 
 def _alias_names(node: ast.AST, layers: set[str], held: set[str]) -> set[str]:
