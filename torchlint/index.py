@@ -26,6 +26,7 @@ from pathlib import Path
 from torchlint import __version__, cache
 from torchlint.engine import Selection, cache_digest, discover, module_name_for
 from torchlint.facts import is_module_base
+from torchlint.screen import ast_nodes, child_nodes
 
 ROOT_MARKERS = ("pyproject.toml", "setup.cfg", "setup.py", ".git")
 SCHEMA = 4  # the fields of ClassEntry: cached entries of another schema are not reused
@@ -169,7 +170,7 @@ def _scan_class(node: ast.ClassDef, imports: dict[str, str], local: set[str], mo
 
 
 def _layer_evidence(init: ast.FunctionDef, imports: dict[str, str]) -> str:
-    for node in ast.walk(init):
+    for node in ast_nodes(init):
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
             callee = _dotted(node.value.func)
             head, _, rest = (callee or "").partition(".")
@@ -198,21 +199,28 @@ _CAST_METHODS = {"to", "float", "half", "double", "bfloat16", "type", "type_as",
 
 
 def _names(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return {n.id for n in ast_nodes(node) if type(n) is ast.Name}
 
 
-def _derived(fn: ast.AST, seeds: set[str], through=lambda value: True) -> set[str]:
-    """The names of a function bound, directly or through other names, from ``seeds``
-    (flow-insensitive; metadata such as ``x.shape`` or ``x.size()`` is not data), by values that
-    ``through`` lets pass."""
+def _bindings(nodes: list[ast.AST]) -> list[tuple[set[str], ast.AST]]:
+    """What each binding among ``nodes`` binds, with the value it binds it from."""
     bindings: list[tuple[set[str], ast.AST]] = []
-    for node in ast.walk(fn):
+    for node in nodes:
         if isinstance(node, ast.Assign):
             bindings.append((set().union(*(_names(t) for t in node.targets)), node.value))
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
             bindings.append((_names(node.target), node.value))
         elif isinstance(node, (ast.For, ast.comprehension)):
             bindings.append((_names(node.target), node.iter))
+    return bindings
+
+
+def _derived(fn: ast.AST, seeds: set[str], through=lambda value: True, bindings=None) -> set[str]:
+    """The names of a function bound, directly or through other names, from ``seeds``
+    (flow-insensitive; metadata such as ``x.shape`` or ``x.size()`` is not data), by values that
+    ``through`` lets pass. ``bindings``: the function's ``_bindings``, when already known."""
+    if bindings is None:
+        bindings = _bindings(ast_nodes(fn))
     out = set(seeds)
     bindings = [(names, value) for names, value in bindings if through(value)]
     changed = True
@@ -237,7 +245,7 @@ def _carries(node: ast.AST, names: set[str]) -> bool:
             return False
         if isinstance(func, ast.Name) and func.id in ("len", "isinstance", "print", "range"):
             return False
-    return any(_carries(c, names) for c in ast.iter_child_nodes(node) if isinstance(c, ast.AST))
+    return any(_carries(c, names) for c in child_nodes(node))
 
 
 def _data_count(args: list[ast.expr], names: set[str]) -> int:
@@ -271,7 +279,7 @@ def forward_skip(fn: ast.FunctionDef | ast.AsyncFunctionDef, methods: set[str]) 
     data = _derived(fn, {positional[0]})
     unknown = False
     returns = False
-    for node in ast.walk(fn):
+    for node in ast_nodes(fn):
         if isinstance(node, (ast.Yield, ast.YieldFrom, ast.Lambda)) or node is not fn and isinstance(
             node, (ast.FunctionDef, ast.AsyncFunctionDef)
         ):
@@ -305,7 +313,7 @@ def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qu
     classes it builds into attributes it does not add around."""
     built: dict[str, set[str]] = {}
     init = methods.get("__init__")
-    for node in ast.walk(init) if init else ():
+    for node in ast_nodes(init) if init else ():
         target = value = None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
@@ -313,7 +321,7 @@ def skip_branches(methods: dict[str, ast.FunctionDef | ast.AsyncFunctionDef], qu
             target, value = node.func.value, node
         attr = _is_self_attr(target) if target is not None else None
         if attr:
-            classes = {qualify(c.func) for c in ast.walk(value) if isinstance(c, ast.Call)}
+            classes = {qualify(c.func) for c in ast_nodes(value) if isinstance(c, ast.Call)}
             classes = {q for q in classes if q != "?" and not q.startswith("torch.")}
             if classes:
                 built.setdefault(attr, set()).update(classes)
@@ -346,8 +354,9 @@ def _loop_bindings(target: ast.expr, iterable: ast.expr, attrs: set[str]) -> dic
 
 def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
     """The attributes among ``attrs`` whose output ``fn`` joins with the input it gave them."""
+    nodes = ast_nodes(fn)
     loop_vars: dict[str, str] = {}
-    for node in ast.walk(fn):
+    for node in nodes:
         if isinstance(node, (ast.For, ast.comprehension)):
             loop_vars.update(_loop_bindings(node.target, node.iter, attrs))
 
@@ -355,22 +364,20 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
         node = node.value if isinstance(node, ast.Subscript) else node
         return _is_self_attr(node, attrs) or (loop_vars.get(node.id) if isinstance(node, ast.Name) else None)
 
+    def held_call(call: ast.Call) -> str | None:
+        """The attribute a call runs a block of: ``blk(x)``, ``self.blocks[i](x)``, ``checkpoint(blk, x)``."""
+        return held(call.func) or next((a for a in map(held, call.args[:1]) if a), None)
+
     def branch_calls(node: ast.AST) -> list[tuple[str, ast.Call]]:
-        """Calls of a held block: ``blk(x)``, ``self.blocks[i](x)``, ``checkpoint(blk, x)``."""
-        found = []
-        for c in ast.walk(node):
-            if isinstance(c, ast.Call):
-                attr = held(c.func) or next((a for a in map(held, c.args[:1]) if a), None)
-                if attr:
-                    found.append((attr, c))
-        return found
+        """Calls of a held block under ``node``."""
+        return [(attr, c) for c in ast_nodes(node) if type(c) is ast.Call and (attr := held_call(c))]
 
     # names that only ever hold a held block's output (or its sum with something): a name also
     # bound by other layers (``x`` down a U-Net) says nothing about one block
     results: dict[str, set[str]] = {}
     mixed: set[str] = set()
     fed: dict[str, set[str]] = {}  # attribute -> the names its calls are given
-    for node in ast.walk(fn):
+    for node in nodes:
         if isinstance(node, ast.Assign):
             calls = branch_calls(node.value)
             for n in set().union(*(_names(t) for t in node.targets)):
@@ -378,20 +385,27 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
                     results.setdefault(n, set()).update(a for a, _ in calls)
                 elif not (isinstance(node.value, ast.BinOp) and n in _names(node.value)):
                     mixed.add(n)
-        for attr, call in branch_calls(node) if isinstance(node, ast.Call) else ():
-            if call is node:
-                fed.setdefault(attr, set()).update(*(_names(a) - {"self"} for a in node.args))
+        elif type(node) is ast.Call and (attr := held_call(node)):
+            fed.setdefault(attr, set()).update(*(_names(a) - {"self"} for a in node.args))
+
+    branches_of: dict[int, set[str]] = {}
 
     def branch_of(node: ast.AST) -> set[str]:
-        held_names = (n for n in _names(node) if n not in mixed)
-        return {a for a, _ in branch_calls(node)} | {a for n in held_names for a in results.get(n, ())}
+        found = branches_of.get(id(node))
+        if found is None:
+            held_names = (n for n in _names(node) if n not in mixed)
+            found = {a for a, _ in branch_calls(node)} | {a for n in held_names for a in results.get(n, ())}
+            branches_of[id(node)] = found
+        return found
 
     # what each block was given, and what else flows from it, not through the block's output
+    bindings = _bindings(nodes) if fed else []
     inputs = {
-        attr: _derived(fn, names, lambda value, attr=attr: attr not in branch_of(value)) for attr, names in fed.items()
+        attr: _derived(fn, names, lambda value, attr=attr: attr not in branch_of(value), bindings)
+        for attr, names in fed.items()
     }
     joined: set[str] = set()
-    for node in ast.walk(fn):
+    for node in nodes:
         pairs: list[tuple[ast.AST, ast.AST]] = []
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             pairs = [(node.left, node.right), (node.right, node.left)]

@@ -143,10 +143,36 @@ class TreeInfo:
             for n in self.nodes if isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
         )
 
-    @cached_property
+    @property
     def nodes(self) -> list[ast.AST]:
-        """Every node of the tree but the load/store contexts, parents before children."""
-        return ast_nodes(self.tree)
+        """Every node of the tree but the load/store contexts, parents before children (depth
+        first)."""
+        return self._preorder[0]
+
+    def subtree(self, node: ast.AST) -> list[ast.AST]:
+        """A node of the file and every node under it but the contexts, parents before children
+        (depth first), sliced from one walk of the file instead of walking the node again."""
+        order, start, end = self._preorder
+        return order[start[id(node)] : end[id(node)]]
+
+    @cached_property
+    def _preorder(self) -> tuple[list[ast.AST], dict[int, int], dict[int, int]]:
+        order: list[ast.AST] = []
+        start: dict[int, int] = {}
+        end: dict[int, int] = {}
+        todo: list = [self.tree]
+        while todo:
+            item = todo.pop()
+            if type(item) is int:  # the id of a node whose subtree is done
+                end[item] = len(order)
+                continue
+            start[id(item)] = len(order)
+            order.append(item)
+            todo.append(id(item))
+            children = child_nodes(item)
+            children.reverse()
+            todo.extend(children)
+        return order, start, end
 
     @cached_property
     def classes(self) -> list[ast.ClassDef]:
@@ -189,6 +215,11 @@ class TreeInfo:
             return True
         sources = self._import_bound.get(root.id)
         return bool(sources) and all(source in _STDLIB_ROOTS for source in sources)
+
+    def binds(self, name: str) -> bool:
+        """Whether the file binds ``name`` anywhere: by assignment, definition, parameter, import
+        (a builtin it does not bind is the builtin everywhere)."""
+        return name in self._locally_bound or name in self._import_bound
 
     @cached_property
     def _import_bound(self) -> dict[str, set[str]]:
@@ -246,12 +277,6 @@ class TreeInfo:
         return frozenset({leaf}) | self.imported_as.get(leaf, frozenset())
 
     @cached_property
-    def calls_outside_init(self) -> list[ast.Call]:
-        """The calls not inside a function named ``__init__``."""
-        inside = {id(n) for f in self.functions if f.name == "__init__" for n in ast_nodes(f)}
-        return [n for n in self.calls if id(n) not in inside]
-
-    @cached_property
     def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
         return [n for n in self.nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 
@@ -293,6 +318,13 @@ def ast_nodes(root: ast.AST) -> list[ast.AST]:
     out: list[ast.AST] = [root]
     for node in out:
         _extend_children(node, out)
+    return out
+
+
+def child_nodes(node: ast.AST) -> list[ast.AST]:
+    """A node's children but the load/store contexts (what ``ast.iter_child_nodes`` gives)."""
+    out: list[ast.AST] = []
+    _extend_children(node, out)
     return out
 
 

@@ -26,7 +26,12 @@ class AttentionDropoutIgnoresEval(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        return bool(info.based_classes) and info.mentions([SDPA])
+        """In a file with a class with a base, an attention call given a dropout rate."""
+        leaf = SDPA.rsplit(".", 1)[1]
+        return bool(info.based_classes) and info.mentions([SDPA]) and any(
+            leaf in info.callee_leaves(call) and (len(call.args) > RATE[1] or any(k.arg == RATE[0] for k in call.keywords))
+            for call in info.calls
+        )
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, _, fn, instance in facts.calls_in_module_methods(SDPA):

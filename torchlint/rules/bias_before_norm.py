@@ -11,6 +11,7 @@ import libcst as cst
 from torchlint.edits import render, with_keyword
 from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, find_arg, self_attr
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.screen import TreeInfo
 from torchlint.shapes import BATCH_NORMS, CONVS, INSTANCE_NORMS, Layer, ShapeModel
 
 _BATCH_NORMS = BATCH_NORMS | {f"LazyBatchNorm{n}d" for n in (1, 2, 3)}
@@ -54,6 +55,12 @@ class BiasBeforeNorm(Rule):
     needles = ("Norm",)
     default_enabled = False
     off_reason = "34 of 34 corpus findings were true dead biases, none worth changing: checkpoints carry the bias keys"
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """A torch.nn convolution or linear layer and a norm that can cancel its bias (a layer's
+        kind is the last part of its torch.nn name, which the file spells)."""
+        return info.spells(_CONVS | _LINEARS) and info.spells(_BATCH_NORMS | _INSTANCE_NORMS | {"GroupNorm"})
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         model = ShapeModel(facts)

@@ -20,7 +20,12 @@ class CheckpointUseReentrant(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        return info.mentions(CHECKPOINTS)
+        """A call of checkpoint or checkpoint_sequential given neither ``use_reentrant=`` nor ``**``."""
+        leaves = {q.rsplit(".", 1)[1] for q in CHECKPOINTS}
+        return info.mentions(CHECKPOINTS) and any(
+            info.callee_leaves(call) & leaves and not any(k.arg in ("use_reentrant", None) for k in call.keywords)
+            for call in info.calls
+        )
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, name in facts.calls_to(*CHECKPOINTS):

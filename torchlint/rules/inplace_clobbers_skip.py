@@ -40,7 +40,7 @@ from torchlint.rules.residual_without_skip import (
     _class_chain,
 )
 from torchlint.rules.unused_skip_tensor import skip_named
-from torchlint.screen import TreeInfo, ast_nodes
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
 INPLACE_LAYERS = {
@@ -86,11 +86,26 @@ class InplaceClobbersSkip(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """An in-place operation in a class with a base, or an inplace flag in a file with one."""
-        classes = info.based_classes
-        return any(_changes_in_place(n) for c in classes for n in ast_nodes(c)) or bool(classes) and any(
-            _passes_inplace(n) for n in info.nodes
-        )
+        """In a function of a class with a base, a local changed in place through a layer built with
+        an inplace flag; or a local changed in place that shares its tensor with another name
+        (``identity = x``), one of those names read where values combine or named as a skip."""
+        inplace, identity = _layer_attrs(info)
+        layers = inplace | identity  # the attributes _layer_kinds can give a kind
+        for cls in info.based_classes:
+            methods_of = {id(m) for m in methods(cls)}
+            for fn in info.subtree(cls):
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                nodes = info.subtree(fn)
+                held = _holdable(fn, id(fn) in methods_of, nodes)
+                changes = {n: _changed_roots(n, inplace) & held for n in nodes}
+                if any(roots and _changes_itself(n, nodes, inplace) for n, roots in changes.items() if isinstance(n, ast.Call)):
+                    return True
+                changed = set().union(*changes.values())
+                shared = set().union(*(_alias_names(n, layers, held) for n in nodes)) if changed else set()
+                if changed & shared and (any(skip_named(n) for n in shared) or shared & _combined(nodes)):
+                    return True
+        return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         layers: dict[int, dict[str, str]] = {}
@@ -559,13 +574,187 @@ def _not_tensor_param(param: cst.Param) -> bool:
     )
 
 
-def _changes_in_place(node: ast.AST) -> bool:
-    """An augmented assignment, an assignment into a subscript, or a call of a ``..._`` method
-    or function (in a module class, where the function this rule follows is)."""
-    if isinstance(node, ast.AugAssign) or isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
-        return True
-    func = node.func if isinstance(node, ast.Call) else None
-    return (isinstance(func, ast.Attribute) and func.attr.endswith("_")) or (isinstance(func, ast.Name) and func.id.endswith("_"))
+def _ast_root(expr: ast.expr) -> str | None:
+    """``_root`` over CPython's ast."""
+    while True:
+        if isinstance(expr, ast.Name):
+            return expr.id
+        if isinstance(expr, ast.Subscript) or isinstance(expr, ast.Attribute) and expr.attr in VIEW_ATTRS:
+            expr = expr.value
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in VIEW_METHODS:
+            expr = expr.func.value
+        else:
+            return None
+
+
+def _first_root(call: ast.Call) -> str | None:
+    """The root name of a call's first positional argument (what an in-place function changes)."""
+    first = call.args[0] if call.args else None
+    return _ast_root(first) if first is not None and not isinstance(first, ast.Starred) else None
+
+
+def _changed_roots(node: ast.AST, inplace: set[str]) -> set[str]:
+    """The names whose tensors ``_Flow`` may take ``node`` to change in place: ``x += <not an
+    int>``, ``x[i] = ...``, ``x.add_(...)``, ``torch.relu_(x)``, ``F.relu(x, inplace=True)``, or
+    ``self.act(x)`` with ``act`` among the ``inplace`` attributes."""
+    if isinstance(node, ast.AugAssign):
+        target = node.target
+        if isinstance(target, ast.Name):
+            return set() if isinstance(node.value, ast.Constant) and type(node.value.value) is int else {target.id}
+        return _roots(target.value) if isinstance(target, ast.Subscript) else set()
+    if isinstance(node, ast.Subscript):
+        return _roots(node.value) if isinstance(node.ctx, ast.Store) else set()
+    if not isinstance(node, ast.Call):
+        return set()
+    func = node.func
+    leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    if leaf.endswith("_") and not leaf.startswith("_"):
+        receiver = _roots(func.value) if isinstance(func, ast.Attribute) else set()
+        return _first_roots(node) | receiver
+    if _passes_inplace(node) or _attr_call(func, inplace):
+        return _first_roots(node)
+    return set()
+
+
+def _roots(expr: ast.expr) -> set[str]:
+    root = _ast_root(expr)
+    return {root} if root is not None else set()
+
+
+def _first_roots(call: ast.Call) -> set[str]:
+    root = _first_root(call)
+    return {root} if root is not None else set()
+
+
+def _holdable(fn: ast.FunctionDef | ast.AsyncFunctionDef, is_method: bool, nodes: list[ast.AST]) -> set[str]:
+    """The names that may hold a tensor in ``_Flow``: the parameters but a method's instance, and
+    the names the function (or a function in it) binds."""
+    args = fn.args
+    params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    plain = not any(isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in fn.decorator_list)
+    if is_method and plain and (args.posonlyargs or args.args):
+        params = params[1:]
+    return {*params, *(n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))}
+
+
+def _combined(nodes: list[ast.AST]) -> set[str]:
+    """The names read where ``_Flow.operands`` combines values: operands of ``+``/``-`` (and of
+    ``+=``/``-=``), of the combining methods and torch functions (``add``, ``cat``...)."""
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            found |= _direct_names(node.left) | _direct_names(node.right)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
+            found |= _direct_names(node.target) | _direct_names(node.value)
+        elif isinstance(node, ast.Call):
+            func = node.func
+            leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if leaf in COMBINING_METHODS or leaf in COMBINING_TORCH:
+                receiver = [func.value] if isinstance(func, ast.Attribute) else []
+                for e in (*receiver, *node.args, *(k.value for k in node.keywords)):
+                    found |= _direct_names(e)
+    return found
+
+
+def _direct_names(expr: ast.AST) -> set[str]:
+    """A name, or the names in a list or tuple literal (nested too): what ``operands`` defers."""
+    if isinstance(expr, ast.Name):
+        return {expr.id}
+    if isinstance(expr, (ast.List, ast.Tuple)):
+        return set().union(*(_direct_names(e) for e in expr.elts))
+    if isinstance(expr, ast.Starred):
+        return _direct_names(expr.value)
+    return set()
+
+
+def _changes_itself(call: ast.Call, nodes: list[ast.AST], inplace: set[str]) -> bool:
+    """A call of an ``inplace`` attribute whose result is used (``out = self.relu(x)``): a layer
+    built with inplace=True then changes ``x`` itself."""
+    return _attr_call(call.func, inplace) and not any(isinstance(n, ast.Expr) and n.value is call for n in nodes)
+
+
+def _attr_call(func: ast.expr, attrs: set[str]) -> bool:
+    """``<name>.<attr>`` with ``attr`` among ``attrs``: the call of such a layer."""
+    return isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr in attrs
+
+
+def _layer_attrs(info: TreeInfo) -> tuple[set[str], set[str]]:
+    """The attributes assigned (``<x>.<attr> = ...``, ``setattr(<x>, "<attr>", ...)``) a torch.nn
+    layer built with an inplace flag (or a Sequential given one), and those assigned an
+    Identity: a superset of what ``_layer_kinds`` takes as "inplace" and "identity"."""
+    flags = "inplace" in info.names or "True" in info.names
+    if not flags and "Identity" not in info.names:
+        return set(), set()
+
+    def kind(value: ast.expr) -> str | None:
+        if not isinstance(value, ast.Call):
+            return None
+        leaves = info.callee_leaves(value)
+        if flags and leaves & INPLACE_LAYERS.keys() and _passes_inplace(value):
+            return "inplace"
+        if "Identity" in leaves:
+            return "identity"
+        if "Sequential" in leaves and any(kind(a) == "inplace" for a in value.args):
+            return "inplace"
+        return None
+
+    found: dict[str, set[str]] = {"inplace": set(), "identity": set()}
+    for node in info.nodes:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            values = node.value.elts if isinstance(node.value, (ast.Tuple, ast.List)) else [node.value]
+            for k in {kind(v) for v in values} - {None}:
+                found[k].update(n.attr for t in targets for n in ast_nodes(t) if isinstance(n, ast.Attribute))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr" and len(node.args) >= 3:
+            key, k = node.args[1], kind(node.args[2])
+            if k is not None and isinstance(key, ast.Constant) and isinstance(key.value, str):
+                found[k].add(key.value)
+    return found["inplace"], found["identity"]
+
+
+def _alias_names(node: ast.AST, layers: set[str], held: set[str]) -> set[str]:
+    """The names a binding may leave holding one tensor together: ``a = b = ...``, or a name
+    bound to what another name holds (``identity = x``, ``y = x.view(...)``, ``y = x.relu_()``,
+    ``y = self.act(x)`` with ``act`` among the ``layers`` attributes)."""
+    if isinstance(node, ast.Assign):
+        names = {t.id for t in node.targets if isinstance(t, ast.Name)}
+        sources = _held_by(node.value, layers) & held
+        return names | sources if len(names) > 1 or sources - names else set()
+    pairs = []
+    if isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+        pairs = [(node.target, node.value)]
+    elif isinstance(node, ast.withitem):
+        pairs = [(node.optional_vars, node.context_expr)]
+    for target, value in pairs:
+        if isinstance(target, ast.Name):
+            sources = _held_by(value, layers) & held
+            if sources - {target.id}:
+                return sources | {target.id}
+    return set()
+
+
+def _held_by(expr: ast.AST, layers: set[str]) -> set[str]:
+    """The names whose tensors ``_Flow.value`` may give as the value of ``expr``."""
+    if isinstance(expr, ast.Name):
+        return {expr.id}
+    if isinstance(expr, ast.Attribute):
+        return _held_by(expr.value, layers) if expr.attr in VIEW_ATTRS else set()
+    if isinstance(expr, ast.IfExp):
+        return _held_by(expr.body, layers) | _held_by(expr.orelse, layers)
+    if isinstance(expr, ast.NamedExpr):  # the value, now held by the target too
+        return _held_by(expr.value, layers) | {expr.target.id}
+    if isinstance(expr, (ast.Await, ast.Yield, ast.Starred)):
+        return _held_by(expr.value, layers) if expr.value is not None else set()
+    if not isinstance(expr, ast.Call):
+        return set()
+    func = expr.func
+    leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+    found: set[str | None] = set()
+    if isinstance(func, ast.Attribute) and (leaf.endswith("_") or leaf in VIEW_METHODS):
+        found.add(_ast_root(func.value))
+    if leaf.endswith("_") or _passes_inplace(expr) or _attr_call(func, layers):
+        found.add(_first_root(expr))
+    return {n for n in found if n is not None}
 
 
 def _passes_inplace(node: ast.AST) -> bool:

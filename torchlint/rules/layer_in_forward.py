@@ -3,6 +3,7 @@ new random weights on every call, never trained."""
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import libcst as cst
@@ -24,7 +25,7 @@ from torchlint.rules.unregistered_tensor import (
     SAME_DEVICE_METHODS,
     init_time_methods,
 )
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _ALWAYS = {
     "Linear", "Bilinear", "LazyLinear", "Embedding", "EmbeddingBag", "PReLU",
@@ -61,12 +62,13 @@ class LayerInForward(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A module class with its own ``forward``, and a call outside ``__init__`` that may build
-        a layer with parameters: a torch.nn layer or Parameter, or a class of this file."""
+        """A module class with its own ``forward``, and a call in a method that forward may reach
+        that may build a layer with parameters: a torch.nn layer or Parameter, or a class of
+        this file."""
         if "forward" not in info.method_names:
             return False
         leaves = _SCREEN_LEAVES | info.top_class_names
-        return any(not leaves.isdisjoint(info.callee_leaves(call)) for call in info.calls_outside_init)
+        return any(not leaves.isdisjoint(info.callee_leaves(call)) for call in _calls_reached_from_forward(info))
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         calls = calls_by_method(facts)
@@ -364,3 +366,24 @@ def _message(what: str, fate: str, fn: FunctionInfo) -> str:
         f"{what}(...) is built in {where}: fresh weights on every call, not registered and never "
         f"trained; build it once in __init__ and call the stored layer here"
     )
+
+
+def _calls_reached_from_forward(info: TreeInfo) -> list[ast.Call]:
+    """The calls in the methods (and the functions nested in them) of the classes with a base
+    that a ``forward`` may reach through ``<x>.<method>()`` calls, matched by name over them all."""
+    by_name: dict[str, list[ast.AST]] = {}
+    for cls in info.based_classes:
+        for m in methods(cls):
+            if m.name != "__init__":
+                by_name.setdefault(m.name, []).append(m)
+    reached, todo, calls = {"forward"}, ["forward"], []
+    while todo:
+        for m in by_name.get(todo.pop(), ()):
+            for node in info.subtree(m):
+                if isinstance(node, ast.Call):
+                    calls.append(node)
+                    func = node.func
+                    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.attr not in reached:
+                        reached.add(func.attr)
+                        todo.append(func.attr)
+    return calls

@@ -3,9 +3,9 @@ Parameter; ``self.w = self.w.cuda()`` after ``self.w = nn.Parameter(t)`` raises 
 
 from __future__ import annotations
 
-from functools import partial
-
+import ast
 from collections.abc import Iterator
+from functools import partial
 
 import libcst as cst
 
@@ -22,6 +22,7 @@ from torchlint.facts import (
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import init_time_methods
+from torchlint.screen import TreeInfo, ast_nodes
 
 PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
 # methods of a Parameter that return the Parameter itself or something that is not a tensor
@@ -39,6 +40,16 @@ class ParameterConverted(Rule):
     name = "parameter-converted"
     summary = "self.w = nn.Parameter(...).to()/.cuda()/.double()/...: a plain tensor, not a registered parameter"
     needles = ("Parameter",)
+
+    @staticmethod
+    def screen(info: TreeInfo) -> bool:
+        """In a class with a base: an ``nn.Parameter(...)`` call converted in place or bound to a
+        local name (which may be converted), or an attribute assigned an expression of itself."""
+        for cls in info.based_classes:
+            nodes = info.subtree(cls)
+            if any(_converts_parameter(info, n) or _assigns_own_expression(n) for n in nodes):
+                return True
+        return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -292,3 +303,38 @@ def _message(name: str, converted: tuple[cst.BaseExpression, cst.Call]) -> str:
         else "not in parameters() or state_dict(): the optimizer never updates it"
     )
     return f"{what}, not the Parameter: self.{name} is not registered ({lost}); {fix}"
+
+
+def _converts_parameter(info: TreeInfo, node: ast.AST) -> bool:
+    """``nn.Parameter(t)`` as the operand of a conversion (``.to()``, arithmetic, ``[0]``, ``-``)
+    or bound to a local name (``p = nn.Parameter(t)``): what ``_converted_parameter`` and
+    ``_parameter_source`` follow."""
+    if isinstance(node, ast.Attribute):
+        operands = [node.value]
+    elif isinstance(node, ast.BinOp):
+        operands = [node.left, node.right]
+    elif isinstance(node, ast.Subscript):
+        operands = [node.value]
+    elif isinstance(node, ast.UnaryOp):
+        operands = [node.operand]
+    elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) for t in node.targets):
+        operands = [node.value]
+    elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(node.target, ast.Name):
+        operands = [node.value]
+    else:
+        return False
+    return any(isinstance(e, ast.Call) and "Parameter" in info.callee_leaves(e) for e in operands)
+
+
+def _assigns_own_expression(node: ast.AST) -> bool:
+    """``self.w = <a call or arithmetic reading some .w>``: what ``_reassigned_plain`` reports."""
+    if isinstance(node, ast.Assign):
+        targets, value = node.targets, node.value
+    elif isinstance(node, ast.AnnAssign):
+        targets, value = [node.target], node.value
+    else:
+        return False
+    attrs = {t.attr for target in targets for t in ast_nodes(target) if isinstance(t, ast.Attribute)}
+    if not attrs or not isinstance(value, (ast.Call, ast.BinOp, ast.Tuple, ast.List)):
+        return False
+    return any(isinstance(n, ast.Attribute) and n.attr in attrs for n in ast_nodes(value))

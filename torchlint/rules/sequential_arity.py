@@ -11,6 +11,7 @@ layer, which then receives the tuple.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import libcst as cst
@@ -27,7 +28,7 @@ from torchlint.facts import (
 )
 from torchlint.rules import Hit, Rule
 from torchlint.rules.residual_without_skip import SEQUENTIALS, _class_chain
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, ast_nodes, child_nodes, own_nodes
 
 ORDERED_DICTS = {"collections.OrderedDict", "typing.OrderedDict"}
 # torch.nn layers whose forward has two or more required inputs.
@@ -63,8 +64,10 @@ class SequentialArity(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A call or base that may be nn.Sequential."""
-        return info.mentions(SEQUENTIALS)
+        """A Sequential (or ``super().__init__`` in a class with a base) holding an element that
+        may be reported: a lambda, or a name, attribute or call whose root name is not a local
+        of the function around (a local's value is unknown to the rule)."""
+        return info.mentions(SEQUENTIALS) and any(_may_construct(info, c) for c in info.calls) and _may_hold_a_problem(info)
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for call, owner in _sequential_constructions(facts):
@@ -354,3 +357,83 @@ def _module_level_function(facts: ModuleFacts, name: str) -> bool:
 
 def _text(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
+
+
+# --- the screen ---------------------------------------------------------------------------------
+
+
+def _may_hold_a_problem(info: TreeInfo) -> bool:
+    todo: list[tuple[ast.AST, frozenset[str]]] = [(info.tree, frozenset())]
+    while todo:
+        node, bound = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            inner = _function_locals(node)
+            todo.extend((child, inner) for child in node.body)
+            todo.extend((child, bound) for child in child_nodes(node) if child not in node.body)
+            continue
+        if isinstance(node, ast.Call) and (_may_construct(info, node)):
+            if any(_may_be_reported(info, e, bound) for e in _screen_elements(node)):
+                return True
+        todo.extend((child, bound) for child in child_nodes(node))
+    return False
+
+
+def _function_locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """Names that certainly resolve to a local of the function (no qualified name): its
+    parameters and what its own scope assigns, but not comprehension targets (their own scope),
+    ``global`` names, or names it also imports."""
+    args = fn.args
+    found = {a.arg for a in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg) if a is not None}
+    nodes = own_nodes(fn)
+    in_comprehensions = {id(n) for c in nodes if isinstance(c, ast.comprehension) for n in ast_nodes(c.target)}
+    found.update(n.id for n in nodes if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load) and id(n) not in in_comprehensions)
+    for n in nodes:
+        if isinstance(n, ast.Global):
+            found.difference_update(n.names)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            found.difference_update((a.asname or a.name).split(".")[0] for a in n.names)
+    return frozenset(found)
+
+
+def _may_construct(info: TreeInfo, call: ast.Call) -> bool:
+    """A call that may build a Sequential: of a name whose last part is (or is imported as)
+    Sequential, or ``super().__init__(...)``."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "__init__" and isinstance(func.value, ast.Call):
+        inner = func.value.func
+        return isinstance(inner, ast.Name) and inner.id == "super"
+    return "Sequential" in info.callee_leaves(call)
+
+
+def _screen_elements(call: ast.Call) -> list[ast.expr]:
+    """What ``_elements`` may take as elements: the positional arguments, the items of a starred
+    literal, and for one call argument (an OrderedDict) its keyword values and pairs' values."""
+    out: list[ast.expr] = []
+    for arg in call.args:
+        if isinstance(arg, ast.Starred):
+            if isinstance(arg.value, (ast.List, ast.Tuple)):
+                out += [e for e in arg.value.elts if not isinstance(e, ast.Starred)]
+        else:
+            out.append(arg)
+    if len(call.args) == 1 and isinstance(call.args[0], ast.Call):
+        inner = call.args[0]
+        out += [k.value for k in inner.keywords if k.arg is not None]
+        for arg in inner.args:
+            if isinstance(arg, (ast.List, ast.Tuple)):
+                out += [e.elts[1] for e in arg.elts if isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == 2]
+    return out
+
+
+def _may_be_reported(info: TreeInfo, element: ast.expr, bound: frozenset[str]) -> bool:
+    """A lambda; a name, attribute or call whose root name is not a local (a call of a class of
+    this file whatever its name is bound to)."""
+    if isinstance(element, ast.Lambda):
+        return True
+    if isinstance(element, ast.Call):
+        if isinstance(element.func, ast.Name) and element.func.id in info.top_class_names:
+            return True
+        element = element.func
+    root = element
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(root, ast.Name) and root.id not in bound

@@ -7,6 +7,7 @@ layers of an nn.Sequential; the flow of a local through ``self.<layer>(x)`` call
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import libcst as cst
@@ -20,7 +21,7 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Hit, Rule
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, child_nodes
 from torchlint.shapes import (
     BATCH_NORMS,
     CHANNEL,
@@ -62,6 +63,56 @@ _SIZED_LAYERS = frozenset({
     "Embedding", "EmbeddingBag", *(f"LazyConv{t}{n}d" for t in ("", "Transpose") for n in (1, 2, 3)),
 })
 
+# the arguments the shape model reads a torch.nn layer's sizes from: (keyword, position)
+_SIZE_ARGS: dict[str, tuple[tuple[str, int], ...]] = {
+    **{kind: (("in_channels", 0), ("out_channels", 1)) for kind in CONVS},
+    **{f"LazyConv{t}{n}d": (("out_channels", 0),) for t in ("", "Transpose") for n in (1, 2, 3)},
+    "Linear": (("in_features", 0), ("out_features", 1)),
+    "LazyLinear": (("out_features", 0),),
+    **{kind: (("num_features", 0),) for kind in (*BATCH_NORMS, *INSTANCE_NORMS)},
+    "GroupNorm": (("num_channels", 1),),
+    "LayerNorm": (("normalized_shape", 0),),
+    "RMSNorm": (("normalized_shape", 0),),
+    "Embedding": (("embedding_dim", 1),),
+    "EmbeddingBag": (("embedding_dim", 1),),
+}
+
+
+def _known_sizes(info: TreeInfo) -> int:
+    """How many size arguments of torch.nn layer calls may be known to the shape model (``size``:
+    literals, arithmetic of them, names that are not a parameter of the function around)."""
+    count = 0
+    todo: list[tuple[ast.AST, frozenset[str]]] = [(info.tree, frozenset())]
+    while todo:
+        node, params = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            args = node.args
+            inner = frozenset(
+                a.arg for a in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg) if a is not None
+            )
+            body = node.body if isinstance(node.body, list) else [node.body]
+            todo.extend((child, inner) for child in body)
+            todo.extend((child, params) for child in child_nodes(node) if child not in body)
+            continue
+        if isinstance(node, ast.Call):
+            for kind in info.callee_leaves(node) & _SIZE_ARGS.keys():
+                for keyword, position in _SIZE_ARGS[kind]:
+                    given = [k.value for k in node.keywords if k.arg == keyword] or node.args[position : position + 1]
+                    count += any(_may_be_known(v, params) for v in given)
+        todo.extend((child, params) for child in child_nodes(node))
+    return count
+
+
+def _may_be_known(expr: ast.AST, params: frozenset[str]) -> bool:
+    if isinstance(expr, (ast.Tuple, ast.List)) and len(expr.elts) == 1:
+        expr = expr.elts[0]
+    if isinstance(expr, ast.Constant):
+        return isinstance(expr.value, int)
+    if isinstance(expr, ast.BinOp):
+        return _may_be_known(expr.left, params) and _may_be_known(expr.right, params)
+    return isinstance(expr, ast.Name) and expr.id not in params
+
+
 class ShapeMismatch(Rule):
     code = "TL304"
     name = "shape-mismatch"
@@ -70,9 +121,12 @@ class ShapeMismatch(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A layer of known size, a tensor factory or F.linear: where every size this rule compares
-        comes from."""
-        return info.spells(_SIZED_LAYERS) or info.mentions([*SHAPE_FACTORIES, LINEAR])
+        """F.linear (its weight's sizes come from tensor factories), or two sizes of torch.nn layers
+        that may be known: every mismatch compares two sizes the shape model traced to literals."""
+        if info.mentions([LINEAR]):
+            return True
+        sized = [c for c in info.calls if info.callee_leaves(c) & _SIZE_ARGS.keys()]
+        return bool(sized) and _known_sizes(info) >= 2
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         model = ShapeModel(facts)

@@ -46,8 +46,14 @@ class StatefulModuleReused(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A method of a class with a base calling the same ``self.<attr>`` twice in its own body."""
-        return any(_calls_an_attribute_twice(m) for c in info.based_classes for m in methods(c) if m.name != "__init__")
+        """A torch.nn layer with running statistics spelled, and a method of a class with a base
+        calling the same ``self.<attr>`` twice in its own body, an attribute the file assigns."""
+        if not info.spells(RUNNING_STATS):
+            return False
+        assigned = _assigned_attrs(info)
+        return any(
+            _calls_an_attribute_twice(m, assigned) for c in info.based_classes for m in methods(c) if m.name != "__init__"
+        )
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -198,9 +204,20 @@ def _exits(stmt: cst.CSTNode) -> bool:
     return isinstance(stmt, cst.SimpleStatementLine) and any(isinstance(s, _EXITS) for s in stmt.body)
 
 
-def _calls_an_attribute_twice(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+def _assigned_attrs(info: TreeInfo) -> set[str]:
+    """The attributes the file assigns: ``<x>.<attr> = ...`` and ``setattr(<x>, "<attr>", ...)``."""
+    found = {n.attr for n in info.nodes if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store)}
+    for call in info.calls:
+        if isinstance(call.func, ast.Name) and call.func.id == "setattr" and len(call.args) >= 2:
+            key = call.args[1]
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                found.add(key.value)
+    return found
+
+
+def _calls_an_attribute_twice(method: ast.FunctionDef | ast.AsyncFunctionDef, attrs: set[str]) -> bool:
     """The screen's reading of a method: two calls of one ``<instance>.<attr>(...)`` in its own
-    body (not in the functions nested in it)."""
+    body (not in the functions nested in it), ``attr`` among ``attrs``."""
     params = [*method.args.posonlyargs, *method.args.args]
     if not params:
         return False
@@ -208,7 +225,7 @@ def _calls_an_attribute_twice(method: ast.FunctionDef | ast.AsyncFunctionDef) ->
     seen: set[str] = set()
     for node in own_nodes(method):
         func = node.func if isinstance(node, ast.Call) else None
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == instance:
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == instance and func.attr in attrs:
             if func.attr in seen:
                 return True
             seen.add(func.attr)

@@ -63,9 +63,26 @@ class UnregisteredContainer(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A module class with its own ``__init__``, and an attribute assigned a container built
-        in place (or a local name, which may hold one)."""
-        return bool(info.init_classes) and any(_may_store_container(c) for c in info.init_classes)
+        """A module class with its own ``__init__``, an attribute assigned a container built in
+        place (or a local name, which may hold one) and read after construction, holding (in
+        its literal or put in later) something ``_Kinds.item`` may judge a layer or Parameter,
+        or something built whose module attributes are read after construction."""
+        candidates = [found for cls in info.init_classes for found in _container_items(info, cls)]
+        if not candidates:
+            return False
+        read = _read_outside_init(info)
+        grown = _grown_items(info)
+        module_read: set[str] | None = None
+        for attr, items in candidates:
+            if attr in read:
+                items = [*items, *grown.get(attr, ())]
+                if any(_may_be_judged(info, e) for e in items):
+                    return True
+                if module_read is None:
+                    module_read = _module_attributes_read(info)
+                if attr in module_read and any(isinstance(e, ast.Call) for e in items):
+                    return True
+        return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -953,27 +970,192 @@ def _identity_comprehension(comp: cst.ListComp | cst.GeneratorExp) -> bool:
 _CONTAINER_NODES = (ast.List, ast.Tuple, ast.Dict, ast.ListComp, ast.DictComp)
 
 
-def _may_store_container(cls: ast.ClassDef) -> bool:
-    """The screen's reading of the candidates: in a method of the class, ``self.x = <literal,
-    comprehension or call of list/tuple/dict/OrderedDict>``, or ``self.x = name`` (in ``list()``
-    etc. too) where the method also assigns ``name``."""
+def _container_items(info: TreeInfo, cls: ast.ClassDef) -> list[tuple[str, list[ast.expr]]]:
+    """The screen's reading of the candidates: each attribute that, in a method of the class, is
+    assigned ``<literal, comprehension or call of list/tuple/dict/OrderedDict>`` or ``name`` (in
+    ``list()`` etc. too) where the method also assigns ``name``, with what the container may hold
+    there (a ``list(param)`` copy holds a stand-in name: what it holds is unknown)."""
+    found: list[tuple[str, list[ast.expr]]] = []
     for method in methods(cls):
-        nodes = ast_nodes(method)
+        nodes = info.subtree(method)
         assigned = {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
         for node in nodes:
             if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if not any(isinstance(n, ast.Attribute) for t in targets for n in ast_nodes(t)):
+            attrs = {n.attr for t in targets for n in ast_nodes(t) if isinstance(n, ast.Attribute)}
+            if not attrs:
                 continue
             value = node.value
-            if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:
-                value = value.args[0]
-            if isinstance(value, _CONTAINER_NODES) or isinstance(value, ast.Name) and value.id in assigned:
-                return True
-            if isinstance(node.value, ast.Call) and _callee_leaf(node.value) in ("list", "tuple", "dict", "OrderedDict"):
-                return True
-    return False
+            converted = _converter_arg_ast(value)
+            if converted is not None and isinstance(converted, ast.Name):
+                items = [converted]  # list(blocks): a copied parameter, or a local container
+            elif isinstance(value, ast.Name) and value.id in assigned:
+                items = _local_items(nodes, value.id)
+            elif _built_container(value):
+                items = _screen_elements(value) + _screen_elements(converted) if converted is not None else _screen_elements(value)
+            else:
+                continue
+            found.extend((attr, items) for attr in attrs)
+    return found
+
+
+def _converter_arg_ast(expr: ast.expr) -> ast.expr | None:
+    """``x`` in ``list(x)`` / ``tuple(x)`` / ``dict(x)`` (``_converter_arg`` over CPython's ast)."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in ("list", "tuple", "dict"):
+        if len(expr.args) == 1 and not expr.keywords and not isinstance(expr.args[0], ast.Starred):
+            return expr.args[0]
+    return None
+
+
+def _built_container(expr: ast.expr) -> bool:
+    """``_container_literal`` over CPython's ast: a literal, a comprehension, ``list()``,
+    ``dict(dict())``, ``list(x for ...)``."""
+    if isinstance(expr, _CONTAINER_NODES):
+        return True
+    if isinstance(expr, ast.Call) and not expr.args and not expr.keywords and _callee_leaf(expr) in ("list", "dict", "OrderedDict"):
+        return True
+    inner = _converter_arg_ast(expr)
+    return inner is not None and (isinstance(inner, ast.GeneratorExp) or _built_container(inner))
+
+
+def _local_items(nodes: list[ast.AST], name: str) -> list[ast.expr]:
+    """What a method may put into its local container ``name``: the elements of what it assigns
+    it, and what it appends, inserts, extends, updates, stores or adds into it."""
+    items: list[ast.expr] = []
+    for node in nodes:
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast_nodes(t)):
+                items += _screen_elements(node.value) + [e for v in _screen_elements(node.value) for e in _screen_elements(v)]
+    return items + _grown_items_of(nodes, lambda owner: isinstance(owner, ast.Name) and owner.id == name)
+
+
+def _grown_items(info: TreeInfo) -> dict[str, list[ast.expr]]:
+    """For each attribute, what ``<x>.<attr>.append(v)`` and the like put into it in the file."""
+    found: dict[str, list[ast.expr]] = {}
+    for node in info.nodes:
+        owner = _grown_owner(node)
+        if isinstance(owner, ast.Attribute):
+            found.setdefault(owner.attr, []).extend(_grown_items_of([node], lambda o: True))
+    return found
+
+
+def _grown_owner(node: ast.AST) -> ast.expr | None:
+    """The container a statement or call grows: ``<c>.append(...)`` (``insert``, ``extend``,
+    ``update``, ``setdefault``), ``<c>[k] = v``, ``<c> += ...``."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROWING:
+        return node.func.value
+    if isinstance(node, ast.Assign):
+        subscripts = [t for t in node.targets if isinstance(t, ast.Subscript)]
+        return subscripts[0].value if subscripts else None
+    if isinstance(node, ast.AugAssign):
+        return node.target
+    return None
+
+
+def _grown_items_of(nodes: list[ast.AST], owned) -> list[ast.expr]:
+    """What the growing statements and calls among ``nodes`` whose container ``owned`` accepts
+    put into it."""
+    items: list[ast.expr] = []
+    for node in nodes:
+        owner = _grown_owner(node)
+        if owner is None or not owned(owner):
+            continue
+        if isinstance(node, ast.Call):
+            for arg in node.args:
+                items += [arg, *_screen_elements(arg)]
+        elif isinstance(node, ast.Assign):
+            items.append(node.value)
+        else:
+            items += _screen_elements(node.value)
+    return items
+
+
+_GROWING = {"append", "insert", "extend", "update", "setdefault"}
+
+
+def _screen_elements(expr: ast.expr) -> list[ast.expr]:
+    """``_elements`` over CPython's ast, wider: a literal's elements (a dict's values), a
+    comprehension's element (and a pair's parts), a call's arguments' elements."""
+    if isinstance(expr, (ast.List, ast.Tuple, ast.Set)):
+        return [e.value if isinstance(e, ast.Starred) else e for e in expr.elts]
+    if isinstance(expr, ast.Dict):
+        return list(expr.values)
+    if isinstance(expr, (ast.ListComp, ast.GeneratorExp, ast.SetComp)):
+        return [expr.elt, *(expr.elt.elts if isinstance(expr.elt, ast.Tuple) else ())]
+    if isinstance(expr, ast.DictComp):
+        return [expr.value]
+    if isinstance(expr, ast.Call):
+        return [e for a in expr.args for e in _screen_elements(a)]
+    return []
+
+
+def _may_be_judged(info: TreeInfo, item: ast.expr) -> bool:
+    """Whether ``_Kinds.item`` may take ``item`` for a layer or Parameter: a name, a conditional
+    or a call, but not a call of a builtin the file does not bind (``dict(...)``)."""
+    if isinstance(item, (ast.Name, ast.IfExp)):
+        return True
+    if not isinstance(item, ast.Call):
+        return False
+    func = item.func
+    return not (isinstance(func, ast.Name) and hasattr(builtins, func.id) and not info.binds(func.id))
+
+
+def _module_attributes_read(info: TreeInfo) -> set[str]:
+    """The attributes from which a function not named ``__init__`` reads what only a module has
+    (``_elements_called`` without calls): ``<x>.<attr>.weight``, ``<x>.<attr>[i].weight``, a loop
+    over the attribute reading ``.weight`` from its variable in the loop, or ``conv =
+    <x>.<attr>[i]`` with ``conv.weight`` read."""
+    found: set[str] = set()
+    functions = [fn for fn in info.functions if fn.name != "__init__"]
+    read_from = {
+        node.value.id
+        for fn in functions for node in info.subtree(fn)
+        if isinstance(node, ast.Attribute) and node.attr in _MODULE_ATTRIBUTES and isinstance(node.value, ast.Name)
+    }
+    for fn in functions:
+        for node in info.subtree(fn):
+            if isinstance(node, ast.Attribute) and node.attr in _MODULE_ATTRIBUTES:
+                owner = node.value
+                while isinstance(owner, ast.Subscript):
+                    owner = owner.value
+                if isinstance(owner, ast.Attribute):
+                    found.add(owner.attr)
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+                loops = [node] if isinstance(node, (ast.For, ast.AsyncFor)) else node.generators
+                body = node.body if isinstance(node, (ast.For, ast.AsyncFor)) else [node]
+                read = {n.value.id for b in body for n in ast_nodes(b) if isinstance(n, ast.Attribute) and n.attr in _MODULE_ATTRIBUTES and isinstance(n.value, ast.Name)}
+                for loop in loops:
+                    if _bound_names(loop.target) & read:
+                        found |= {n.attr for n in ast_nodes(loop.iter) if isinstance(n, ast.Attribute)}
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript):
+                if any(_bound_names(t) & read_from for t in node.targets):
+                    found |= {n.attr for n in ast_nodes(node.value) if isinstance(n, ast.Attribute)}
+    return found
+
+
+def _bound_names(target: ast.expr) -> set[str]:
+    """The plain names a target binds (``target_names`` over CPython's ast)."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return set().union(*(_bound_names(e) for e in target.elts))
+    return _bound_names(target.value) if isinstance(target, ast.Starred) else set()
+
+
+def _read_outside_init(info: TreeInfo) -> set[str]:
+    """The attributes read (``<name>.<attr>`` not as a target) in a function not named
+    ``__init__``: a candidate is reported only when a method after construction uses it."""
+    found: set[str] = set()
+    seen: set[int] = set()  # the nodes of functions already read (a nested function's are)
+    for fn in info.functions:
+        if fn.name != "__init__" and id(fn) not in seen:
+            for n in info.subtree(fn):
+                seen.add(id(n))
+                if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name):
+                    found.add(n.attr)
+    return found
 
 
 def _callee_leaf(call: ast.Call) -> str | None:

@@ -7,6 +7,7 @@ what the fixes of this family share: rendering a changed node in place, spelling
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from torchlint.facts import (
     walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _TYPED_TENSORS = {
     f"{kind}Tensor"
@@ -754,8 +755,11 @@ class UnregisteredTensor(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """A module class with its own ``__init__``, and a torch factory to build a tensor from."""
-        return bool(info.init_classes) and info.mentions(FACTORIES)
+        """A module class with its own ``__init__``, and in one of its methods an attribute
+        assigned a value that ``_factory_in`` may follow to a torch factory."""
+        if not (info.init_classes and info.mentions(FACTORIES)):
+            return False
+        return any(_may_assign_factory(info, m) for c in info.init_classes for m in methods(c))
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
@@ -1238,3 +1242,61 @@ def _reads_state(
         ):
             return True
     return False
+
+
+_FACTORY_LEAVES = {q.rsplit(".", 1)[1] for q in FACTORIES}
+_JOIN_LEAVES = {q.rsplit(".", 1)[1] for q in _JOINS}
+_TENSOR_FUNCTION_LEAVES = {q.rsplit(".", 1)[1] for q in _TENSOR_FUNCTIONS}
+
+
+def _may_assign_factory(info: TreeInfo, method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """``self.<x> = <value>`` in the method (and the functions nested in it) with a value
+    ``_factory_in`` may follow to a factory call, through the method's local names."""
+    local: dict[str, list[ast.expr]] = {}
+    stores: list[ast.expr] = []
+    for node in info.subtree(method):
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                local.setdefault(target.id, []).append(value)
+            elif any(isinstance(t, ast.Attribute) for t in ast_nodes(target)):
+                # ``self.a, self.b = x, y`` assigns each attribute its element
+                stores.extend(value.elts if isinstance(value, (ast.Tuple, ast.List)) else [value])
+    return any(_may_hold_factory(info, value, local) for value in stores)
+
+
+def _may_hold_factory(info: TreeInfo, expr: ast.expr, local: dict[str, list[ast.expr]], depth: int = 0) -> bool:
+    """The screen's ``_factory_in``: whether ``expr`` may be a factory call's chain."""
+    while True:
+        if isinstance(expr, ast.Name):
+            return depth < 2 and any(_may_hold_factory(info, v, local, depth + 1) for v in local.get(expr.id, ()))
+        if isinstance(expr, ast.Call):
+            leaves = info.callee_leaves(expr)
+            if leaves & _FACTORY_LEAVES:
+                return True
+            values = [*expr.args, *(k.value for k in expr.keywords)]
+            if leaves & _JOIN_LEAVES and any(
+                _may_hold_factory(info, e, local, depth) for v in values if isinstance(v, (ast.List, ast.Tuple)) for e in v.elts
+            ):
+                return True
+            if leaves & _TENSOR_FUNCTION_LEAVES or any(leaf.endswith("_") for leaf in leaves):
+                if any(_may_hold_factory(info, v, local, depth) for v in values):
+                    return True
+            if not (isinstance(expr.func, ast.Attribute) and expr.func.attr in SAME_DEVICE_METHODS):
+                return False
+            expr = expr.func.value
+        elif isinstance(expr, ast.Subscript):
+            expr = expr.value
+        elif isinstance(expr, ast.BinOp):
+            return _may_hold_factory(info, expr.left, local, depth) or _may_hold_factory(info, expr.right, local, depth)
+        elif isinstance(expr, ast.UnaryOp):
+            expr = expr.operand
+        elif isinstance(expr, ast.Starred):
+            expr = expr.value
+        else:
+            return False

@@ -67,7 +67,7 @@ class UnusedSkipTensor(Rule):
     @staticmethod
     def screen(info: TreeInfo) -> bool:
         """In a forward-like method of a class with a base, a local that may keep its input."""
-        return any(_FORWARD.match(m.name) and _keeps_an_input(m) for c in info.based_classes for m in methods(c))
+        return any(_FORWARD.match(m.name) and _keeps_an_input(info, m) for c in info.based_classes for m in methods(c))
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for fn in facts.functions:
@@ -320,20 +320,55 @@ def _nested(read: cst.Name, parents, root: cst.CSTNode) -> bool:
 
 
 
-def _keeps_an_input(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """The screen's reading of a method (with the functions nested in it): a local that may keep
-    the input, ``name = <name, call, conditional or arithmetic>`` with one plain target not
-    starting with ``_``."""
-    for node in ast_nodes(method):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            target, value = node.targets[0], node.value
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            target, value = node.target, node.value
-        else:
-            continue
-        if isinstance(target, ast.Name) and not target.id.startswith("_") and isinstance(value, _KEEPING):
+def _keeps_an_input(info: TreeInfo, method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The screen's reading of a method and the functions nested in it: a local that may keep
+    the input (``_kept_input``) and is not read between that assignment and its next store."""
+    return any(_dead_keeper(info, fn) for fn in info.subtree(method) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
+
+def _dead_keeper(info: TreeInfo, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """In one function (its nested functions' statements too, which only lets more through):
+    ``name = <what _kept_input may take>``, with one plain target not starting with ``_`` nor a
+    parameter, and no read of ``name`` after it before the next store of it (anywhere in the
+    function: an earlier store only lets more through)."""
+    args = fn.args
+    params = {a.arg for a in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg) if a is not None}
+    reads: dict[str, list[tuple[int, int]]] = {}
+    stores: dict[str, list[tuple[int, int]]] = {}
+    keepers: list[tuple[str, tuple[int, int]]] = []
+    for node in info.subtree(fn):
+        if isinstance(node, ast.Name):
+            at = (node.lineno, node.col_offset)
+            (reads if isinstance(node.ctx, ast.Load) else stores).setdefault(node.id, []).append(at)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            reads.setdefault(node.target.id, []).append((node.lineno, node.col_offset))
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, "target", None)
+            if isinstance(target, ast.Name) and node.value is not None and not target.id.startswith("_"):
+                if target.id not in params and _may_keep(node.value, target.id):
+                    keepers.append((target.id, (target.lineno, target.col_offset)))
+    for name, at in keepers:
+        kill = min((s for s in stores.get(name, ()) if s > at), default=None)
+        if not any(at < r and (kill is None or r < kill) for r in reads.get(name, ())):
             return True
     return False
 
 
-_KEEPING = (ast.Name, ast.Call, ast.IfExp, ast.BinOp)
+def _may_keep(value: ast.expr, name: str) -> bool:
+    """Whether ``_kept_input`` may take ``value`` (assigned to ``name``) as keeping the input."""
+    if isinstance(value, ast.Name):
+        return True
+    if isinstance(value, ast.BinOp) and isinstance(value.op, (ast.Mult, ast.Div)):
+        return _may_keep(value.left, name) or _may_keep(value.right, name)
+    if isinstance(value, ast.IfExp):
+        return _may_keep(value.body, name) or _may_keep(value.orelse, name)
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func
+    if isinstance(func, ast.Attribute) and func.attr in ALIAS_METHODS and isinstance(func.value, ast.Name):
+        return True
+    if len(value.args) + len(value.keywords) != 1:
+        return False
+    func = func.value if isinstance(func, ast.Subscript) else func
+    layer = func.attr if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else func.id if isinstance(func, ast.Name) else None
+    return layer is not None and bool((SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *layer.lower().split("_")})
