@@ -881,12 +881,18 @@ def _judge(
         ), False
     if not data - {MOVED, UNKNOWN} or data == {MOVED, DEVICE}:
         return None  # moved at every use; or a host lookup table the data is brought to and back
-    if _is_scalar(facts, factory, a) and MUTATED not in kinds:
-        return None
+    if _is_scalar(facts, factory, a) and not {MUTATED, DEVICE} & kinds:
+        return None  # a 0-dim CPU scalar combines with GPU data; its .device is still the CPU
     if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
         return (
             f"{attr} is a plain tensor attribute updated at runtime: not saved in state_dict(), so a "
             f"reloaded model loses its state and starts over; use self.register_buffer({a.name!r}, ...)"
+        ), False
+    if DEVICE in kinds and not data - {DEVICE, MOVED, UNKNOWN}:
+        return (
+            f"{attr} is a plain tensor the module reads its device from: .to(device)/.cuda() leave it on "
+            f"the CPU, so {attr}.device keeps naming the CPU and what is built there misses the model's "
+            f"device; use self.register_buffer({a.name!r}, ..., persistent=False)"
         ), False
     lost = "its updates are lost on save" if MUTATED in kinds else "not saved in state_dict()"
     return (
