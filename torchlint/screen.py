@@ -321,6 +321,16 @@ def ast_nodes(root: ast.AST) -> list[ast.AST]:
     return out
 
 
+def plain_names(expr: ast.AST) -> set[str]:
+    """The plain names of a name or of a (nested, starred) tuple or list of names: what an
+    assignment target binds, or what a literal of names lists; nothing for ``a.b`` or ``a[i]``."""
+    if isinstance(expr, ast.Name):
+        return {expr.id}
+    if isinstance(expr, (ast.Tuple, ast.List)):
+        return set().union(*(plain_names(e) for e in expr.elts))
+    return plain_names(expr.value) if isinstance(expr, ast.Starred) else set()
+
+
 def child_nodes(node: ast.AST) -> list[ast.AST]:
     """A node's children but the load/store contexts (what ``ast.iter_child_nodes`` gives)."""
     out: list[ast.AST] = []

@@ -40,7 +40,7 @@ from torchlint.rules.residual_without_skip import (
     _class_chain,
 )
 from torchlint.rules.unused_skip_tensor import skip_named
-from torchlint.screen import TreeInfo, ast_nodes, methods
+from torchlint.screen import TreeInfo, ast_nodes, methods, plain_names
 
 # torch.nn layers with an ``inplace`` flag -> its position in the constructor.
 INPLACE_LAYERS = {
@@ -643,28 +643,17 @@ def _combined(nodes: list[ast.AST]) -> set[str]:
     found: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
-            found |= _direct_names(node.left) | _direct_names(node.right)
+            found |= plain_names(node.left) | plain_names(node.right)
         elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Add, ast.Sub)):
-            found |= _direct_names(node.target) | _direct_names(node.value)
+            found |= plain_names(node.target) | plain_names(node.value)
         elif isinstance(node, ast.Call):
             func = node.func
             leaf = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if leaf in COMBINING_METHODS or leaf in COMBINING_TORCH:
                 receiver = [func.value] if isinstance(func, ast.Attribute) else []
                 for e in (*receiver, *node.args, *(k.value for k in node.keywords)):
-                    found |= _direct_names(e)
+                    found |= plain_names(e)
     return found
-
-
-def _direct_names(expr: ast.AST) -> set[str]:
-    """A name, or the names in a list or tuple literal (nested too): what ``operands`` defers."""
-    if isinstance(expr, ast.Name):
-        return {expr.id}
-    if isinstance(expr, (ast.List, ast.Tuple)):
-        return set().union(*(_direct_names(e) for e in expr.elts))
-    if isinstance(expr, ast.Starred):
-        return _direct_names(expr.value)
-    return set()
 
 
 def _changes_itself(call: ast.Call, nodes: list[ast.AST], inplace: set[str]) -> bool:

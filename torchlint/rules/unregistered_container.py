@@ -28,7 +28,7 @@ from torchlint.rules.unregistered_tensor import (
     init_time_methods,
     registered_names,
 )
-from torchlint.screen import TreeInfo, ast_nodes, methods
+from torchlint.screen import TreeInfo, ast_nodes, methods, plain_names
 
 _MODULE_REGISTRARS = frozenset({"add_module", "register_module", "register_parameter"})
 # calls that read a container without keeping it
@@ -1127,21 +1127,12 @@ def _module_attributes_read(info: TreeInfo) -> set[str]:
                 body = node.body if isinstance(node, (ast.For, ast.AsyncFor)) else [node]
                 read = {n.value.id for b in body for n in ast_nodes(b) if isinstance(n, ast.Attribute) and n.attr in _MODULE_ATTRIBUTES and isinstance(n.value, ast.Name)}
                 for loop in loops:
-                    if _bound_names(loop.target) & read:
+                    if plain_names(loop.target) & read:
                         found |= {n.attr for n in ast_nodes(loop.iter) if isinstance(n, ast.Attribute)}
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Subscript):
-                if any(_bound_names(t) & read_from for t in node.targets):
+                if any(plain_names(t) & read_from for t in node.targets):
                     found |= {n.attr for n in ast_nodes(node.value) if isinstance(n, ast.Attribute)}
     return found
-
-
-def _bound_names(target: ast.expr) -> set[str]:
-    """The plain names a target binds (``target_names`` over CPython's ast)."""
-    if isinstance(target, ast.Name):
-        return {target.id}
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return set().union(*(_bound_names(e) for e in target.elts))
-    return _bound_names(target.value) if isinstance(target, ast.Starred) else set()
 
 
 def _read_outside_init(info: TreeInfo) -> set[str]:

@@ -32,6 +32,7 @@ from torchlint.facts import (
     walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
+from torchlint.rules.loops import method_name
 from torchlint.screen import TreeInfo, ast_nodes, methods
 
 _TYPED_TENSORS = {
@@ -535,7 +536,9 @@ def use_kinds(
 def _rebinds(read: AttrUse, local: str) -> bool:
     """Whether the statement holding this read assigns its value back to the same local."""
     statement = next((n for n in reversed(read.ancestors) if isinstance(n, cst.Assign)), None)
-    return statement is not None and [t.target for t in statement.targets if isinstance(t.target, cst.Name) and t.target.value == local] != []
+    return statement is not None and any(
+        isinstance(t.target, cst.Name) and t.target.value == local for t in statement.targets
+    )
 
 
 def use_kind(facts: ModuleFacts, use: AttrUse) -> str:
@@ -607,7 +610,7 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
                     return META
                 if any(a.keyword is not None and a.keyword.value == "device" for a in call.args):
                     return MOVED
-                if _MOVE_HELPER.search(_callee_name(call.func)):
+                if _MOVE_HELPER.search(method_name(call) or ""):
                     return MOVED  # ``to_device(x, self.t)``, ``move_to_device(self.t, device)``
                 func = call.func
                 q = facts.qualname(func)
@@ -665,12 +668,6 @@ def _walk_kind(facts: ModuleFacts, use: AttrUse) -> str:
 
 # a helper named for moving its argument to a device: ``to_device``, ``move_to_device``, ``to_cuda``
 _MOVE_HELPER = re.compile(r"(^|_)(to|move|moved|send)_?(to_?)?(device|cuda|gpu)$", re.I)
-
-
-def _callee_name(func: cst.BaseExpression) -> str:
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
-    return func.value if isinstance(func, cst.Name) else ""
 
 
 def _on_instance(func: cst.Attribute) -> bool:
