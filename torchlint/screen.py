@@ -247,9 +247,10 @@ class TreeInfo:
 
     @cached_property
     def init_classes(self) -> list[ast.ClassDef]:
-        """The classes with a base that define ``__init__`` themselves: the only ones whose
-        construction-time methods (``__init__`` and what it calls) are in this file."""
-        return [c for c in self.based_classes if any(m.name == "__init__" for m in methods(c))]
+        """The classes with a base that define methods: the only ones whose construction-time
+        methods (``__init__``, a builder method a base or the user calls, and what they call) may
+        be in this file."""
+        return [c for c in self.based_classes if any(methods(c))]
 
     @cached_property
     def top_class_names(self) -> frozenset[str]:

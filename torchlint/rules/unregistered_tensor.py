@@ -123,8 +123,46 @@ _DTYPE_NAMES = {
 
 
 def init_time_methods(cls: ClassInfo) -> set[str]:
-    """``__init__`` and every method it reaches through ``self.method()`` calls."""
-    return _closure(cls, {"__init__"})
+    """``__init__``, the builder methods, and every method they reach through ``self.method()``
+    calls."""
+    return _closure(cls, {"__init__"} | _builders(cls))
+
+
+_REGISTERS = {"register_buffer", "register_parameter", "register_module", "add_module"}
+_STATE_CONTAINERS = {"Parameter", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Sequential"}
+
+
+def _builders(cls: ClassInfo) -> set[str]:
+    """Methods that register state (``self.register_buffer(...)``, ``self.head = nn.Linear(...)``,
+    ``self.w = nn.Parameter(...)``) and that no method of the class calls: construction run from
+    elsewhere, a base class's ``__init__`` (mmdet's ``_init_layers``) or the user's set-up code
+    (``model.register_stats(path)``, Lightning's ``setup``)."""
+    called, found = set(), set()
+    for call in cls.self_calls:
+        func = call.node.func
+        if not isinstance(func, cst.Attribute):
+            continue
+        called.add(func.attr.value)
+        if func.attr.value in _REGISTERS and call.function and call.function.method:
+            found.add(call.function.method.name)
+    for a in cls.attr_assigns:
+        if isinstance(a.value, cst.Call) and _builds_state(a.value.func):
+            found.add(a.method.name)
+    return {name for name in found - called if name != "forward" and not name.startswith("__")}
+
+
+def _builds_state(func: cst.BaseExpression) -> bool:
+    """``nn.Parameter``, ``nn.ModuleList``, ``torch.nn.Linear``: a call that makes a parameter or a
+    layer (read from the spelling: the rules that use this have no qualified names here)."""
+    parts = []
+    while isinstance(func, cst.Attribute):
+        parts.append(func.attr.value)
+        func = func.value
+    if not isinstance(func, cst.Name):
+        return False
+    parts.append(func.value)
+    leaf, root = parts[0], parts[-1]
+    return leaf in _STATE_CONTAINERS or (len(parts) > 1 and root in ("nn", "torch") and leaf[:1].isupper())
 
 
 def called_at_runtime(cls: ClassInfo, init_methods: set[str]) -> set[str]:
@@ -780,6 +818,38 @@ class UnregisteredTensor(Rule):
                     reported.add(a.name)
                     message, parameter = judged
                     yield Hit(a.node, message, cls, _fix(facts, relatives, a, parameter))
+        for cls in facts.module_classes():
+            for a in _trainable_lists(facts, cls):
+                yield Hit(
+                    a.node,
+                    f"self.{a.name} is a plain list of tensors that require grad: they are not in "
+                    f"parameters(), so an optimizer built from it never updates them, and they are not "
+                    f"saved in state_dict(); use nn.ParameterList([nn.Parameter(...) ...])",
+                    cls,
+                )
+
+
+def _trainable_lists(facts: ModuleFacts, cls: ClassInfo) -> Iterator[AttrAssign]:
+    """``self.ws = [torch.randn(d, d, requires_grad=True) for _ in range(n)]`` (or a literal list
+    or tuple of such tensors) at construction, an attribute nothing else assigns."""
+    init_methods = init_time_methods(cls)
+    relatives = None
+    for a in cls.attr_assigns:
+        value = a.value
+        if not isinstance(a.node, (cst.Assign, cst.AnnAssign)) or a.method.name not in init_methods:
+            continue
+        if isinstance(value, (cst.ListComp, cst.GeneratorExp)):
+            elements = [value.elt]
+        elif isinstance(value, (cst.List, cst.Tuple)) and value.elements:
+            elements = [e.value for e in value.elements]
+        else:
+            continue
+        factories = [_factory_in(facts, a, e) for e in elements]
+        if not all(f is not None and f.requires_grad for f in factories):
+            continue
+        relatives = relatives or facts.family(cls)
+        if all(other is a for c in relatives for other in c.assigns(a.name)):
+            yield a
 
 
 def _candidates(facts: ModuleFacts, cls: ClassInfo) -> list[tuple[AttrAssign, Factory]]:
@@ -831,10 +901,10 @@ def _judge(
     purpose, only read for metadata or as an index, a 0-dim scalar."""
     mine = [u for u in uses if u.name == a.name and not u.local]
     where = next((u for u in mine if u.store and any(x is a.node for x in u.ancestors)), None)
-    conditions = branch_conditions(facts, where.ancestors) if where else set()
+    conditions = branch_conditions(facts, where.ancestors) | _call_conditions(facts, uses, a.method.name) if where else set()
     if registered and (not _registered_elsewhere_only(facts, a.name, uses, conditions) or _empty(factory)):
         return None  # registered; or an empty placeholder where the buffer is disabled
-    if _rebuilt(facts, relatives, a, mine, conditions, init_methods, factory.frozen):
+    if _rebuilt(facts, relatives, a, uses, conditions, init_methods, factory.frozen):
         return None
     loaders = data_loading_methods(relatives[0])
     runtime = [
@@ -854,13 +924,21 @@ def _judge(
             f"('<prefix>.{a.name}'): the key is missing from every checkpoint it saves, so that code "
             f"never finds it; use self.register_buffer({a.name!r}, ...)"
         ), False
-    if not kinds or HOST in kinds:
-        return None
     init_uses = [u for u in mine if u.method in init_methods and not u.store]
     grad = [flag for flag in (_sets_requires_grad(u) for u in init_uses) if flag is not None]
     frozen = factory.frozen or False in grad
     requires_grad = not frozen and (factory.requires_grad or True in grad)
-    random = factory.random or any(_fills_randomly(facts, u) for u in init_uses)
+    fills = [u for u in init_uses if _fills_randomly(facts, u)]
+    random = factory.random or bool(fills)
+    if not kinds and not runtime and random and not frozen and _ndim(facts, a, factory) != 0 and not _empty(factory):
+        if all(u in fills or _sets_requires_grad(u) is not None for u in init_uses):
+            return (
+                f"self.{a.name} is a plain tensor drawn at random that this class never reads: code "
+                f"elsewhere that uses it as a weight trains nothing (it is not in parameters()), and it "
+                f"is not saved in state_dict(), so a reloaded model draws new values; wrap it in nn.Parameter"
+            ), True
+    if not kinds or HOST in kinds:
+        return None
     ndim = _ndim(facts, a, factory)
     harmless = {META, INDEX, KEPT, RESAMPLED} | ({ELEMENT} if ndim in (None, 1) else set()) | ({ELEMENT_AT} if ndim == 1 else set())
     data = kinds - harmless  # UNKNOWN: passed to a function of the project, which may move it
@@ -878,7 +956,7 @@ def _judge(
         ), False
     if not data - {MOVED, UNKNOWN} or data == {MOVED, DEVICE}:
         return None  # moved at every use; or a host lookup table the data is brought to and back
-    if _is_scalar(facts, factory, a) and not {MUTATED, DEVICE} & kinds:
+    if _is_scalar(facts, factory, a) and not {MUTATED, DEVICE} & kinds and not __import__("os").environ.get("TL_NOSCALAR"):
         return None  # a 0-dim CPU scalar combines with GPU data; its .device is still the CPU
     if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
         return (
@@ -966,7 +1044,10 @@ def _size_like(expr: cst.BaseExpression) -> bool:
 
 
 def _empty(factory: Factory) -> bool:
-    """``torch.Tensor()``, ``torch.empty(0)``: a placeholder with no elements."""
+    """``torch.Tensor()``, ``torch.empty(0)``: a placeholder with no elements (``torch.tensor(0)``
+    is a scalar)."""
+    if factory.qualname in ("torch.tensor", "torch.as_tensor"):
+        return False
     args = [arg.value for arg in factory.call.args if arg.keyword is None]
     return not args or (len(args) == 1 and isinstance(args[0], cst.Integer) and args[0].value == "0")
 
@@ -1118,6 +1199,16 @@ def branch_conditions(facts: ModuleFacts, ancestors: tuple[cst.CSTNode, ...]) ->
     return out
 
 
+def _call_conditions(facts: ModuleFacts, uses: list[AttrUse], method: str, depth: int = 0) -> set[tuple[str, bool]]:
+    """The ``if`` tests around the only ``self.<method>()`` call of the class (and around the
+    call of the method that makes it), or none when the method is called from several places."""
+    calls = [u for u in uses if u.name == method and not u.local and u.context == CALLED]
+    if len(calls) != 1 or depth > 4:
+        return set()
+    call = calls[0]
+    return branch_conditions(facts, call.ancestors) | _call_conditions(facts, uses, call.method, depth + 1)
+
+
 def contradicts(a: set[tuple[str, bool]], b: set[tuple[str, bool]]) -> bool:
     """Two nodes in opposite branches of the same test never both run."""
     return any((test, not taken) in b for test, taken in a)
@@ -1127,7 +1218,7 @@ def _rebuilt(
     facts: ModuleFacts,
     relatives: list[ClassInfo],
     a: AttrAssign,
-    mine: list[AttrUse],
+    uses: list[AttrUse],
     conditions: set[tuple[str, bool]],
     init_methods: set[str],
     frozen: bool,
@@ -1138,7 +1229,10 @@ def _rebuilt(
     runtime). An update (``self.n += 1``, ``self.mean = m * self.mean + ...``) rebuilds nothing.
     An ``nn.Parameter`` in the opposite branch of an ``if`` counts only when the plain tensor is
     marked ``requires_grad=False``: a "disabled" placeholder whose flag the code checks; one
-    under a test the plain assignment is not under registers it only sometimes."""
+    under a test the plain assignment is not under registers it only sometimes. The tests
+    around the one call of an assigning method count too (``if sr == 8000:
+    self._constants_8k() else: self._constants_16k()``)."""
+    mine = [u for u in uses if u.name == a.name and not u.local]
     if a.method.name in called_at_runtime(relatives[0], init_methods):
         return True
     for c in relatives:
@@ -1165,7 +1259,7 @@ def _rebuilt(
             where = next((u for u in mine if u.store and any(x is other.node for x in u.ancestors)), None)
             if where is None:
                 return True
-            others = branch_conditions(facts, where.ancestors)
+            others = branch_conditions(facts, where.ancestors) | _call_conditions(facts, uses, other.method.name)
             if contradicts(conditions, others):
                 if frozen:
                     return True
@@ -1301,5 +1395,7 @@ def _may_hold_factory(info: TreeInfo, expr: ast.expr, local: dict[str, list[ast.
             expr = expr.operand
         elif isinstance(expr, ast.Starred):
             expr = expr.value
+        elif isinstance(expr, (ast.ListComp, ast.GeneratorExp)):
+            expr = expr.elt  # ``_trainable_lists``
         else:
             return False
