@@ -125,30 +125,47 @@ _DTYPE_NAMES = {
 def init_time_methods(cls: ClassInfo) -> set[str]:
     """``__init__``, the builder methods, and every method they reach through ``self.method()``
     calls."""
-    return _closure(cls, {"__init__"} | _builders(cls))
+    init = _closure(cls, {"__init__"})
+    builders = _builders(cls, init)
+    return _closure(cls, init | builders) if builders else init
 
 
 _REGISTERS = {"register_buffer", "register_parameter", "register_module", "add_module"}
 _STATE_CONTAINERS = {"Parameter", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Sequential"}
 
 
-def _builders(cls: ClassInfo) -> set[str]:
+def _builders(cls: ClassInfo, init: set[str]) -> set[str]:
     """Methods that register state (``self.register_buffer(...)``, ``self.head = nn.Linear(...)``,
-    ``self.w = nn.Parameter(...)``) and that no method of the class calls: construction run from
-    elsewhere, a base class's ``__init__`` (mmdet's ``_init_layers``) or the user's set-up code
-    (``model.register_stats(path)``, Lightning's ``setup``)."""
-    called, found = set(), set()
+    ``self.w = nn.Parameter(...)``) that no method of the class calls and that ``__init__`` (with
+    what it calls) does not set up itself: construction run from elsewhere, a base class's
+    ``__init__`` (mmdet's ``_init_layers``) or the user's set-up code (``model.register_stats(path)``,
+    Lightning's ``setup``). Not a method that rebuilds state ``__init__`` made
+    (``set_window_size``, a re-registration after loading) nor a PyTorch hook such as ``_apply``."""
+    called: set[str] = set()
+    builds: dict[str, set[str]] = {}
+    names: dict[str, set[str]] = {}
     for call in cls.self_calls:
         func = call.node.func
         if not isinstance(func, cst.Attribute):
             continue
         called.add(func.attr.value)
-        if func.attr.value in _REGISTERS and call.function and call.function.method:
-            found.add(call.function.method.name)
+        method = call.function.method.name if call.function and call.function.method else None
+        if func.attr.value in _REGISTERS and method and call.node.args:
+            key = call.node.args[0].value
+            name = key.evaluated_value if isinstance(key, cst.SimpleString) else None
+            builds.setdefault(method, set())
+            names.setdefault(method, set()).add(name if isinstance(name, str) else "")
     for a in cls.attr_assigns:
+        names.setdefault(a.method.name, set()).add(a.name)
         if isinstance(a.value, cst.Call) and _builds_state(a.value.func):
-            found.add(a.method.name)
-    return {name for name in found - called if name != "forward" and not name.startswith("__")}
+            builds.setdefault(a.method.name, set())
+    made_by_init = set().union(*(names.get(m, set()) for m in init))
+    return {
+        m
+        for m in builds
+        if m not in called and m not in init and m != "forward" and m not in MOVING_OVERRIDES
+        and not m.startswith("__") and not names.get(m, set()) & made_by_init
+    }
 
 
 def _builds_state(func: cst.BaseExpression) -> bool:
