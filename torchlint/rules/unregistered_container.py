@@ -24,6 +24,7 @@ from torchlint.facts import (
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     branch_conditions,
+    called_at_runtime,
     contradicts,
     init_time_methods,
     registered_names,
@@ -87,6 +88,7 @@ class UnregisteredContainer(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
             init_methods = init_time_methods(cls)
+            init_methods |= _construction_hooks(facts, cls, init_methods)
             candidates = [
                 a
                 for a in cls.attr_assigns
@@ -117,6 +119,36 @@ class UnregisteredContainer(Rule):
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+def _construction_hooks(facts: ModuleFacts, cls: ClassInfo, init_methods: set[str]) -> set[str]:
+    """Methods that take nothing but the instance, assign a layer to it (``self.convs =
+    nn.ModuleList()``, ``self.cls = nn.Conv2d(...)``) or call such a method, and that no method
+    outside construction calls: construction code that a base class's ``__init__`` in another
+    file runs (``_init_layers()``), which this file cannot see being called."""
+    hooks = {
+        a.method.name
+        for a in cls.attr_assigns
+        if a.method.is_method
+        and len(a.method.params) == 1
+        and isinstance(a.value, cst.Call)
+        and facts.is_module_class_expr(a.value.func, a.method.scope)
+    }
+    calls = [
+        (call.function.method.name, call.node.func.attr.value)
+        for call in cls.self_calls
+        if call.function and call.function.method and isinstance(call.node.func, cst.Attribute)
+    ]
+    grown = True
+    while grown:
+        callers = {
+            caller for caller, callee in calls
+            if callee in hooks and caller in cls.methods and len(cls.methods[caller].params) == 1
+        }
+        grown = not callers <= hooks
+        hooks |= callers
+    hooks -= init_methods
+    return hooks - called_at_runtime(cls, init_methods | hooks)
 
 
 def _before_module_init(a: AttrAssign) -> bool:
@@ -873,23 +905,96 @@ def _registered_later(
 ) -> bool:
     """The container is registered another way: the attribute is reassigned to something built
     from a call (``nn.ModuleList(self.layers)``, not ``list(self.layers)``, nor in the other
-    branch of an ``if``), or, at construction, it is passed to a call that
-    may keep it (``nn.Sequential(*self.layers)``, a registering helper)."""
-    mine_branches = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and a.node in u.ancestors), set())
+    branch of an ``if``, nor under a test of something else that the container's assignment is
+    not under, nor before it), or, at construction, it is passed to a call that may keep it
+    (``nn.Sequential(*self.layers)``, a registering helper)."""
+    mine_store = next((u for u in mine if u.store and a.node in u.ancestors), None)
+    mine_branches = branch_conditions(facts, mine_store.ancestors) if mine_store is not None else set()
+    bases = _ancestors(facts, relatives[0])
     for c in relatives:
         for other in c.assigns(a.name):
             value = other.value
             if other is a or not isinstance(value, cst.Call) or _empty_call(value) or _converter_arg(value) is not None:
                 continue
-            theirs = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and other.node in u.ancestors), set())
-            if not contradicts(mine_branches, theirs):
-                return True
+            if _runs_before(other, a, c in bases) or c not in bases and c is not relatives[0] and _overrides(other, a):
+                continue
+            store = next((u for u in mine if u.store and other.node in u.ancestors), None)
+            theirs = branch_conditions(facts, store.ancestors) if store is not None else set()
+            if contradicts(mine_branches, theirs) or store is not None and _tested_elsewhere(store, mine_store, a.name):
+                continue
+            return True
+    earlier = {id(u) for c in bases for u in c.uses()} if a.method.name == "__init__" and not _before_module_init(a) else set()
     for u in mine:
-        if u.store or u.method not in init_methods:
+        if u.store or u.method not in init_methods or u.method == "__init__" and id(u) in earlier:
             continue
         if _kept_elsewhere(u):
             return True
     return False
+
+
+def _ancestors(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
+    """The bases of ``cls`` defined in this file, and theirs."""
+    found: list[ClassInfo] = []
+    todo = [cls]
+    while todo:
+        for base in todo.pop().bases:
+            local = facts.local_class(base)
+            if local is not None and local is not cls and local not in found:
+                found.append(local)
+                todo.append(local)
+    return found
+
+
+def _runs_before(other: AttrAssign, a: AttrAssign, in_base: bool) -> bool:
+    """``other`` runs before ``a`` and is overwritten by it: earlier in the same method, or in a
+    base's ``__init__`` that ``a``'s ``__init__`` calls (``super().__init__()``) before it."""
+    if other.method is a.method:
+        return _precedes(other.node, a.node, a.method.node)
+    return in_base and other.method.name == "__init__" == a.method.name and not _before_module_init(a)
+
+
+def _overrides(other: AttrAssign, a: AttrAssign) -> bool:
+    """``other`` is in a subclass's override of ``a``'s method that does not call the method it
+    overrides: it never runs for an instance of ``a``'s class, nor ``a`` for one of its own."""
+    if other.method.name != a.method.name:
+        return False
+    found: list[cst.CSTNode] = []
+
+    def enter(node: cst.CSTNode) -> None:
+        func = node.func if isinstance(node, cst.Call) else None
+        if isinstance(func, cst.Attribute) and func.attr.value == a.method.name and isinstance(func.value, cst.Call):
+            found.append(node)
+
+    walk(other.method.node, enter)
+    return not found
+
+
+def _tested_elsewhere(store: AttrUse, mine_store: AttrUse | None, name: str) -> bool:
+    """The reassignment sits under an ``if`` that the container's assignment is not under and
+    whose test reads something besides the container (``if self.complex_data: self.norm =
+    nn.ModuleList(...)``, not ``if self.norm is not None:``): it registers it only sometimes."""
+    outer = {id(n) for n in mine_store.ancestors} if mine_store is not None else set()
+    return any(
+        isinstance(node, cst.If) and id(node) not in outer and _reads_besides(node.test, name)
+        for node in store.ancestors
+    )
+
+
+def _reads_besides(test: cst.BaseExpression, name: str) -> bool:
+    """Whether ``test`` reads an attribute other than ``name`` or a name that is not a builtin."""
+    found: list[cst.CSTNode] = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            if node.attr.value != name:
+                found.append(node)
+            return False
+        if isinstance(node, cst.Name) and not hasattr(builtins, node.value):
+            found.append(node)
+        return not found
+
+    walk(test, enter)
+    return bool(found)
 
 
 # calls that pass a container's elements on unchanged, as in ``nn.Sequential(*list(self.layers))``
