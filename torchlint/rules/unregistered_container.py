@@ -469,20 +469,41 @@ def _held_kind(
     items = _assigned_items(a)
     for u in mine:
         items.extend((e, methods.get(u.method)) for e in _grown_with(u))
-    found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(e, fn)}
+    found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(kinds.facts, e, fn)}
     if _copied_parameter(a):
         found.add("unknown class")
+    declared = _declared_container(kinds.facts, a)
+    if declared is not None:
+        found.add(declared)
     if "parameter" in found:
         return "parameter"
     if "layer" in found:
         return "layer"
-    if "unknown class" in found and _elements_called(mine, init_methods):
+    if "unknown class" in found and _elements_called(mine, init_methods, methods=methods):
         return "layer"
     built = [e for e, _ in items if isinstance(e, cst.Call)]
     return "layer" if built and _elements_called(mine, init_methods, calls=False) else None
 
 
-def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+# the registering containers, by what they hold
+_REGISTERING = {
+    "torch.nn.ModuleList": "layer", "torch.nn.ModuleDict": "layer",
+    "torch.nn.ParameterList": "parameter", "torch.nn.ParameterDict": "parameter",
+}
+
+
+def _declared_container(facts: ModuleFacts, a: AttrAssign) -> str | None:
+    """``self.emas: nn.ModuleDict = {}``: the annotation says a registering container, the value
+    is a plain one. "layer" or "parameter", by what the annotated container holds."""
+    if not isinstance(a.node, cst.AnnAssign):
+        return None
+    annotation = a.node.annotation.annotation
+    if not isinstance(annotation, (cst.Name, cst.Attribute)):
+        return None
+    return _REGISTERING.get(facts.qualname(annotation, a.method.scope) or "")
+
+
+def _handed_elsewhere(facts: ModuleFacts, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
     """The element is a local name that the method also passes to a call that may keep it
     (``set_module_by_path(net, path, wrapper)``, ``self.add_module(name, layer)``): the
     container only refers to a layer registered there."""
@@ -500,9 +521,38 @@ def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
         func = call.func if call is not None else None
         if isinstance(func, cst.Attribute) and func.attr.value in _GROWERS or _rebinds(u, call, expr.value):
             continue
+        if call is not None and _reads_attributes_only(facts, call, arg):
+            continue
         if _kept_elsewhere(u):
             return True
     return False
+
+
+def _reads_attributes_only(facts: ModuleFacts, call: cst.Call, arg: cst.Arg) -> bool:
+    """``init_weights(layer, d)`` where the function, defined at this file's top level, only
+    reads attributes of the parameter that gets the layer (``layer.weight``): it keeps nothing."""
+    func = call.func
+    helper = next(
+        (f for f in facts.functions if isinstance(func, cst.Name) and f.name == func.value and f.scope.parent is facts.module_scope),
+        None,
+    )
+    if helper is None or not isinstance(helper.node, cst.FunctionDef) or arg.star:
+        return False
+    params = [p.name.value for p in (*helper.node.params.posonly_params, *helper.node.params.params)]
+    position = call.args.index(arg)
+    name = arg.keyword.value if arg.keyword else params[position] if position < len(params) else None
+    reads = helper.reads.get(name, []) if name else []
+    bare: list[cst.Name] = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Attribute) and node.value in reads:
+            return False
+        if node in reads:
+            bare.append(node)
+        return True
+
+    walk(helper.node.body, enter)
+    return bool(reads) and not bare
 
 
 def _precedes(first: cst.CSTNode, second: cst.CSTNode, root: cst.CSTNode) -> bool:
@@ -522,7 +572,9 @@ def _rebinds(use: AttrUse, call: cst.Call | None, name: str) -> bool:
     )
 
 
-def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = True) -> bool:
+def _elements_called(
+    mine: list[AttrUse], init_methods: set[str], calls: bool = True, methods: dict[str, FunctionInfo] | None = None
+) -> bool:
     """After construction, an element of the container is called as a layer is:
     ``self.layers[i](x)``, ``conv = self.convs[i]`` then ``conv(x)``, ``for layer in self.layers: x = layer(x)`` (also through
     ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``; or what
@@ -540,7 +592,7 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = 
                 continue
             if isinstance(parent, cst.Assign) and parent.value is node and isinstance(node, cst.Subscript):
                 names = {n.value for t in parent.targets for n in target_names(t.target)}
-                if names and _calls_any(u.ancestors[0], names, calls):  # ``conv = self.convs[i]`` ... ``conv(x)``
+                if names and _calls_any(u.ancestors[0], names, calls, methods):  # ``conv = self.convs[i]`` ... ``conv(x)``
                     return True
                 break
             if isinstance(parent, cst.Call) and parent.func is node:
@@ -562,7 +614,7 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = 
             if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
                 names = {n.value for n in target_names(parent.target)}
                 scope = parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1]
-                if _calls_any(scope, names, calls):
+                if _calls_any(scope, names, calls, methods):
                     return True
             break
     return False
@@ -580,12 +632,19 @@ def _module_attribute(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.Attribute) and node.attr.value in _MODULE_ATTRIBUTES
 
 
-def _calls_any(node: cst.CSTNode, names: set[str], calls: bool = True) -> bool:
-    """One of ``names`` is called (when ``calls``) or has a module attribute read."""
+def _calls_any(
+    node: cst.CSTNode, names: set[str], calls: bool = True, methods: dict[str, FunctionInfo] | None = None
+) -> bool:
+    """One of ``names`` is called (when ``calls``: also as ``map(f, xs)``, or handed to a method
+    of ``methods`` that calls it) or has a module attribute read."""
     found = []
 
     def enter(n: cst.CSTNode) -> bool:
-        if calls and isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in names:
+        if calls and isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
+            first = n.args[0].value if n.args and n.func.value == "map" else None
+            if n.func.value in names or isinstance(first, cst.Name) and first.value in names:
+                found.append(n)
+        if calls and methods and isinstance(n, cst.Call) and _calls_handed(n, names, methods):
             found.append(n)
         elif _module_attribute(n) and isinstance(n.value, cst.Name) and n.value.value in names:
             found.append(n)
@@ -593,6 +652,21 @@ def _calls_any(node: cst.CSTNode, names: set[str], calls: bool = True) -> bool:
 
     walk(node, enter)
     return bool(found)
+
+
+def _calls_handed(call: cst.Call, names: set[str], methods: dict[str, FunctionInfo]) -> bool:
+    """``self.loss_of(encoder, x)`` where the method calls the parameter that gets ``encoder``."""
+    func = call.func
+    method = methods.get(func.attr.value) if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) else None
+    if method is None or not isinstance(method.node, cst.FunctionDef):
+        return False
+    params = [p.name.value for p in (*method.node.params.posonly_params, *method.node.params.params)][1:]
+    handed = set()
+    for position, arg in enumerate(call.args):
+        if isinstance(arg.value, cst.Name) and arg.value.value in names and not arg.star:
+            handed.add(arg.keyword.value if arg.keyword else params[position] if position < len(params) else "")
+    handed.discard("")
+    return bool(handed) and _calls_any(method.node.body, handed)
 
 
 def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
@@ -625,6 +699,8 @@ def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
 # nn.Module methods that return the module itself
 _RETURN_SELF = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
                 "requires_grad_", "apply", "type", "to_empty", "share_memory"}
+# what a module is built with, moved to a device or mode, that only modules and tensors take
+_MOVES = {"to", "cuda", "train", "eval", "requires_grad_"}
 _COPIES = {"copy.deepcopy", "copy.copy"}
 # functions that return the module they are given
 _WRAPPERS = {
@@ -679,6 +755,8 @@ class _Kinds:
             return "parameter"
         if isinstance(func, cst.Attribute) and func.attr.value in _RETURN_SELF and isinstance(func.value, (cst.Call, cst.Name)):
             inner = self.item(func.value, fn, depth + 1)
+            if inner == "unknown class" and func.attr.value in _MOVES:
+                return "layer"  # moved to a device as it is built: a module (a tensor's class resolves)
             return inner if inner in ("layer", "unknown class") else None
         if (q in _COPIES or q in _WRAPPERS) and expr.args:
             return self.item(expr.args[0].value, fn, depth + 1)
@@ -717,6 +795,11 @@ class _Kinds:
         return bool(values) and all(v is not None and self._unresolved_class(v, method) for v in values)
 
     def _unresolved_class(self, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+        if isinstance(expr, cst.IfExp):  # either of two classes, one of them at least unresolved
+            branches = (expr.body, expr.orelse)
+            return any(self._unresolved_class(e, fn) for e in branches) and all(
+                self._unresolved_class(e, fn) or self._class_value(e, fn) for e in branches
+            )
         if isinstance(expr, cst.Call) and (self.facts.qualname(expr.func, fn.scope) or "").endswith("partial") and expr.args:
             expr = expr.args[0].value
         if not isinstance(expr, (cst.Name, cst.Attribute)):
@@ -729,7 +812,7 @@ class _Kinds:
         be told here: imported from a file or package this run does not see."""
         leaf = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
         if not leaf[:1].isupper():
-            return bool(_BUILDER.match(leaf)) and self.facts.local_class(func) is None and (
+            return bool(_BUILDER.match(leaf) or leaf == "build" and isinstance(func, cst.Attribute)) and self.facts.local_class(func) is None and (
                 not qualname or self.facts.base_is_module(qualname)[0] is None
             )
         local = self.facts.local_class(func)
@@ -834,9 +917,13 @@ class _Kinds:
                     (f for f in self.facts.functions if f.name == func.value and f.scope.parent is self.facts.module_scope),
                     None,
                 )
-            values = [v for _, v in fn.assignments.get(func.value, [])]
+            values = [v for stmt, v in fn.assignments.get(func.value, []) if not _rewraps(stmt, func.value)]
             if helper is None and values and all(isinstance(v, cst.Lambda) for v in values):
                 returns, helper = [v.body for v in values], fn
+            elif helper is None and not values and func.value not in fn.scope.bound:
+                lambdas = _module_lambdas(self.facts, func.value)
+                helper = next((f for f in self.facts.functions if lambdas and f.node is lambdas[0]), None)
+                returns = [v.body for v in lambdas]
         elif isinstance(func, cst.Attribute) and fn.instance and self_attr(func, fn.instance):
             helper = self.methods.get(func.attr.value)
         if helper is None or (helper is fn and not returns):
@@ -847,6 +934,25 @@ class _Kinds:
         if not found or None in found or "parameter" in found:
             return None
         return "layer" if found == {"layer"} else "unknown class"
+
+
+def _rewraps(stmt: cst.CSTNode, name: str) -> bool:
+    """``f = cache_fn(f)``, ``f, g = map(cache_fn, (f, g))``: the name rebound to a wrapper of
+    itself, which calls what it held."""
+    value = stmt.value if isinstance(stmt, cst.Assign) else None
+    return isinstance(value, cst.Call) and _mentions_name(value, name)
+
+
+def _module_lambdas(facts: ModuleFacts, name: str) -> list[cst.Lambda]:
+    """The lambdas a top-level ``name = lambda ...: ...`` binds, when every top-level assignment
+    of ``name`` is one."""
+    values = [
+        stmt.value
+        for line in facts.module.body if isinstance(line, cst.SimpleStatementLine)
+        for stmt in line.body
+        if isinstance(stmt, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == name for t in stmt.targets)
+    ]
+    return values if values and all(isinstance(v, cst.Lambda) for v in values) else []
 
 
 def _stateless(qualname: str, call: cst.Call | None) -> bool:
@@ -916,7 +1022,9 @@ def _registered_later(
             value = other.value
             if other is a or not isinstance(value, cst.Call) or _empty_call(value) or _converter_arg(value) is not None:
                 continue
-            if _runs_before(other, a, c in bases) or c not in bases and c is not relatives[0] and _overrides(other, a):
+            if _runs_before(other, a, c in bases) or c is not relatives[0] and (
+                _overrides(a, other) if c in bases else _overrides(other, a)
+            ):
                 continue
             store = next((u for u in mine if u.store and other.node in u.ancestors), None)
             theirs = branch_conditions(facts, store.ancestors) if store is not None else set()
@@ -953,19 +1061,20 @@ def _runs_before(other: AttrAssign, a: AttrAssign, in_base: bool) -> bool:
     return in_base and other.method.name == "__init__" == a.method.name and not _before_module_init(a)
 
 
-def _overrides(other: AttrAssign, a: AttrAssign) -> bool:
-    """``other`` is in a subclass's override of ``a``'s method that does not call the method it
-    overrides: it never runs for an instance of ``a``'s class, nor ``a`` for one of its own."""
-    if other.method.name != a.method.name:
+def _overrides(lower: AttrAssign, upper: AttrAssign) -> bool:
+    """``lower`` is in a subclass's override of the method ``upper`` is in, one that does not call
+    the method it overrides (``super()._init_layers()``): ``upper`` never runs for an instance of
+    the subclass, nor ``lower`` for one of the base."""
+    if lower.method.name != upper.method.name or lower.method.name == "__init__":
         return False
     found: list[cst.CSTNode] = []
 
     def enter(node: cst.CSTNode) -> None:
         func = node.func if isinstance(node, cst.Call) else None
-        if isinstance(func, cst.Attribute) and func.attr.value == a.method.name and isinstance(func.value, cst.Call):
+        if isinstance(func, cst.Attribute) and func.attr.value == upper.method.name and isinstance(func.value, cst.Call):
             found.append(node)
 
-    walk(other.method.node, enter)
+    walk(lower.method.node, enter)
     return not found
 
 
