@@ -635,14 +635,15 @@ def _module_attribute(node: cst.CSTNode) -> bool:
 def _calls_any(
     node: cst.CSTNode, names: set[str], calls: bool = True, methods: dict[str, FunctionInfo] | None = None
 ) -> bool:
-    """One of ``names`` is called (when ``calls``: also as ``map(f, xs)``, or handed to a method
-    of ``methods`` that calls it) or has a module attribute read."""
+    """One of ``names`` is called (when ``calls``: also as ``map(f, xs)``, ``checkpoint(f, x)``,
+    or handed to a method of ``methods`` that calls it) or has a module attribute read."""
     found = []
 
     def enter(n: cst.CSTNode) -> bool:
-        if calls and isinstance(n, cst.Call) and isinstance(n.func, cst.Name):
-            first = n.args[0].value if n.args and n.func.value == "map" else None
-            if n.func.value in names or isinstance(first, cst.Name) and first.value in names:
+        if calls and isinstance(n, cst.Call) and isinstance(n.func, (cst.Name, cst.Attribute)):
+            leaf = n.func.value if isinstance(n.func, cst.Name) else n.func.attr.value
+            first = n.args[0].value if n.args and leaf in _CALLING else None
+            if isinstance(n.func, cst.Name) and leaf in names or isinstance(first, cst.Name) and first.value in names:
                 found.append(n)
         if calls and methods and isinstance(n, cst.Call) and _calls_handed(n, names, methods):
             found.append(n)
@@ -652,6 +653,10 @@ def _calls_any(
 
     walk(node, enter)
     return bool(found)
+
+
+# functions that call their first argument
+_CALLING = {"map", "checkpoint"}
 
 
 def _calls_handed(call: cst.Call, names: set[str], methods: dict[str, FunctionInfo]) -> bool:
