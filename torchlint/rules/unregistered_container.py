@@ -472,9 +472,6 @@ def _held_kind(
     found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(kinds.facts, e, fn)}
     if _copied_parameter(a):
         found.add("unknown class")
-    declared = _declared_container(kinds.facts, a)
-    if declared is not None:
-        found.add(declared)
     if "parameter" in found:
         return "parameter"
     if "layer" in found:
@@ -483,24 +480,6 @@ def _held_kind(
         return "layer"
     built = [e for e, _ in items if isinstance(e, cst.Call)]
     return "layer" if built and _elements_called(mine, init_methods, calls=False) else None
-
-
-# the registering containers, by what they hold
-_REGISTERING = {
-    "torch.nn.ModuleList": "layer", "torch.nn.ModuleDict": "layer",
-    "torch.nn.ParameterList": "parameter", "torch.nn.ParameterDict": "parameter",
-}
-
-
-def _declared_container(facts: ModuleFacts, a: AttrAssign) -> str | None:
-    """``self.emas: nn.ModuleDict = {}``: the annotation says a registering container, the value
-    is a plain one. "layer" or "parameter", by what the annotated container holds."""
-    if not isinstance(a.node, cst.AnnAssign):
-        return None
-    annotation = a.node.annotation.annotation
-    if not isinstance(annotation, (cst.Name, cst.Attribute)):
-        return None
-    return _REGISTERING.get(facts.qualname(annotation, a.method.scope) or "")
 
 
 def _handed_elsewhere(facts: ModuleFacts, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
