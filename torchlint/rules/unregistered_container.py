@@ -114,7 +114,7 @@ class UnregisteredContainer(Rule):
                 held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
                     continue
-                if _local_container(a) is not None and _local_kept(a) or _before_module_init(a) or _hides_one(a):
+                if _local_container(a) is not None and _local_kept(facts, a) or _before_module_init(a) or _hides_one(a):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
@@ -409,10 +409,14 @@ def _unpacked(stmt: cst.CSTNode, name: str) -> cst.BaseExpression | None:
     return None
 
 
-def _local_kept(a: AttrAssign) -> bool:
+def _local_kept(facts: ModuleFacts, a: AttrAssign) -> bool:
     """The local list behind ``self.layers = layers`` is also handed to a call that may keep
-    it (``self.net = nn.Sequential(*layers)``): its layers are registered there."""
-    return any(_kept_elsewhere(u) for u in _local_uses(a.method, _local_container(a)[0]))
+    it (``self.net = nn.Sequential(*layers)``), not in the other branch of an ``if``: its layers
+    are registered there."""
+    uses = _local_uses(a.method, _local_container(a)[0])
+    mine = next((u for u in uses if a.node in u.ancestors), None)
+    conditions = branch_conditions(facts, mine.ancestors) if mine is not None else set()
+    return any(_kept_elsewhere(u) and not contradicts(conditions, branch_conditions(facts, u.ancestors)) for u in uses)
 
 
 def _container_literal(expr: cst.BaseExpression | None) -> bool:
@@ -421,6 +425,17 @@ def _container_literal(expr: cst.BaseExpression | None) -> bool:
     inner = _converter_arg(expr)
     return isinstance(expr, (cst.List, cst.Tuple, cst.Dict, cst.ListComp, cst.DictComp)) or bool(
         _empty_call(expr) or _converted(expr) or inner is not None and _container_literal(inner)
+        or _concatenated(expr)
+    )
+
+
+def _concatenated(expr: cst.BaseExpression | None) -> bool:
+    """``[...] + [...]``: two containers built here, joined."""
+    return (
+        isinstance(expr, cst.BinaryOperation)
+        and isinstance(expr.operator, cst.Add)
+        and _container_literal(expr.left)
+        and _container_literal(expr.right)
     )
 
 
@@ -453,6 +468,11 @@ def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         return [expr.elt]
     if isinstance(expr, cst.DictComp):
         return [expr.value]
+    if _concatenated(expr):
+        return _elements(expr.left) + _elements(expr.right)
+    inner = _converter_arg(expr)
+    if _concatenated(inner):
+        return _elements(inner)
     inner = _converted(expr)
     if inner is not None:
         if isinstance(inner, cst.GeneratorExp) and expr.func.value == "dict":
@@ -574,6 +594,13 @@ def _elements_called(
                 if names and _calls_any(u.ancestors[0], names, calls, methods):  # ``conv = self.convs[i]`` ... ``conv(x)``
                     return True
                 break
+            if isinstance(parent, cst.Assign) and parent.value is node and node is not u.node:
+                names = {n.value for t in parent.targets for n in target_names(t.target)}
+                if _loop_calls(u.ancestors[0], names, calls, methods):  # ``blocks = list(zip(self.a, self.b))``
+                    return True
+                break
+            if isinstance(parent, cst.Arg) and node is u.node and methods and _mapped_by_method(u, parent, methods):
+                return True
             if isinstance(parent, cst.Call) and parent.func is node:
                 if isinstance(node, cst.Subscript) and calls:
                     return True
@@ -597,6 +624,40 @@ def _elements_called(
                     return True
             break
     return False
+
+
+def _loop_calls(
+    root: cst.CSTNode, locals_: set[str], calls: bool, methods: dict[str, FunctionInfo] | None
+) -> bool:
+    """A loop over one of ``locals_`` (``for resnet, attn in blocks:``) calls its variables."""
+    found = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.For, cst.CompFor)) and isinstance(node.iter, cst.Name) and node.iter.value in locals_:
+            names = {n.value for n in target_names(node.target)}
+            scope = node.body if isinstance(node, cst.For) else root
+            if _calls_any(scope, names, calls, methods):
+                found.append(node)
+        return not found
+
+    walk(root, enter)
+    return bool(found)
+
+
+def _mapped_by_method(use: AttrUse, arg: cst.Arg, methods: dict[str, FunctionInfo]) -> bool:
+    """``map(self.forward_single, feats, self.scales)``: the container handed, after a method of
+    the class, to a call that applies the method to its elements; the method calls the
+    parameter that gets them."""
+    call = _call_of(use, arg)
+    if call is None or arg.keyword or not call.args or call.args[0] is arg:
+        return False
+    first = call.args[0].value
+    method = methods.get(first.attr.value) if isinstance(first, cst.Attribute) and isinstance(first.value, cst.Name) else None
+    if method is None or not isinstance(method.node, cst.FunctionDef):
+        return False
+    params = [p.name.value for p in (*method.node.params.posonly_params, *method.node.params.params)]
+    position = call.args.index(arg)
+    return position < len(params) and _calls_any(method.node.body, {params[position]})
 
 
 # what only a module has: reading one of these from an element (or the container) shows that
@@ -653,6 +714,13 @@ def _calls_handed(call: cst.Call, names: set[str], methods: dict[str, FunctionIn
     return bool(handed) and _calls_any(method.node.body, handed)
 
 
+def _wrapped_elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The elements of the literal in ``nn.ModuleDict({name: layer})``, a call of one argument."""
+    if isinstance(expr, cst.Call) and len(expr.args) == 1 and not expr.args[0].keyword and not expr.args[0].star:
+        return _elements(expr.args[0].value)
+    return []
+
+
 def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
     """What ``self.x.append(v)``, ``.extend([...])``, ``.insert(i, v)``, ``self.x[k] = v`` and
     ``self.x += [...]`` put into the container."""
@@ -668,9 +736,9 @@ def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
         if method == "insert" and len(args) >= 2:
             return [args[1]]
         if method == "extend" and args:
-            return _elements(args[0]) or [args[0]]
+            return _elements(args[0]) or _wrapped_elements(args[0]) or [args[0]]
         if method in ("update", "setdefault") and args:
-            return _elements(args[-1])
+            return _elements(args[-1]) or _wrapped_elements(args[-1])
         return []
     if isinstance(parent, cst.Subscript) and parent.value is use.node and isinstance(grand, cst.AssignTarget):
         statement = anc[-3] if len(anc) >= 3 else None
@@ -748,10 +816,27 @@ class _Kinds:
             return None if _stateless(q, expr) else "layer"
         if self._layer_class(func, fn, depth):
             return "layer"
+        held = self._held_by_attribute(func, fn, depth)
+        if held:
+            return held
         returned = self._returns_layer(func, fn, depth)
         if returned:
             return returned
         if self._unknown_class(func, q) or self._held_class_unknown(func, fn):
+            return "unknown class"
+        return None
+
+    def _held_by_attribute(self, func: cst.BaseExpression, fn: FunctionInfo, depth: int) -> str | None:
+        """``self.operator_block(...)`` where ``self.operator_block = operator_block`` keeps a
+        constructor parameter that holds a layer class ("layer") or a class this file cannot
+        resolve ("unknown class"), by its default, annotation or name."""
+        attr = self_attr(func, fn.instance) if fn.instance else None
+        assigns = self.cls.assigns(attr) if attr else []
+        if not assigns or not all(isinstance(a.value, cst.Name) and _param(a.method, a.value.value) for a in assigns):
+            return None
+        if all(self._layer_class(a.value, a.method, depth) for a in assigns):
+            return "layer"
+        if all(self._held_class_unknown(a.value, a.method) for a in assigns):
             return "unknown class"
         return None
 
@@ -1213,6 +1298,8 @@ def _built_container(expr: ast.expr) -> bool:
         return True
     if isinstance(expr, ast.Call) and not expr.args and not expr.keywords and _callee_leaf(expr) in ("list", "dict", "OrderedDict"):
         return True
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        return _built_container(expr.left) and _built_container(expr.right)
     inner = _converter_arg_ast(expr)
     return inner is not None and (isinstance(inner, ast.GeneratorExp) or _built_container(inner))
 
@@ -1286,6 +1373,8 @@ def _screen_elements(expr: ast.expr) -> list[ast.expr]:
         return [expr.value]
     if isinstance(expr, ast.Call):
         return [e for a in expr.args for e in _screen_elements(a)]
+    if isinstance(expr, ast.BinOp):
+        return _screen_elements(expr.left) + _screen_elements(expr.right)
     return []
 
 
