@@ -24,6 +24,7 @@ from torchlint.facts import (
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     branch_conditions,
+    called_at_runtime,
     contradicts,
     init_time_methods,
     registered_names,
@@ -87,6 +88,7 @@ class UnregisteredContainer(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
             init_methods = init_time_methods(cls)
+            init_methods |= _construction_hooks(facts, cls, init_methods)
             candidates = [
                 a
                 for a in cls.attr_assigns
@@ -112,11 +114,41 @@ class UnregisteredContainer(Rule):
                 held = _held_kind(kinds, a, mine, methods, init_methods)
                 if held is None or _registered_later(facts, relatives, a, mine, init_methods):
                     continue
-                if _local_container(a) is not None and _local_kept(a) or _before_module_init(a) or _hides_one(a):
+                if _local_container(a) is not None and _local_kept(facts, a) or _before_module_init(a) or _hides_one(a):
                     continue
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+def _construction_hooks(facts: ModuleFacts, cls: ClassInfo, init_methods: set[str]) -> set[str]:
+    """Methods that take nothing but the instance, assign a layer to it (``self.convs =
+    nn.ModuleList()``, ``self.cls = nn.Conv2d(...)``) or call such a method, and that no method
+    outside construction calls: construction code that a base class's ``__init__`` in another
+    file runs (``_init_layers()``), which this file cannot see being called."""
+    hooks = {
+        a.method.name
+        for a in cls.attr_assigns
+        if a.method.is_method
+        and len(a.method.params) == 1
+        and isinstance(a.value, cst.Call)
+        and facts.is_module_class_expr(a.value.func, a.method.scope)
+    }
+    calls = [
+        (call.function.method.name, call.node.func.attr.value)
+        for call in cls.self_calls
+        if call.function and call.function.method and isinstance(call.node.func, cst.Attribute)
+    ]
+    grown = True
+    while grown:
+        callers = {
+            caller for caller, callee in calls
+            if callee in hooks and caller in cls.methods and len(cls.methods[caller].params) == 1
+        }
+        grown = not callers <= hooks
+        hooks |= callers
+    hooks -= init_methods
+    return hooks - called_at_runtime(cls, init_methods | hooks)
 
 
 def _before_module_init(a: AttrAssign) -> bool:
@@ -377,10 +409,14 @@ def _unpacked(stmt: cst.CSTNode, name: str) -> cst.BaseExpression | None:
     return None
 
 
-def _local_kept(a: AttrAssign) -> bool:
+def _local_kept(facts: ModuleFacts, a: AttrAssign) -> bool:
     """The local list behind ``self.layers = layers`` is also handed to a call that may keep
-    it (``self.net = nn.Sequential(*layers)``): its layers are registered there."""
-    return any(_kept_elsewhere(u) for u in _local_uses(a.method, _local_container(a)[0]))
+    it (``self.net = nn.Sequential(*layers)``), not in the other branch of an ``if``: its layers
+    are registered there."""
+    uses = _local_uses(a.method, _local_container(a)[0])
+    mine = next((u for u in uses if a.node in u.ancestors), None)
+    conditions = branch_conditions(facts, mine.ancestors) if mine is not None else set()
+    return any(_kept_elsewhere(u) and not contradicts(conditions, branch_conditions(facts, u.ancestors)) for u in uses)
 
 
 def _container_literal(expr: cst.BaseExpression | None) -> bool:
@@ -389,6 +425,17 @@ def _container_literal(expr: cst.BaseExpression | None) -> bool:
     inner = _converter_arg(expr)
     return isinstance(expr, (cst.List, cst.Tuple, cst.Dict, cst.ListComp, cst.DictComp)) or bool(
         _empty_call(expr) or _converted(expr) or inner is not None and _container_literal(inner)
+        or _concatenated(expr)
+    )
+
+
+def _concatenated(expr: cst.BaseExpression | None) -> bool:
+    """``[...] + [...]``: two containers built here, joined."""
+    return (
+        isinstance(expr, cst.BinaryOperation)
+        and isinstance(expr.operator, cst.Add)
+        and _container_literal(expr.left)
+        and _container_literal(expr.right)
     )
 
 
@@ -421,6 +468,11 @@ def _elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
         return [expr.elt]
     if isinstance(expr, cst.DictComp):
         return [expr.value]
+    if _concatenated(expr):
+        return _elements(expr.left) + _elements(expr.right)
+    inner = _converter_arg(expr)
+    if _concatenated(inner):
+        return _elements(inner)
     inner = _converted(expr)
     if inner is not None:
         if isinstance(inner, cst.GeneratorExp) and expr.func.value == "dict":
@@ -437,20 +489,20 @@ def _held_kind(
     items = _assigned_items(a)
     for u in mine:
         items.extend((e, methods.get(u.method)) for e in _grown_with(u))
-    found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(e, fn)}
+    found = {kinds.item(e, fn) for e, fn in items if fn is not None and not _handed_elsewhere(kinds.facts, e, fn)}
     if _copied_parameter(a):
         found.add("unknown class")
     if "parameter" in found:
         return "parameter"
     if "layer" in found:
         return "layer"
-    if "unknown class" in found and _elements_called(mine, init_methods):
+    if "unknown class" in found and _elements_called(mine, init_methods, methods=methods):
         return "layer"
     built = [e for e, _ in items if isinstance(e, cst.Call)]
     return "layer" if built and _elements_called(mine, init_methods, calls=False) else None
 
 
-def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+def _handed_elsewhere(facts: ModuleFacts, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
     """The element is a local name that the method also passes to a call that may keep it
     (``set_module_by_path(net, path, wrapper)``, ``self.add_module(name, layer)``): the
     container only refers to a layer registered there."""
@@ -468,9 +520,38 @@ def _handed_elsewhere(expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
         func = call.func if call is not None else None
         if isinstance(func, cst.Attribute) and func.attr.value in _GROWERS or _rebinds(u, call, expr.value):
             continue
+        if call is not None and _reads_attributes_only(facts, call, arg):
+            continue
         if _kept_elsewhere(u):
             return True
     return False
+
+
+def _reads_attributes_only(facts: ModuleFacts, call: cst.Call, arg: cst.Arg) -> bool:
+    """``init_weights(layer, d)`` where the function, defined at this file's top level, only
+    reads attributes of the parameter that gets the layer (``layer.weight``): it keeps nothing."""
+    func = call.func
+    helper = next(
+        (f for f in facts.functions if isinstance(func, cst.Name) and f.name == func.value and f.scope.parent is facts.module_scope),
+        None,
+    )
+    if helper is None or not isinstance(helper.node, cst.FunctionDef) or arg.star:
+        return False
+    params = [p.name.value for p in (*helper.node.params.posonly_params, *helper.node.params.params)]
+    position = call.args.index(arg)
+    name = arg.keyword.value if arg.keyword else params[position] if position < len(params) else None
+    reads = helper.reads.get(name, []) if name else []
+    bare: list[cst.Name] = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Attribute) and node.value in reads:
+            return False
+        if node in reads:
+            bare.append(node)
+        return True
+
+    walk(helper.node.body, enter)
+    return bool(reads) and not bare
 
 
 def _precedes(first: cst.CSTNode, second: cst.CSTNode, root: cst.CSTNode) -> bool:
@@ -490,7 +571,9 @@ def _rebinds(use: AttrUse, call: cst.Call | None, name: str) -> bool:
     )
 
 
-def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = True) -> bool:
+def _elements_called(
+    mine: list[AttrUse], init_methods: set[str], calls: bool = True, methods: dict[str, FunctionInfo] | None = None
+) -> bool:
     """After construction, an element of the container is called as a layer is:
     ``self.layers[i](x)``, ``conv = self.convs[i]`` then ``conv(x)``, ``for layer in self.layers: x = layer(x)`` (also through
     ``zip``/``enumerate``/``.values()``/``.items()``), ``[h(x) for h in self.heads]``; or what
@@ -508,9 +591,16 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = 
                 continue
             if isinstance(parent, cst.Assign) and parent.value is node and isinstance(node, cst.Subscript):
                 names = {n.value for t in parent.targets for n in target_names(t.target)}
-                if names and _calls_any(u.ancestors[0], names, calls):  # ``conv = self.convs[i]`` ... ``conv(x)``
+                if names and _calls_any(u.ancestors[0], names, calls, methods):  # ``conv = self.convs[i]`` ... ``conv(x)``
                     return True
                 break
+            if isinstance(parent, cst.Assign) and parent.value is node and node is not u.node:
+                names = {n.value for t in parent.targets for n in target_names(t.target)}
+                if _loop_calls(u.ancestors[0], names, calls, methods):  # ``blocks = list(zip(self.a, self.b))``
+                    return True
+                break
+            if isinstance(parent, cst.Arg) and node is u.node and methods and _mapped_by_method(u, parent, methods):
+                return True
             if isinstance(parent, cst.Call) and parent.func is node:
                 if isinstance(node, cst.Subscript) and calls:
                     return True
@@ -530,10 +620,44 @@ def _elements_called(mine: list[AttrUse], init_methods: set[str], calls: bool = 
             if isinstance(parent, (cst.For, cst.CompFor)) and parent.iter is node:
                 names = {n.value for n in target_names(parent.target)}
                 scope = parent.body if isinstance(parent, cst.For) else u.ancestors[u.ancestors.index(parent) - 1]
-                if _calls_any(scope, names, calls):
+                if _calls_any(scope, names, calls, methods):
                     return True
             break
     return False
+
+
+def _loop_calls(
+    root: cst.CSTNode, locals_: set[str], calls: bool, methods: dict[str, FunctionInfo] | None
+) -> bool:
+    """A loop over one of ``locals_`` (``for resnet, attn in blocks:``) calls its variables."""
+    found = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, (cst.For, cst.CompFor)) and isinstance(node.iter, cst.Name) and node.iter.value in locals_:
+            names = {n.value for n in target_names(node.target)}
+            scope = node.body if isinstance(node, cst.For) else root
+            if _calls_any(scope, names, calls, methods):
+                found.append(node)
+        return not found
+
+    walk(root, enter)
+    return bool(found)
+
+
+def _mapped_by_method(use: AttrUse, arg: cst.Arg, methods: dict[str, FunctionInfo]) -> bool:
+    """``map(self.forward_single, feats, self.scales)``: the container handed, after a method of
+    the class, to a call that applies the method to its elements; the method calls the
+    parameter that gets them."""
+    call = _call_of(use, arg)
+    if call is None or arg.keyword or not call.args or call.args[0] is arg:
+        return False
+    first = call.args[0].value
+    method = methods.get(first.attr.value) if isinstance(first, cst.Attribute) and isinstance(first.value, cst.Name) else None
+    if method is None or not isinstance(method.node, cst.FunctionDef):
+        return False
+    params = [p.name.value for p in (*method.node.params.posonly_params, *method.node.params.params)]
+    position = call.args.index(arg)
+    return position < len(params) and _calls_any(method.node.body, {params[position]})
 
 
 # what only a module has: reading one of these from an element (or the container) shows that
@@ -548,12 +672,20 @@ def _module_attribute(node: cst.CSTNode) -> bool:
     return isinstance(node, cst.Attribute) and node.attr.value in _MODULE_ATTRIBUTES
 
 
-def _calls_any(node: cst.CSTNode, names: set[str], calls: bool = True) -> bool:
-    """One of ``names`` is called (when ``calls``) or has a module attribute read."""
+def _calls_any(
+    node: cst.CSTNode, names: set[str], calls: bool = True, methods: dict[str, FunctionInfo] | None = None
+) -> bool:
+    """One of ``names`` is called (when ``calls``: also as ``map(f, xs)``, ``checkpoint(f, x)``,
+    or handed to a method of ``methods`` that calls it) or has a module attribute read."""
     found = []
 
     def enter(n: cst.CSTNode) -> bool:
-        if calls and isinstance(n, cst.Call) and isinstance(n.func, cst.Name) and n.func.value in names:
+        if calls and isinstance(n, cst.Call) and isinstance(n.func, (cst.Name, cst.Attribute)):
+            leaf = n.func.value if isinstance(n.func, cst.Name) else n.func.attr.value
+            first = n.args[0].value if n.args and leaf in _CALLING else None
+            if isinstance(n.func, cst.Name) and leaf in names or isinstance(first, cst.Name) and first.value in names:
+                found.append(n)
+        if calls and methods and isinstance(n, cst.Call) and _calls_handed(n, names, methods):
             found.append(n)
         elif _module_attribute(n) and isinstance(n.value, cst.Name) and n.value.value in names:
             found.append(n)
@@ -561,6 +693,32 @@ def _calls_any(node: cst.CSTNode, names: set[str], calls: bool = True) -> bool:
 
     walk(node, enter)
     return bool(found)
+
+
+# functions that call their first argument
+_CALLING = {"map", "checkpoint"}
+
+
+def _calls_handed(call: cst.Call, names: set[str], methods: dict[str, FunctionInfo]) -> bool:
+    """``self.loss_of(encoder, x)`` where the method calls the parameter that gets ``encoder``."""
+    func = call.func
+    method = methods.get(func.attr.value) if isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name) else None
+    if method is None or not isinstance(method.node, cst.FunctionDef):
+        return False
+    params = [p.name.value for p in (*method.node.params.posonly_params, *method.node.params.params)][1:]
+    handed = set()
+    for position, arg in enumerate(call.args):
+        if isinstance(arg.value, cst.Name) and arg.value.value in names and not arg.star:
+            handed.add(arg.keyword.value if arg.keyword else params[position] if position < len(params) else "")
+    handed.discard("")
+    return bool(handed) and _calls_any(method.node.body, handed)
+
+
+def _wrapped_elements(expr: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The elements of the literal in ``nn.ModuleDict({name: layer})``, a call of one argument."""
+    if isinstance(expr, cst.Call) and len(expr.args) == 1 and not expr.args[0].keyword and not expr.args[0].star:
+        return _elements(expr.args[0].value)
+    return []
 
 
 def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
@@ -578,9 +736,9 @@ def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
         if method == "insert" and len(args) >= 2:
             return [args[1]]
         if method == "extend" and args:
-            return _elements(args[0]) or [args[0]]
+            return _elements(args[0]) or _wrapped_elements(args[0]) or [args[0]]
         if method in ("update", "setdefault") and args:
-            return _elements(args[-1])
+            return _elements(args[-1]) or _wrapped_elements(args[-1])
         return []
     if isinstance(parent, cst.Subscript) and parent.value is use.node and isinstance(grand, cst.AssignTarget):
         statement = anc[-3] if len(anc) >= 3 else None
@@ -593,6 +751,8 @@ def _grown_with(use: AttrUse) -> list[cst.BaseExpression]:
 # nn.Module methods that return the module itself
 _RETURN_SELF = {"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
                 "requires_grad_", "apply", "type", "to_empty", "share_memory"}
+# what a module is built with, moved to a device or mode, that only modules and tensors take
+_MOVES = {"to", "cuda", "train", "eval", "requires_grad_"}
 _COPIES = {"copy.deepcopy", "copy.copy"}
 # functions that return the module they are given
 _WRAPPERS = {
@@ -647,6 +807,8 @@ class _Kinds:
             return "parameter"
         if isinstance(func, cst.Attribute) and func.attr.value in _RETURN_SELF and isinstance(func.value, (cst.Call, cst.Name)):
             inner = self.item(func.value, fn, depth + 1)
+            if inner == "unknown class" and func.attr.value in _MOVES:
+                return "layer"  # moved to a device as it is built: a module (a tensor's class resolves)
             return inner if inner in ("layer", "unknown class") else None
         if (q in _COPIES or q in _WRAPPERS) and expr.args:
             return self.item(expr.args[0].value, fn, depth + 1)
@@ -654,10 +816,27 @@ class _Kinds:
             return None if _stateless(q, expr) else "layer"
         if self._layer_class(func, fn, depth):
             return "layer"
+        held = self._held_by_attribute(func, fn, depth)
+        if held:
+            return held
         returned = self._returns_layer(func, fn, depth)
         if returned:
             return returned
         if self._unknown_class(func, q) or self._held_class_unknown(func, fn):
+            return "unknown class"
+        return None
+
+    def _held_by_attribute(self, func: cst.BaseExpression, fn: FunctionInfo, depth: int) -> str | None:
+        """``self.operator_block(...)`` where ``self.operator_block = operator_block`` keeps a
+        constructor parameter that holds a layer class ("layer") or a class this file cannot
+        resolve ("unknown class"), by its default, annotation or name."""
+        attr = self_attr(func, fn.instance) if fn.instance else None
+        assigns = self.cls.assigns(attr) if attr else []
+        if not assigns or not all(isinstance(a.value, cst.Name) and _param(a.method, a.value.value) for a in assigns):
+            return None
+        if all(self._layer_class(a.value, a.method, depth) for a in assigns):
+            return "layer"
+        if all(self._held_class_unknown(a.value, a.method) for a in assigns):
             return "unknown class"
         return None
 
@@ -685,6 +864,11 @@ class _Kinds:
         return bool(values) and all(v is not None and self._unresolved_class(v, method) for v in values)
 
     def _unresolved_class(self, expr: cst.BaseExpression, fn: FunctionInfo) -> bool:
+        if isinstance(expr, cst.IfExp):  # either of two classes, one of them at least unresolved
+            branches = (expr.body, expr.orelse)
+            return any(self._unresolved_class(e, fn) for e in branches) and all(
+                self._unresolved_class(e, fn) or self._class_value(e, fn) for e in branches
+            )
         if isinstance(expr, cst.Call) and (self.facts.qualname(expr.func, fn.scope) or "").endswith("partial") and expr.args:
             expr = expr.args[0].value
         if not isinstance(expr, (cst.Name, cst.Attribute)):
@@ -697,7 +881,7 @@ class _Kinds:
         be told here: imported from a file or package this run does not see."""
         leaf = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", "")
         if not leaf[:1].isupper():
-            return bool(_BUILDER.match(leaf)) and self.facts.local_class(func) is None and (
+            return bool(_BUILDER.match(leaf) or leaf == "build" and isinstance(func, cst.Attribute)) and self.facts.local_class(func) is None and (
                 not qualname or self.facts.base_is_module(qualname)[0] is None
             )
         local = self.facts.local_class(func)
@@ -802,9 +986,13 @@ class _Kinds:
                     (f for f in self.facts.functions if f.name == func.value and f.scope.parent is self.facts.module_scope),
                     None,
                 )
-            values = [v for _, v in fn.assignments.get(func.value, [])]
+            values = [v for stmt, v in fn.assignments.get(func.value, []) if not _rewraps(stmt, func.value)]
             if helper is None and values and all(isinstance(v, cst.Lambda) for v in values):
                 returns, helper = [v.body for v in values], fn
+            elif helper is None and not values and func.value not in fn.scope.bound:
+                lambdas = _module_lambdas(self.facts, func.value)
+                helper = next((f for f in self.facts.functions if lambdas and f.node is lambdas[0]), None)
+                returns = [v.body for v in lambdas]
         elif isinstance(func, cst.Attribute) and fn.instance and self_attr(func, fn.instance):
             helper = self.methods.get(func.attr.value)
         if helper is None or (helper is fn and not returns):
@@ -815,6 +1003,25 @@ class _Kinds:
         if not found or None in found or "parameter" in found:
             return None
         return "layer" if found == {"layer"} else "unknown class"
+
+
+def _rewraps(stmt: cst.CSTNode, name: str) -> bool:
+    """``f = cache_fn(f)``, ``f, g = map(cache_fn, (f, g))``: the name rebound to a wrapper of
+    itself, which calls what it held."""
+    value = stmt.value if isinstance(stmt, cst.Assign) else None
+    return isinstance(value, cst.Call) and _mentions_name(value, name)
+
+
+def _module_lambdas(facts: ModuleFacts, name: str) -> list[cst.Lambda]:
+    """The lambdas a top-level ``name = lambda ...: ...`` binds, when every top-level assignment
+    of ``name`` is one."""
+    values = [
+        stmt.value
+        for line in facts.module.body if isinstance(line, cst.SimpleStatementLine)
+        for stmt in line.body
+        if isinstance(stmt, cst.Assign) and any(isinstance(t.target, cst.Name) and t.target.value == name for t in stmt.targets)
+    ]
+    return values if values and all(isinstance(v, cst.Lambda) for v in values) else []
 
 
 def _stateless(qualname: str, call: cst.Call | None) -> bool:
@@ -873,23 +1080,99 @@ def _registered_later(
 ) -> bool:
     """The container is registered another way: the attribute is reassigned to something built
     from a call (``nn.ModuleList(self.layers)``, not ``list(self.layers)``, nor in the other
-    branch of an ``if``), or, at construction, it is passed to a call that
-    may keep it (``nn.Sequential(*self.layers)``, a registering helper)."""
-    mine_branches = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and a.node in u.ancestors), set())
+    branch of an ``if``, nor under a test of something else that the container's assignment is
+    not under, nor before it), or, at construction, it is passed to a call that may keep it
+    (``nn.Sequential(*self.layers)``, a registering helper)."""
+    mine_store = next((u for u in mine if u.store and a.node in u.ancestors), None)
+    mine_branches = branch_conditions(facts, mine_store.ancestors) if mine_store is not None else set()
+    bases = _ancestors(facts, relatives[0])
     for c in relatives:
         for other in c.assigns(a.name):
             value = other.value
             if other is a or not isinstance(value, cst.Call) or _empty_call(value) or _converter_arg(value) is not None:
                 continue
-            theirs = next((branch_conditions(facts, u.ancestors) for u in mine if u.store and other.node in u.ancestors), set())
-            if not contradicts(mine_branches, theirs):
-                return True
+            if _runs_before(other, a, c in bases) or c is not relatives[0] and (
+                _overrides(a, other) if c in bases else _overrides(other, a)
+            ):
+                continue
+            store = next((u for u in mine if u.store and other.node in u.ancestors), None)
+            theirs = branch_conditions(facts, store.ancestors) if store is not None else set()
+            if contradicts(mine_branches, theirs) or store is not None and _tested_elsewhere(store, mine_store, a.name):
+                continue
+            return True
+    earlier = {id(u) for c in bases for u in c.uses()} if a.method.name == "__init__" and not _before_module_init(a) else set()
     for u in mine:
-        if u.store or u.method not in init_methods:
+        if u.store or u.method not in init_methods or u.method == "__init__" and id(u) in earlier:
             continue
         if _kept_elsewhere(u):
             return True
     return False
+
+
+def _ancestors(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
+    """The bases of ``cls`` defined in this file, and theirs."""
+    found: list[ClassInfo] = []
+    todo = [cls]
+    while todo:
+        for base in todo.pop().bases:
+            local = facts.local_class(base)
+            if local is not None and local is not cls and local not in found:
+                found.append(local)
+                todo.append(local)
+    return found
+
+
+def _runs_before(other: AttrAssign, a: AttrAssign, in_base: bool) -> bool:
+    """``other`` runs before ``a`` and is overwritten by it: earlier in the same method, or in a
+    base's ``__init__`` that ``a``'s ``__init__`` calls (``super().__init__()``) before it."""
+    if other.method is a.method:
+        return _precedes(other.node, a.node, a.method.node)
+    return in_base and other.method.name == "__init__" == a.method.name and not _before_module_init(a)
+
+
+def _overrides(lower: AttrAssign, upper: AttrAssign) -> bool:
+    """``lower`` is in a subclass's override of the method ``upper`` is in, one that does not call
+    the method it overrides (``super()._init_layers()``): ``upper`` never runs for an instance of
+    the subclass, nor ``lower`` for one of the base."""
+    if lower.method.name != upper.method.name or lower.method.name == "__init__":
+        return False
+    found: list[cst.CSTNode] = []
+
+    def enter(node: cst.CSTNode) -> None:
+        func = node.func if isinstance(node, cst.Call) else None
+        if isinstance(func, cst.Attribute) and func.attr.value == upper.method.name and isinstance(func.value, cst.Call):
+            found.append(node)
+
+    walk(lower.method.node, enter)
+    return not found
+
+
+def _tested_elsewhere(store: AttrUse, mine_store: AttrUse | None, name: str) -> bool:
+    """The reassignment sits under an ``if`` that the container's assignment is not under and
+    whose test reads something besides the container (``if self.complex_data: self.norm =
+    nn.ModuleList(...)``, not ``if self.norm is not None:``): it registers it only sometimes."""
+    outer = {id(n) for n in mine_store.ancestors} if mine_store is not None else set()
+    return any(
+        isinstance(node, cst.If) and id(node) not in outer and _reads_besides(node.test, name)
+        for node in store.ancestors
+    )
+
+
+def _reads_besides(test: cst.BaseExpression, name: str) -> bool:
+    """Whether ``test`` reads an attribute other than ``name`` or a name that is not a builtin."""
+    found: list[cst.CSTNode] = []
+
+    def enter(node: cst.CSTNode) -> bool:
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            if node.attr.value != name:
+                found.append(node)
+            return False
+        if isinstance(node, cst.Name) and not hasattr(builtins, node.value):
+            found.append(node)
+        return not found
+
+    walk(test, enter)
+    return bool(found)
 
 
 # calls that pass a container's elements on unchanged, as in ``nn.Sequential(*list(self.layers))``
@@ -1015,6 +1298,8 @@ def _built_container(expr: ast.expr) -> bool:
         return True
     if isinstance(expr, ast.Call) and not expr.args and not expr.keywords and _callee_leaf(expr) in ("list", "dict", "OrderedDict"):
         return True
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        return _built_container(expr.left) and _built_container(expr.right)
     inner = _converter_arg_ast(expr)
     return inner is not None and (isinstance(inner, ast.GeneratorExp) or _built_container(inner))
 
@@ -1088,6 +1373,8 @@ def _screen_elements(expr: ast.expr) -> list[ast.expr]:
         return [expr.value]
     if isinstance(expr, ast.Call):
         return [e for a in expr.args for e in _screen_elements(a)]
+    if isinstance(expr, ast.BinOp):
+        return _screen_elements(expr.left) + _screen_elements(expr.right)
     return []
 
 
