@@ -13,6 +13,7 @@ input's shape, and no wrapper or parent of the file or project adds the skip aro
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import weakref
 from collections.abc import Iterable, Iterator
@@ -141,6 +142,12 @@ META_METHODS = {
 }
 # ``a.<m>(b)``: the result has a's data and only b's shape, device or dtype.
 META_FROM_ARG_METHODS = {"type_as", "expand_as", "view_as", "reshape_as", "to", "new_tensor"}
+# ``x.<m>(...)`` hands on x's own values, reshaped, cast or copied.
+PASS_METHODS = {
+    "clone", "detach", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "view",
+    "view_as", "reshape", "reshape_as", "permute", "transpose", "flatten", "unflatten", "squeeze",
+    "unsqueeze", "expand", "expand_as", "movedim", "chunk", "narrow",
+}
 META_FUNCTIONS = {"len", "isinstance", "hasattr", "getattr", "type", "id", "print", "str", "repr", "callable"}
 META_TORCH = {
     "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
@@ -152,7 +159,8 @@ COMBINING_TORCH = {
     "column_stack", "lerp", "addcmul", "addcdiv", "matmul", "mm", "bmm", "baddbmm", "addmm",
     "sum", "mean",
 }
-STACKING = {"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack"}
+# What adds (or subtracts) tensors, among those.
+SUMMING = {"add", "add_", "sub", "sub_", "subtract", "sum", "index_add", "index_add_", "scatter_add", "scatter_add_", "__add__", "__radd__"}
 # A matrix product joins streams when it mixes the input itself (hyper-connections), not when it
 # multiplies two projections of it (attention scores).
 MATMULS = {"matmul", "mm", "bmm", "baddbmm", "addmm", "einsum"}
@@ -201,6 +209,59 @@ class InputFlow:
                 if not names <= self.tainted and any(self.expr(v) for v in values):
                     self.tainted |= names
                     changed = True
+
+    @functools.cached_property
+    def kept(self) -> set[str]:
+        """The inputs and the locals that only ever hold one of them as it came in (``identity =
+        x``, ``x.clone()``, ``self.downsample(x)``, ``x[..., :t]``) or the stream it starts
+        (``h = h + f(h)``): what a skip adds back."""
+        kept = set(self.inputs)
+        changed = True
+        while changed:
+            changed = False
+            for name, assigned in self.fn.assignments.items():
+                if name not in kept and all(self._binds_kept(stmt, value, kept) for stmt, value in assigned):
+                    kept.add(name)
+                    changed = True
+        return kept
+
+    def _binds_kept(self, stmt: cst.CSTNode, value: cst.BaseExpression | None, kept: set[str]) -> bool:
+        if isinstance(stmt, cst.AugAssign):
+            return isinstance(stmt.operator, (cst.AddAssign, cst.SubtractAssign))
+        if isinstance(stmt, cst.Assign) and not (len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
+            return False
+        return isinstance(stmt, (cst.Assign, cst.AnnAssign)) and value is not None and self.keeps(value, kept)
+
+    def keeps(self, node: cst.BaseExpression, kept: set[str] | None = None) -> bool:
+        """Whether an expression is an input as it came in: a kept name, reshaped, cast, cropped,
+        scaled or passed through a layer named for the skip path (``self.shortcut(x)``)."""
+        kept = self.kept if kept is None else kept
+        if isinstance(node, cst.Name):
+            return node.value in kept
+        if isinstance(node, cst.Subscript):
+            return self.keeps(node.value, kept)
+        if isinstance(node, cst.IfExp):
+            return self.keeps(node.body, kept) and self.keeps(node.orelse, kept)
+        if isinstance(node, cst.BinaryOperation):
+            sides = (node.left, node.right)
+            if isinstance(node.operator, (cst.Add, cst.Subtract)):
+                return any(self.keeps(v, kept) for v in sides)  # the stream goes on: ``h + f(h)``
+            if isinstance(node.operator, (cst.Multiply, cst.Divide)):
+                return any(self.keeps(v, kept) for v in sides) and not all(self.expr(v) for v in sides)
+            return False
+        if not isinstance(node, cst.Call):
+            return False
+        func, args = node.func, [a.value for a in node.args]
+        if isinstance(func, cst.Attribute) and func.attr.value in PASS_METHODS:
+            return self.keeps(func.value, kept)
+        layer = func.value if isinstance(func, cst.Subscript) else func
+        name = layer.attr.value if isinstance(layer, cst.Attribute) else layer.value if isinstance(layer, cst.Name) else ""
+        return bool(PROJECTION_TOKENS & set(name_tokens(name))) and any(self.keeps(a, kept) for a in args)
+
+    def sums_input(self, operands: list[cst.BaseExpression]) -> bool:
+        """Whether adding the operands adds an input as it came in to other input data."""
+        kept = [o for o in operands if self.keeps(o)]
+        return bool(kept) and any(self.expr(o) and not any(o.deep_equals(k) for k in kept) for o in operands if o not in kept)
 
     def expr(self, node: cst.CSTNode) -> bool:
         """Whether the value of an expression carries input data."""
@@ -367,11 +428,13 @@ def _bound_anywhere(name: str, scope: Scope | None) -> bool:
 class SkipFinder:
     """Whether a class's forward (and the methods it reaches) combines two input-derived values."""
 
-    def __init__(self, facts: ModuleFacts, cls: ClassInfo, additive: bool = False) -> None:
-        """``additive``: only sums count (a dense layer's concatenation is no residual skip)."""
+    def __init__(self, facts: ModuleFacts, cls: ClassInfo, sums_input: bool = False) -> None:
+        """``sums_input``: only a sum that adds an input as it came in (``x + f(x)``, ``out +=
+        identity``, ``self.shortcut(x) + h``) counts: not a concatenation (a dense layer), a sum
+        of parallel branches or of slices of one tensor (a pooling), nor a list extended."""
         self.facts = facts
         self.cls = cls
-        self.additive = additive
+        self.sums_input = sums_input
         self.methods = methods_with_bases(facts, cls)
         self.attrs = {a.name for c in _class_chain(facts, cls) for a in c.attr_assigns} | _class_attrs(cls)
         self.unknown_base = _has_unknown_base(facts, cls)
@@ -446,21 +509,38 @@ class _Combinations(Walker):
             return False
         return super().on_visit(node)
 
+    def _adds(self, left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
+        if self.finder.sums_input:
+            return self.flow.sums_input([left, right])
+        return self.flow.joins(left, right)
+
+    def _combines(self, operands: list[cst.BaseExpression]) -> bool:
+        """Whether a call combining the operands (``torch.add``, ``sum([...])``, an unknown
+        function) joins two streams; in ``sums_input`` mode, adds an input to other data."""
+        if self.finder.sums_input:
+            return self.flow.sums_input(_flat(operands))
+        return self.flow.count(operands, side=True) >= 2
+
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if isinstance(node.operator, (cst.Add, cst.Subtract)):
-            if self.flow.joins(node.left, node.right):
+            if self._adds(node.left, node.right):
                 self.found = True
         elif isinstance(node.operator, cst.MatrixMultiply):
             if self.flow.mixes_streams([node.left, node.right]):
                 self.found = True
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign, cst.MatrixMultiplyAssign)):
+        if isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)):
+            if self._adds(node.target, node.value):
+                self.found = True
+        elif isinstance(node.operator, cst.MatrixMultiplyAssign):
             if self.flow.joins(node.target, node.value):
                 self.found = True
 
     def visit_Return(self, node: cst.Return) -> None:
         # several input-derived results: the caller combines them
+        if self.finder.sums_input:
+            return
         if isinstance(node.value, (cst.Tuple, cst.List, cst.Dict)) and self.flow.count(_elements(node.value)) >= 2:
             self.found = True
 
@@ -477,6 +557,7 @@ class _Combinations(Walker):
         if attr is not None:
             if finder.follow(attr, node, flow) or (
                 attr not in finder.methods and attr not in finder.torch_layers and flow.count(args) >= 2
+                and (not finder.sums_input or self._combines(args))
             ):
                 self.found = True
             return
@@ -489,22 +570,23 @@ class _Combinations(Walker):
         q = self.finder.facts.qualname(func, flow.fn.scope)
         if isinstance(func, cst.Attribute) and not (q and q.startswith("torch.")):
             method = func.attr.value
-            if method in COMBINING_METHODS and flow.count([func.value, *args], side=True) >= 2:
-                self.found = not (finder.additive and method in ("append", "extend", "insert"))
+            if method in COMBINING_METHODS and not (finder.sums_input and method not in SUMMING):
+                self.found = self._combines([func.value, *args])
             return
         if q and q.startswith("torch."):
             leaf = q.rsplit(".", 1)[1]
             if leaf in MATMULS:
                 self.found = flow.mixes_streams(args)
-            elif leaf in COMBINING_TORCH and not (finder.additive and leaf in STACKING):
-                self.found = flow.count(args, side=True) >= 2
+            elif leaf in COMBINING_TORCH and not (finder.sums_input and leaf not in SUMMING):
+                self.found = self._combines(args)
             return
-        if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS and flow.count(args, side=True) >= 2:
-            self.found = not finder.additive or func.value == "sum"  # map(f, (q, k, v)) adds nothing
+        if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS:
+            # map(f, (q, k, v)) adds nothing
+            self.found = self._combines(args) and (not finder.sums_input or func.value == "sum")
             return
         if isinstance(func, cst.Name) and func.value in META_FUNCTIONS:
             return
-        if flow.count(args) >= 2:
+        if flow.count(args) >= 2 and (not finder.sums_input or self._combines(args)):
             self.found = True  # an unknown function of two input-derived tensors
 
 
@@ -521,6 +603,14 @@ class _Returns(ScopeWalker):
 
     def visit_Yield(self, node: cst.Yield) -> None:
         self.yields = True
+
+
+def _flat(operands: list[cst.BaseExpression]) -> list[cst.BaseExpression]:
+    """The operands with list and tuple displays opened: ``sum([x, h])`` adds x and h."""
+    out = []
+    for o in operands:
+        out.extend(_flat(_elements(o)) if isinstance(o, (cst.List, cst.Tuple)) else [o])
+    return out
 
 
 def _elements(node: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -911,7 +1001,7 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope 
         if local is cls or not local.is_module:
             return False
         forward = methods_with_bases(facts, local).get("forward")
-        if forward is not None and SkipFinder(facts, local, additive=True).forward_has_skip(forward) and _computes(facts, local):
+        if forward is not None and SkipFinder(facts, local, sums_input=True).forward_has_skip(forward) and _computes(facts, local):
             return True
         return residual_marker(name) is not None
     if _project_forward(facts, facts.qualname(func, scope)) == "skip":

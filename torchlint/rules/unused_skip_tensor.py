@@ -114,26 +114,9 @@ def _layers_wrapped_in_skips(facts: ModuleFacts, cls: ClassInfo) -> bool:
                 return True
             continue
         forward = methods_with_bases(facts, wrapper).get("forward")
-        if forward is not None and _adds_its_input(forward):
+        if forward is not None and SkipFinder(facts, wrapper, sums_input=True).forward_has_skip(forward):
             return True
     return False
-
-
-def _adds_its_input(forward: FunctionInfo) -> bool:
-    """Whether a wrapper's forward adds its one tensor input, as it got it, to a result
-    (``return x + self.fn(x)``, ``out = self.fn(x); return out + x``)."""
-    inputs = main_inputs(forward)
-    if len(inputs) != 1:
-        return False
-    kept = {inputs[0]} | {
-        name for name, assigned in forward.assignments.items()
-        if all(isinstance(v, cst.Name) and v.value == inputs[0] for _, v in assigned)
-    }
-    return any(
-        isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add)
-        and any(isinstance(side, cst.Name) and side.value in kept for side in (node.left, node.right))
-        for node in _nodes(forward.node.body)
-    )
 
 
 def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: InputFlow) -> bool:
