@@ -510,6 +510,8 @@ class _Combinations(Walker):
         return super().on_visit(node)
 
     def _adds(self, left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
+        if _sequence(left, self.flow.fn) or _sequence(right, self.flow.fn):
+            return False  # ``outputs += (attn,)`` concatenates tuples, it adds no tensors
         if self.finder.sums_input:
             return self.flow.sums_input([left, right])
         return self.flow.joins(left, right)
@@ -603,6 +605,30 @@ class _Returns(ScopeWalker):
 
     def visit_Yield(self, node: cst.Yield) -> None:
         self.yields = True
+
+
+def _sequence(node: cst.BaseExpression, fn: FunctionInfo) -> bool:
+    """A tuple or list display (``(h,)``, ``() if keep else None``), or a local only ever
+    assigned one."""
+    if isinstance(node, cst.Name) and node.value in fn.assignments:
+        assigned = fn.assignments[node.value]
+        values = [v for _, v in assigned if v is not None]
+        return (
+            all(isinstance(s, (cst.Assign, cst.AugAssign)) for s, _ in assigned)
+            and all(_display(v) for v in values)
+            and any(not _is_none(v) for v in values)
+        )
+    return _display(node)
+
+
+def _display(node: cst.BaseExpression) -> bool:
+    if isinstance(node, cst.IfExp):
+        return _display(node.body) and _display(node.orelse)
+    return _is_none(node) or isinstance(node, (cst.Tuple, cst.List, cst.ListComp))
+
+
+def _is_none(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "None"
 
 
 def _flat(operands: list[cst.BaseExpression]) -> list[cst.BaseExpression]:
