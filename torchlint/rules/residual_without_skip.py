@@ -142,6 +142,11 @@ META_METHODS = {
 }
 # ``a.<m>(b)``: the result has a's data and only b's shape, device or dtype.
 META_FROM_ARG_METHODS = {"type_as", "expand_as", "view_as", "reshape_as", "to", "new_tensor"}
+# torch functions that apply weights they are given: their result is a branch, not the input.
+WEIGHTED_FUNCTIONS = {
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
+    "bilinear", "embedding", "matmul", "mm", "bmm", "einsum", "baddbmm", "addmm", "multi_head_attention_forward",
+}
 # ``x.<m>(...)`` hands on x's own values, reshaped, cast or copied.
 PASS_METHODS = {
     "clone", "detach", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "view",
@@ -212,29 +217,28 @@ class InputFlow:
 
     @functools.cached_property
     def kept(self) -> set[str]:
-        """The inputs and the locals that only ever hold one of them as it came in (``identity =
-        x``, ``x.clone()``, ``self.downsample(x)``, ``x[..., :t]``) or the stream it starts
-        (``h = h + f(h)``): what a skip adds back."""
+        """The inputs and the locals that hold one of them as it came in, on some path
+        (``identity = x``, ``x.clone()``, ``self.downsample(x)``, ``F.avg_pool2d(x, 2)``,
+        ``x[..., :t]``), or the stream it starts (``h = h + f(h)``): what a skip adds back."""
         kept = set(self.inputs)
         changed = True
         while changed:
             changed = False
             for name, assigned in self.fn.assignments.items():
-                if name not in kept and all(self._binds_kept(stmt, value, kept) for stmt, value in assigned):
+                if name not in kept and any(self._binds_kept(stmt, value, kept) for stmt, value in assigned):
                     kept.add(name)
                     changed = True
         return kept
 
     def _binds_kept(self, stmt: cst.CSTNode, value: cst.BaseExpression | None, kept: set[str]) -> bool:
-        if isinstance(stmt, cst.AugAssign):
-            return isinstance(stmt.operator, (cst.AddAssign, cst.SubtractAssign))
         if isinstance(stmt, cst.Assign) and not (len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
             return False
         return isinstance(stmt, (cst.Assign, cst.AnnAssign)) and value is not None and self.keeps(value, kept)
 
     def keeps(self, node: cst.BaseExpression, kept: set[str] | None = None) -> bool:
         """Whether an expression is an input as it came in: a kept name, reshaped, cast, cropped,
-        scaled or passed through a layer named for the skip path (``self.shortcut(x)``)."""
+        scaled, pooled or padded by a function without weights (``F.avg_pool2d(x, 2)``), or
+        passed through a layer named for the skip path (``self.shortcut(x)``)."""
         kept = self.kept if kept is None else kept
         if isinstance(node, cst.Name):
             return node.value in kept
@@ -256,7 +260,18 @@ class InputFlow:
             return self.keeps(func.value, kept)
         layer = func.value if isinstance(func, cst.Subscript) else func
         name = layer.attr.value if isinstance(layer, cst.Attribute) else layer.value if isinstance(layer, cst.Name) else ""
-        return bool(PROJECTION_TOKENS & set(name_tokens(name))) and any(self.keeps(a, kept) for a in args)
+        if PROJECTION_TOKENS & set(name_tokens(name)):
+            return any(self.keeps(a, kept) for a in args)
+        return bool(args) and self.keeps(args[0], kept) and self._weightless(func, kept)
+
+    def _weightless(self, func: cst.BaseExpression, kept: set[str]) -> bool:
+        """A function, not a layer of the class nor one of torch's with weights (``F.conv2d``)."""
+        if self_attr(func, self.self_name) or isinstance(func, cst.Name) and (
+            func.value in self.fn.assignments or func.value in self.fn.params
+        ):
+            return False  # ``self.conv(x)``, ``for conv in self.convs: conv(x)``
+        q = self.facts.qualname(func, self.fn.scope) or ""
+        return not (q.startswith("torch.") and (q.rsplit(".", 1)[1] in WEIGHTED_FUNCTIONS or self.facts.is_module_class_expr(func, self.fn.scope)))
 
     def sums_input(self, operands: list[cst.BaseExpression]) -> bool:
         """Whether adding the operands adds an input as it came in to other input data."""
@@ -320,6 +335,8 @@ class InputFlow:
         for e in exprs:
             if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
                 n += self.count((el.value for el in e.elements), side)
+            elif _concatenation(e):
+                n += self.count([e.left, e.right], side)
             elif isinstance(e, (cst.StarredElement, cst.ListComp, cst.GeneratorExp)) and self.expr(e):
                 n += 2
             elif self.expr(e) or side and isinstance(e, cst.Name) and e.value in self.side:
@@ -635,8 +652,20 @@ def _flat(operands: list[cst.BaseExpression]) -> list[cst.BaseExpression]:
     """The operands with list and tuple displays opened: ``sum([x, h])`` adds x and h."""
     out = []
     for o in operands:
-        out.extend(_flat(_elements(o)) if isinstance(o, (cst.List, cst.Tuple)) else [o])
+        if isinstance(o, (cst.List, cst.Tuple)):
+            out.extend(_flat(_elements(o)))
+        elif _concatenation(o):
+            out.extend(_flat([o.left, o.right]))
+        else:
+            out.append(o)
     return out
+
+
+def _concatenation(node: cst.BaseExpression) -> bool:
+    """``[x] + [b(x) for b in bs]``: one list of the elements of both."""
+    return isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add) and (
+        _display(node.left) or _display(node.right)
+    )
 
 
 def _elements(node: cst.BaseExpression) -> list[cst.BaseExpression]:
