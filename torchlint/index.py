@@ -408,7 +408,11 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
     joined: set[str] = set()
     for node in nodes:
         pairs: list[tuple[ast.AST, ast.AST]] = []
-        sides = (node.left, node.right) if isinstance(node, ast.BinOp) else (node.target, node.value) if isinstance(node, ast.AugAssign) else ()
+        sides: tuple[ast.AST, ...] = ()
+        if isinstance(node, ast.BinOp):
+            sides = (node.left, node.right)
+        elif isinstance(node, ast.AugAssign):
+            sides = (node.target, node.value)
         if any(_is_sequence(side, sequences) for side in sides):
             continue  # ``outputs += layer_outputs[1:]`` concatenates tuples, it adds no tensors
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):

@@ -151,7 +151,7 @@ WEIGHTED_FUNCTIONS = {
 PASS_METHODS = {
     "clone", "detach", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "view",
     "view_as", "reshape", "reshape_as", "permute", "transpose", "flatten", "unflatten", "squeeze",
-    "unsqueeze", "expand", "expand_as", "movedim", "chunk", "narrow",
+    "unsqueeze", "expand", "expand_as", "movedim", "narrow",
 }
 META_FUNCTIONS = {"len", "isinstance", "hasattr", "getattr", "type", "id", "print", "str", "repr", "callable"}
 META_TORCH = {
@@ -271,12 +271,15 @@ class InputFlow:
         ):
             return False  # ``self.conv(x)``, ``for conv in self.convs: conv(x)``
         q = self.facts.qualname(func, self.fn.scope) or ""
-        return not (q.startswith("torch.") and (q.rsplit(".", 1)[1] in WEIGHTED_FUNCTIONS or self.facts.is_module_class_expr(func, self.fn.scope)))
+        if not q.startswith("torch."):
+            return True
+        return q.rsplit(".", 1)[1] not in WEIGHTED_FUNCTIONS and not self.facts.is_module_class_expr(func, self.fn.scope)
 
     def sums_input(self, operands: list[cst.BaseExpression]) -> bool:
         """Whether adding the operands adds an input as it came in to other input data."""
         kept = [o for o in operands if self.keeps(o)]
-        return bool(kept) and any(self.expr(o) and not any(o.deep_equals(k) for k in kept) for o in operands if o not in kept)
+        others = [o for o in operands if not any(o is k for k in kept)]
+        return bool(kept) and any(self.expr(o) and not any(o.deep_equals(k) for k in kept) for o in others)
 
     def expr(self, node: cst.CSTNode) -> bool:
         """Whether the value of an expression carries input data."""
