@@ -34,7 +34,7 @@ from torchlint.rules.residual_without_skip import (
     used_as_branch,
     wrapper_adds_skip,
 )
-from torchlint.screen import TreeInfo, ast_nodes, methods
+from torchlint.screen import TreeInfo, methods
 
 _FORWARD = re.compile(r"^(forward|_forward\w*|forward_\w+)$")
 SKIP_WORDS = {"identity", "residual", "res", "shortcut", "skip", "short", "sc", "resid"}
@@ -198,7 +198,7 @@ def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: Funct
     if layer and len(args) == 1 and flow.expr(args[0]):
         skipish = (SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *layer.lower().split("_")}
         return "projection" if skipish else None
-    positional = [a.value for a in value.args if a.keyword is None]
+    positional = [a.value for a in value.args if a.keyword is None and a.star != "**"]
     if PLAIN_SKIP_WORDS & set(name.lower().split("_")) and positional and flow.expr(positional[0]) and flow.expr(value):
         return "computed"
     return None
