@@ -276,10 +276,50 @@ class InputFlow:
         return q.rsplit(".", 1)[1] not in WEIGHTED_FUNCTIONS and not self.facts.is_module_class_expr(func, self.fn.scope)
 
     def sums_input(self, operands: list[cst.BaseExpression]) -> bool:
-        """Whether adding the operands adds an input as it came in to other input data."""
+        """Whether adding the operands adds an input as it came in to a branch of layers on it
+        (not to an elementwise function of it: a Snake activation ``x + sin(a * x) ** 2``)."""
         kept = [o for o in operands if self.keeps(o)]
         others = [o for o in operands if not any(o is k for k in kept)]
-        return bool(kept) and any(self.expr(o) and not any(o.deep_equals(k) for k in kept) for o in others)
+        return bool(kept) and any(
+            self.expr(o) and self.layered(o) and not any(o.deep_equals(k) for k in kept) for o in others
+        )
+
+    @functools.cached_property
+    def _layered_names(self) -> set[str]:
+        """Names bound, on some path, from a layer's output (``out = self.conv(x)``)."""
+        names: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for bound, values in self.bindings:
+                if not bound <= names and any(self.layered(v, names) for v in values):
+                    names |= bound
+                    changed = True
+        return names
+
+    def layered(self, node: cst.CSTNode, names: set[str] | None = None) -> bool:
+        """Whether an expression runs a layer: a call of an attribute of self (``self.conv(x)``,
+        ``self.blocks[i](x)``), of a local or parameter (``for blk in self.blocks: blk(x)``), of a
+        function that is not torch's, or of one of torch's with weights; or reads a name bound
+        from one. Elementwise torch functions and tensor methods run no layer."""
+        names = self._layered_names if names is None else names
+        if isinstance(node, cst.Name):
+            return node.value in names
+        if isinstance(node, cst.Call) and self._runs_layer(node.func):
+            return True
+        return any(self.layered(c, names) for c in _children(node))
+
+    def _runs_layer(self, func: cst.BaseExpression) -> bool:
+        if isinstance(func, cst.Subscript) or self_attr(func, self.self_name):
+            return True
+        if isinstance(func, cst.Attribute) and not self.facts.qualname(func, self.fn.scope):
+            return func.attr.value in WEIGHTED_FUNCTIONS  # a tensor's method: ``h.matmul(w)``
+        if isinstance(func, cst.Name) and func.value in META_FUNCTIONS | COMBINING_BUILTINS:
+            return False
+        q = self.facts.qualname(func, self.fn.scope) or ""
+        return not q.startswith("torch.") or q.rsplit(".", 1)[1] in WEIGHTED_FUNCTIONS or self.facts.is_module_class_expr(
+            func, self.fn.scope
+        )
 
     def expr(self, node: cst.CSTNode) -> bool:
         """Whether the value of an expression carries input data."""
@@ -1061,6 +1101,8 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope 
         forward = methods_with_bases(facts, local).get("forward")
         if forward is not None and SkipFinder(facts, local, sums_input=True).forward_has_skip(forward) and _computes(facts, local):
             return True
+        if forward is not None and not SkipFinder(facts, local).forward_has_skip(forward):
+            return False  # a chain of layers whatever its name says (``ResidualAttentionMlp``)
         return residual_marker(name) is not None
     if _project_forward(facts, facts.qualname(func, scope)) == "skip":
         return True
