@@ -619,7 +619,7 @@ class _Combinations(Walker):
         if attr is not None:
             if finder.follow(attr, node, flow) or (
                 attr not in finder.methods and attr not in finder.torch_layers and flow.count(args) >= 2
-                and (not finder.sums_input or self._combines(args))
+                and not finder.sums_input
             ):
                 self.found = True
             return
@@ -648,7 +648,7 @@ class _Combinations(Walker):
             return
         if isinstance(func, cst.Name) and func.value in META_FUNCTIONS:
             return
-        if flow.count(args) >= 2 and (not finder.sums_input or self._combines(args)):
+        if flow.count(args) >= 2 and not finder.sums_input:
             self.found = True  # an unknown function of two input-derived tensors
 
 
