@@ -404,9 +404,17 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
         attr: _derived(fn, names, lambda value, attr=attr: attr not in branch_of(value), bindings)
         for attr, names in fed.items()
     }
+    sequences = _sequence_names(nodes)
     joined: set[str] = set()
     for node in nodes:
         pairs: list[tuple[ast.AST, ast.AST]] = []
+        sides: tuple[ast.AST, ...] = ()
+        if isinstance(node, ast.BinOp):
+            sides = (node.left, node.right)
+        elif isinstance(node, ast.AugAssign):
+            sides = (node.target, node.value)
+        if any(_is_sequence(side, sequences) for side in sides):
+            continue  # ``outputs += layer_outputs[1:]`` concatenates tuples, it adds no tensors
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             pairs = [(node.left, node.right), (node.right, node.left)]
         elif isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
@@ -415,8 +423,40 @@ def _joined_attrs(fn: ast.AST, attrs: set[str]) -> set[str]:
             parts = [e for a in node.args for e in (a.elts if isinstance(a, (ast.List, ast.Tuple)) else [a])]
             pairs = [(p, q) for p in parts for q in parts if p is not q]
         for branch, other in pairs:
-            joined |= {a for a in branch_of(branch) if _carries(other, inputs.get(a, set()))}
+            # another call of the same blocks is a parallel branch (``res += self.blocks[j](h)``)
+            parallel = {a for a, _ in branch_calls(other)}
+            joined |= {a for a in branch_of(branch) - parallel if _carries(other, inputs.get(a, set()))}
     return joined
+
+
+def _sequence_names(nodes: list[ast.AST]) -> set[str]:
+    """Names only ever bound to a tuple or list display (``outputs = (h, attn)``, ``() if keep
+    else None``)."""
+    bound: dict[str, bool] = {}
+    for node in nodes:
+        if isinstance(node, ast.Assign):
+            for name in set().union(*(_names(t) for t in node.targets)):
+                bound[name] = bound.get(name, True) and _display(node.value)
+    return {name for name, only in bound.items() if only}
+
+
+def _display(node: ast.AST) -> bool:
+    """A tuple or list display, also one or None by a condition (``() if keep else None``)."""
+    if isinstance(node, ast.IfExp):
+        return _display(node.body) and _display(node.orelse) and not (_is_none(node.body) and _is_none(node.orelse))
+    return isinstance(node, (ast.Tuple, ast.List, ast.ListComp)) or _is_none(node)
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _is_sequence(node: ast.AST, sequences: set[str]) -> bool:
+    """A tuple or list display, a name of ``sequences``, or a slice of one (``outs[1:]``)."""
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+        node = node.value
+        return isinstance(node, ast.Name) and node.id in sequences
+    return isinstance(node, (ast.Tuple, ast.List, ast.ListComp)) or isinstance(node, ast.Name) and node.id in sequences
 
 
 def only_branches(files, canonical=lambda q: q) -> set[str]:

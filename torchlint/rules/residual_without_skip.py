@@ -13,6 +13,7 @@ input's shape, and no wrapper or parent of the file or project adds the skip aro
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import weakref
 from collections.abc import Iterable, Iterator
@@ -141,6 +142,17 @@ META_METHODS = {
 }
 # ``a.<m>(b)``: the result has a's data and only b's shape, device or dtype.
 META_FROM_ARG_METHODS = {"type_as", "expand_as", "view_as", "reshape_as", "to", "new_tensor"}
+# torch functions that apply weights they are given: their result is a branch, not the input.
+WEIGHTED_FUNCTIONS = {
+    "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "linear",
+    "bilinear", "embedding", "matmul", "mm", "bmm", "einsum", "baddbmm", "addmm", "multi_head_attention_forward",
+}
+# ``x.<m>(...)`` hands on x's own values, reshaped, cast or copied.
+PASS_METHODS = {
+    "clone", "detach", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "view",
+    "view_as", "reshape", "reshape_as", "permute", "transpose", "flatten", "unflatten", "squeeze",
+    "unsqueeze", "expand", "expand_as", "movedim", "narrow",
+}
 META_FUNCTIONS = {"len", "isinstance", "hasattr", "getattr", "type", "id", "print", "str", "repr", "callable"}
 META_TORCH = {
     "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
@@ -152,7 +164,8 @@ COMBINING_TORCH = {
     "column_stack", "lerp", "addcmul", "addcdiv", "matmul", "mm", "bmm", "baddbmm", "addmm",
     "sum", "mean",
 }
-STACKING = {"cat", "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack"}
+# What adds (or subtracts) tensors, among those.
+SUMMING = {"add", "add_", "sub", "sub_", "subtract", "sum", "index_add", "index_add_", "scatter_add", "scatter_add_", "__add__", "__radd__"}
 # A matrix product joins streams when it mixes the input itself (hyper-connections), not when it
 # multiplies two projections of it (attention scores).
 MATMULS = {"matmul", "mm", "bmm", "baddbmm", "addmm", "einsum"}
@@ -201,6 +214,112 @@ class InputFlow:
                 if not names <= self.tainted and any(self.expr(v) for v in values):
                     self.tainted |= names
                     changed = True
+
+    @functools.cached_property
+    def kept(self) -> set[str]:
+        """The inputs and the locals that hold one of them as it came in, on some path
+        (``identity = x``, ``x.clone()``, ``self.downsample(x)``, ``F.avg_pool2d(x, 2)``,
+        ``x[..., :t]``), or the stream it starts (``h = h + f(h)``): what a skip adds back."""
+        kept = set(self.inputs)
+        changed = True
+        while changed:
+            changed = False
+            for name, assigned in self.fn.assignments.items():
+                if name not in kept and any(self._binds_kept(stmt, value, kept) for stmt, value in assigned):
+                    kept.add(name)
+                    changed = True
+        return kept
+
+    def _binds_kept(self, stmt: cst.CSTNode, value: cst.BaseExpression | None, kept: set[str]) -> bool:
+        if isinstance(stmt, cst.Assign) and not (len(stmt.targets) == 1 and isinstance(stmt.targets[0].target, cst.Name)):
+            return False
+        return isinstance(stmt, (cst.Assign, cst.AnnAssign)) and value is not None and self.keeps(value, kept)
+
+    def keeps(self, node: cst.BaseExpression, kept: set[str] | None = None) -> bool:
+        """Whether an expression is an input as it came in: a kept name, reshaped, cast, cropped,
+        scaled, pooled or padded by a function without weights (``F.avg_pool2d(x, 2)``), or
+        passed through a layer named for the skip path (``self.shortcut(x)``)."""
+        kept = self.kept if kept is None else kept
+        if isinstance(node, cst.Name):
+            return node.value in kept
+        if isinstance(node, cst.Subscript):
+            return self.keeps(node.value, kept)
+        if isinstance(node, cst.IfExp):
+            return self.keeps(node.body, kept) and self.keeps(node.orelse, kept)
+        if isinstance(node, cst.BinaryOperation):
+            sides = (node.left, node.right)
+            if isinstance(node.operator, (cst.Add, cst.Subtract)):
+                return any(self.keeps(v, kept) for v in sides)  # the stream goes on: ``h + f(h)``
+            if isinstance(node.operator, (cst.Multiply, cst.Divide)):
+                return any(self.keeps(v, kept) for v in sides) and not all(self.expr(v) for v in sides)
+            return False
+        if not isinstance(node, cst.Call):
+            return False
+        func, args = node.func, [a.value for a in node.args]
+        if isinstance(func, cst.Attribute) and func.attr.value in PASS_METHODS:
+            return self.keeps(func.value, kept)
+        layer = func.value if isinstance(func, cst.Subscript) else func
+        name = layer.attr.value if isinstance(layer, cst.Attribute) else layer.value if isinstance(layer, cst.Name) else ""
+        if PROJECTION_TOKENS & set(name_tokens(name)):
+            return any(self.keeps(a, kept) for a in args)
+        return bool(args) and self.keeps(args[0], kept) and self._weightless(func, kept)
+
+    def _weightless(self, func: cst.BaseExpression, kept: set[str]) -> bool:
+        """A function, not a layer of the class nor one of torch's with weights (``F.conv2d``)."""
+        if self_attr(func, self.self_name) or isinstance(func, cst.Name) and (
+            func.value in self.fn.assignments or func.value in self.fn.params
+        ):
+            return False  # ``self.conv(x)``, ``for conv in self.convs: conv(x)``
+        q = self.facts.qualname(func, self.fn.scope) or ""
+        if not q.startswith("torch."):
+            return True
+        return q.rsplit(".", 1)[1] not in WEIGHTED_FUNCTIONS and not self.facts.is_module_class_expr(func, self.fn.scope)
+
+    def sums_input(self, operands: list[cst.BaseExpression]) -> bool:
+        """Whether adding the operands adds an input as it came in to a branch of layers on it
+        (not to an elementwise function of it: a Snake activation ``x + sin(a * x) ** 2``)."""
+        kept = [o for o in operands if self.keeps(o)]
+        others = [o for o in operands if not any(o is k for k in kept)]
+        return bool(kept) and any(
+            self.expr(o) and self.layered(o) and not any(o.deep_equals(k) for k in kept) for o in others
+        )
+
+    @functools.cached_property
+    def _layered_names(self) -> set[str]:
+        """Names bound, on some path, from a layer's output (``out = self.conv(x)``)."""
+        names: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for bound, values in self.bindings:
+                if not bound <= names and any(self.layered(v, names) for v in values):
+                    names |= bound
+                    changed = True
+        return names
+
+    def layered(self, node: cst.CSTNode, names: set[str] | None = None) -> bool:
+        """Whether an expression runs a layer: a call of an attribute of self (``self.conv(x)``,
+        ``self.blocks[i](x)``), of a local or parameter (``for blk in self.blocks: blk(x)``), of a
+        function that is not torch's, or of one of torch's with weights; or reads a name bound
+        from one. Elementwise torch functions and tensor methods run no layer."""
+        names = self._layered_names if names is None else names
+        if isinstance(node, cst.Name):
+            return node.value in names
+        if isinstance(node, cst.Call) and self._runs_layer(node.func):
+            return True
+        return any(self.layered(c, names) for c in _children(node))
+
+    def _runs_layer(self, func: cst.BaseExpression) -> bool:
+        if isinstance(func, cst.Subscript) or self_attr(func, self.self_name):
+            return True
+        if isinstance(func, cst.Attribute) and not self.facts.qualname(func, self.fn.scope):
+            return func.attr.value in WEIGHTED_FUNCTIONS  # a tensor's method: ``h.matmul(w)``
+        if isinstance(func, cst.Name) and func.value in META_FUNCTIONS | COMBINING_BUILTINS:
+            return False
+        q = self.facts.qualname(func, self.fn.scope) or ""
+        return not q.startswith("torch.") or q.rsplit(".", 1)[1] in WEIGHTED_FUNCTIONS or self.facts.is_module_class_expr(
+            func, self.fn.scope
+        )
 
     def expr(self, node: cst.CSTNode) -> bool:
         """Whether the value of an expression carries input data."""
@@ -259,6 +378,8 @@ class InputFlow:
         for e in exprs:
             if isinstance(e, (cst.List, cst.Tuple, cst.Set)):
                 n += self.count((el.value for el in e.elements), side)
+            elif _concatenation(e):
+                n += self.count([e.left, e.right], side)
             elif isinstance(e, (cst.StarredElement, cst.ListComp, cst.GeneratorExp)) and self.expr(e):
                 n += 2
             elif self.expr(e) or side and isinstance(e, cst.Name) and e.value in self.side:
@@ -367,11 +488,13 @@ def _bound_anywhere(name: str, scope: Scope | None) -> bool:
 class SkipFinder:
     """Whether a class's forward (and the methods it reaches) combines two input-derived values."""
 
-    def __init__(self, facts: ModuleFacts, cls: ClassInfo, additive: bool = False) -> None:
-        """``additive``: only sums count (a dense layer's concatenation is no residual skip)."""
+    def __init__(self, facts: ModuleFacts, cls: ClassInfo, sums_input: bool = False) -> None:
+        """``sums_input``: only a sum that adds an input as it came in (``x + f(x)``, ``out +=
+        identity``, ``self.shortcut(x) + h``) counts: not a concatenation (a dense layer), a sum
+        of parallel branches or of slices of one tensor (a pooling), nor a list extended."""
         self.facts = facts
         self.cls = cls
-        self.additive = additive
+        self.sums_input = sums_input
         self.methods = methods_with_bases(facts, cls)
         self.attrs = {a.name for c in _class_chain(facts, cls) for a in c.attr_assigns} | _class_attrs(cls)
         self.unknown_base = _has_unknown_base(facts, cls)
@@ -446,21 +569,40 @@ class _Combinations(Walker):
             return False
         return super().on_visit(node)
 
+    def _adds(self, left: cst.BaseExpression, right: cst.BaseExpression) -> bool:
+        if _sequence(left, self.flow.fn) or _sequence(right, self.flow.fn):
+            return False  # ``outputs += (attn,)`` concatenates tuples, it adds no tensors
+        if self.finder.sums_input:
+            return self.flow.sums_input([left, right])
+        return self.flow.joins(left, right)
+
+    def _combines(self, operands: list[cst.BaseExpression]) -> bool:
+        """Whether a call combining the operands (``torch.add``, ``sum([...])``, an unknown
+        function) joins two streams; in ``sums_input`` mode, adds an input to other data."""
+        if self.finder.sums_input:
+            return self.flow.sums_input(_flat(operands))
+        return self.flow.count(operands, side=True) >= 2
+
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if isinstance(node.operator, (cst.Add, cst.Subtract)):
-            if self.flow.joins(node.left, node.right):
+            if self._adds(node.left, node.right):
                 self.found = True
         elif isinstance(node.operator, cst.MatrixMultiply):
             if self.flow.mixes_streams([node.left, node.right]):
                 self.found = True
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign, cst.MatrixMultiplyAssign)):
+        if isinstance(node.operator, (cst.AddAssign, cst.SubtractAssign)):
+            if self._adds(node.target, node.value):
+                self.found = True
+        elif isinstance(node.operator, cst.MatrixMultiplyAssign):
             if self.flow.joins(node.target, node.value):
                 self.found = True
 
     def visit_Return(self, node: cst.Return) -> None:
         # several input-derived results: the caller combines them
+        if self.finder.sums_input:
+            return
         if isinstance(node.value, (cst.Tuple, cst.List, cst.Dict)) and self.flow.count(_elements(node.value)) >= 2:
             self.found = True
 
@@ -477,6 +619,7 @@ class _Combinations(Walker):
         if attr is not None:
             if finder.follow(attr, node, flow) or (
                 attr not in finder.methods and attr not in finder.torch_layers and flow.count(args) >= 2
+                and not finder.sums_input
             ):
                 self.found = True
             return
@@ -489,22 +632,23 @@ class _Combinations(Walker):
         q = self.finder.facts.qualname(func, flow.fn.scope)
         if isinstance(func, cst.Attribute) and not (q and q.startswith("torch.")):
             method = func.attr.value
-            if method in COMBINING_METHODS and flow.count([func.value, *args], side=True) >= 2:
-                self.found = not (finder.additive and method in ("append", "extend", "insert"))
+            if method in COMBINING_METHODS and not (finder.sums_input and method not in SUMMING):
+                self.found = self._combines([func.value, *args])
             return
         if q and q.startswith("torch."):
             leaf = q.rsplit(".", 1)[1]
             if leaf in MATMULS:
                 self.found = flow.mixes_streams(args)
-            elif leaf in COMBINING_TORCH and not (finder.additive and leaf in STACKING):
-                self.found = flow.count(args, side=True) >= 2
+            elif leaf in COMBINING_TORCH and not (finder.sums_input and leaf not in SUMMING):
+                self.found = self._combines(args)
             return
-        if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS and flow.count(args, side=True) >= 2:
-            self.found = not finder.additive or func.value == "sum"  # map(f, (q, k, v)) adds nothing
+        if isinstance(func, cst.Name) and func.value in COMBINING_BUILTINS:
+            # map(f, (q, k, v)) adds nothing
+            self.found = self._combines(args) and (not finder.sums_input or func.value == "sum")
             return
         if isinstance(func, cst.Name) and func.value in META_FUNCTIONS:
             return
-        if flow.count(args) >= 2:
+        if flow.count(args) >= 2 and not finder.sums_input:
             self.found = True  # an unknown function of two input-derived tensors
 
 
@@ -521,6 +665,50 @@ class _Returns(ScopeWalker):
 
     def visit_Yield(self, node: cst.Yield) -> None:
         self.yields = True
+
+
+def _sequence(node: cst.BaseExpression, fn: FunctionInfo) -> bool:
+    """A tuple or list display (``(h,)``, ``() if keep else None``), or a local only ever
+    assigned one."""
+    if isinstance(node, cst.Name) and node.value in fn.assignments:
+        assigned = fn.assignments[node.value]
+        values = [v for _, v in assigned if v is not None]
+        return (
+            all(isinstance(s, (cst.Assign, cst.AugAssign)) for s, _ in assigned)
+            and all(_display(v) for v in values)
+            and any(not _is_none(v) for v in values)
+        )
+    return _display(node)
+
+
+def _display(node: cst.BaseExpression) -> bool:
+    if isinstance(node, cst.IfExp):
+        return _display(node.body) and _display(node.orelse)
+    return _is_none(node) or isinstance(node, (cst.Tuple, cst.List, cst.ListComp))
+
+
+def _is_none(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "None"
+
+
+def _flat(operands: list[cst.BaseExpression]) -> list[cst.BaseExpression]:
+    """The operands with list and tuple displays opened: ``sum([x, h])`` adds x and h."""
+    out = []
+    for o in operands:
+        if isinstance(o, (cst.List, cst.Tuple)):
+            out.extend(_flat(_elements(o)))
+        elif _concatenation(o):
+            out.extend(_flat([o.left, o.right]))
+        else:
+            out.append(o)
+    return out
+
+
+def _concatenation(node: cst.BaseExpression) -> bool:
+    """``[x] + [b(x) for b in bs]``: one list of the elements of both."""
+    return isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add) and (
+        _display(node.left) or _display(node.right)
+    )
 
 
 def _elements(node: cst.BaseExpression) -> list[cst.BaseExpression]:
@@ -911,8 +1099,10 @@ def _residual_callee(facts: ModuleFacts, func: cst.BaseExpression, scope: Scope 
         if local is cls or not local.is_module:
             return False
         forward = methods_with_bases(facts, local).get("forward")
-        if forward is not None and SkipFinder(facts, local, additive=True).forward_has_skip(forward) and _computes(facts, local):
+        if forward is not None and SkipFinder(facts, local, sums_input=True).forward_has_skip(forward) and _computes(facts, local):
             return True
+        if forward is not None and not SkipFinder(facts, local).forward_has_skip(forward):
+            return False  # a chain of layers whatever its name says (``ResidualAttentionMlp``)
         return residual_marker(name) is not None
     if _project_forward(facts, facts.qualname(func, scope)) == "skip":
         return True

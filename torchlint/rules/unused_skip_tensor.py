@@ -21,6 +21,7 @@ import libcst as cst
 from torchlint.facts import ClassInfo, FunctionInfo, ModuleFacts, children, self_attr
 from torchlint.rules import Hit, Rule
 from torchlint.rules.residual_without_skip import (
+    PASS_METHODS,
     PROJECTION_TOKENS,
     InputFlow,
     SkipFinder,
@@ -33,15 +34,15 @@ from torchlint.rules.residual_without_skip import (
     used_as_branch,
     wrapper_adds_skip,
 )
-from torchlint.screen import TreeInfo, ast_nodes, methods
+from torchlint.screen import TreeInfo, methods
 
 _FORWARD = re.compile(r"^(forward|_forward\w*|forward_\w+)$")
-# Methods that hand on the tensor itself: the local still holds the input.
-ALIAS_METHODS = {"clone", "detach", "contiguous", "float", "half", "double", "to", "type_as", "bfloat16"}
 SKIP_WORDS = {"identity", "residual", "res", "shortcut", "skip", "short", "sc", "resid"}
 # A local named by a skip word, alone or with one word naming the stream (``x_skip``).
 STREAM_WORDS = {"x", "h", "input", "inp", "in", "hidden", "feat", "feats", "connection", "conn", "out", "cut"}
 KEPT_INPUT_NAMES = {"inp", "x_in", "input_x", "x_input", "short_cut"}
+# Words that name a skip path and nothing else (``res`` is also a result, ``sc`` a scale).
+PLAIN_SKIP_WORDS = {"identity", "residual", "resid", "shortcut", "skip"}
 
 
 def skip_named(name: str) -> bool:
@@ -82,8 +83,8 @@ class UnusedSkipTensor(Rule):
             dead = list(_dead_kept_inputs(fn, flow))
             if not dead or used_as_branch(facts, fn.cls) or _layers_wrapped_in_skips(facts, fn.cls):
                 continue
-            for name, stmt, projection, fresh in dead:
-                if projection or not fresh or _meant_to_join(facts, fn.cls, fn, flow):
+            for name, stmt, kind, fresh in dead:
+                if kind == "projection" or kind == "input" and not fresh or _meant_to_join(facts, fn.cls, fn, flow):
                     yield Hit(
                         stmt,
                         f"'{name}' is kept for the skip connection but never read "
@@ -114,26 +115,9 @@ def _layers_wrapped_in_skips(facts: ModuleFacts, cls: ClassInfo) -> bool:
                 return True
             continue
         forward = methods_with_bases(facts, wrapper).get("forward")
-        if forward is not None and _adds_its_input(forward):
+        if forward is not None and SkipFinder(facts, wrapper, sums_input=True).forward_has_skip(forward):
             return True
     return False
-
-
-def _adds_its_input(forward: FunctionInfo) -> bool:
-    """Whether a wrapper's forward adds its one tensor input, as it got it, to a result
-    (``return x + self.fn(x)``, ``out = self.fn(x); return out + x``)."""
-    inputs = main_inputs(forward)
-    if len(inputs) != 1:
-        return False
-    kept = {inputs[0]} | {
-        name for name, assigned in forward.assignments.items()
-        if all(isinstance(v, cst.Name) and v.value == inputs[0] for _, v in assigned)
-    }
-    return any(
-        isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add)
-        and any(isinstance(side, cst.Name) and side.value in kept for side in (node.left, node.right))
-        for node in _nodes(forward.node.body)
-    )
 
 
 def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: InputFlow) -> bool:
@@ -146,9 +130,9 @@ def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: I
     return joins.found or not _changes_shape(facts, cls)
 
 
-def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, cst.CSTNode, bool, bool]]:
-    """(name, first dead assignment, whether it keeps a projection, whether it keeps the input as
-    forward got it) for each local that keeps the input and is dead from some assignment on."""
+def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, cst.CSTNode, str, bool]]:
+    """(name, first dead assignment, what it keeps (``_kept_input``), whether it keeps the input
+    as forward got it) for each local that keeps the input and is dead from some assignment on."""
     order, parents = _layout(fn.node)
     for name, assigned in fn.assignments.items():
         if name in fn.params or name.startswith("_"):
@@ -182,30 +166,41 @@ def _fresh(stmt, value, order, parents, fn: FunctionInfo) -> bool:
     return not any(order.get(id(s), at) < at for s, _ in fn.assignments.get(value.value, []))
 
 
-def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: FunctionInfo) -> bool | None:
-    """False when the value is the input itself (an alias), True when it is a projection of it
-    (``self.downsample(x)``, kept under a skip's name or by a skip layer), None otherwise."""
+_KINDS = ("input", "computed", "projection")  # weakest evidence first
+
+
+def _kept_input(value: cst.BaseExpression, flow: InputFlow, name: str, fn: FunctionInfo) -> str | None:
+    """What the value keeps of the input: ``"input"``, the input itself (an alias, reshaped or
+    cast); ``"projection"``, a layer's projection of it (``self.downsample(x)``, kept under a
+    skip's name or by a skip layer, also reshaped around: ``self.sc(x.transpose(1, 4))``);
+    ``"computed"``, a function of it kept under a name that only means a skip (``residual =
+    F.interpolate(h, size)``); None otherwise."""
     if isinstance(value, cst.Name):
         # the input itself, another stage of it kept under a skip's name (``residual = h``), or
         # a stage that layers then transform (``input_embedding = x; x = self.fc1(x)``)
         stage = value.value in fn.params or SKIP_WORDS & set(name.lower().split("_")) or _transformed(value.value, fn)
-        return False if stage and flow.expr(value) else None
+        return "input" if stage and flow.expr(value) else None
     if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, (cst.Multiply, cst.Divide)):
         kinds = [_kept_input(v, flow, name, fn) for v in (value.left, value.right) if flow.expr(v)]
         return kinds[0] if len(kinds) == 1 else None  # scaled: ``self.proj(h) * self.scale``
     if isinstance(value, cst.IfExp):
         kinds = [_kept_input(v, flow, name, fn) for v in (value.body, value.orelse)]
         kinds = [k for k in kinds if k is not None]
-        return max(kinds) if kinds else None
-    if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-        if value.func.attr.value in ALIAS_METHODS and isinstance(value.func.value, cst.Name):
-            return _kept_input(value.func.value, flow, name, fn)
-    if isinstance(value, cst.Call):
-        layer = _layer_called(value.func, fn)
-        args = [a.value for a in value.args]
-        if layer and len(args) == 1 and flow.expr(args[0]):
-            skipish = (SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *layer.lower().split("_")}
-            return True if skipish else None
+        return max(kinds, key=_KINDS.index) if kinds else None
+    if not isinstance(value, cst.Call):
+        return None
+    if isinstance(value.func, cst.Attribute) and value.func.attr.value in PASS_METHODS:
+        kind = _kept_input(value.func.value, flow, name, fn)
+        if kind is not None:
+            return kind
+    layer = _layer_called(value.func, fn)
+    args = [a.value for a in value.args]
+    if layer and len(args) == 1 and flow.expr(args[0]):
+        skipish = (SKIP_WORDS | PROJECTION_TOKENS) & {*name.lower().split("_"), *layer.lower().split("_")}
+        return "projection" if skipish else None
+    positional = [a.value for a in value.args if a.keyword is None and a.star != "**"]
+    if PLAIN_SKIP_WORDS & set(name.lower().split("_")) and positional and flow.expr(positional[0]) and flow.expr(value):
+        return "computed"
     return None
 
 
@@ -365,7 +360,9 @@ def _may_keep(value: ast.expr, name: str) -> bool:
     if not isinstance(value, ast.Call):
         return False
     func = value.func
-    if isinstance(func, ast.Attribute) and func.attr in ALIAS_METHODS and isinstance(func.value, ast.Name):
+    if isinstance(func, ast.Attribute) and func.attr in PASS_METHODS and _may_keep(func.value, name):
+        return True
+    if PLAIN_SKIP_WORDS & set(name.lower().split("_")) and value.args:
         return True
     if len(value.args) + len(value.keywords) != 1:
         return False
