@@ -960,7 +960,8 @@ def _judge(
     harmless = {META, INDEX, KEPT, RESAMPLED} | ({ELEMENT} if ndim in (None, 1) else set()) | ({ELEMENT_AT} if ndim == 1 else set())
     data = kinds - harmless  # UNKNOWN: passed to a function of the project, which may move it
     attr = f"self.{a.name}"
-    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data)):
+    reparametrised = any(_reparametrised(facts, u) for u in runtime)
+    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data or reparametrised)):
         drawn = ", and a reloaded model draws new random values" if random else ""
         return (
             f"{attr} is a plain tensor, not an nn.Parameter: the optimizer never updates it "
@@ -1187,6 +1188,28 @@ def _sets_requires_grad(use: AttrUse) -> bool | None:
         assign = anc[-3]
         return isinstance(assign, cst.Assign) and not is_false(assign.value)
     return None
+
+
+_REPARAMETRISATIONS = {"exp", "sigmoid", "softplus", "tanh"}
+_REPARAMETRISING = {
+    "torch.exp", "torch.sigmoid", "torch.tanh", "torch.special.expit", "torch.nn.functional.softplus",
+    "torch.nn.functional.sigmoid",
+}
+
+
+def _reparametrised(facts: ModuleFacts, use: AttrUse) -> bool:
+    """``self.logit_scale.exp()``, ``torch.sigmoid(self.alpha)``, ``F.softplus(self.beta)``: a
+    value kept in a reparametrised form and mapped back at each use, which is how a learnable
+    scalar is written; a constant would be stored as it is used."""
+    anc = use.ancestors
+    if len(anc) < 2:
+        return False
+    parent, grand = anc[-1], anc[-2]
+    if isinstance(parent, cst.Attribute) and parent.value is use.node:
+        return parent.attr.value in _REPARAMETRISATIONS and isinstance(grand, cst.Call) and grand.func is parent
+    if isinstance(parent, cst.Arg) and isinstance(grand, cst.Call) and grand.args and grand.args[0] is parent:
+        return facts.qualname(grand.func) in _REPARAMETRISING
+    return False
 
 
 def _fills_randomly(facts: ModuleFacts, use: AttrUse) -> bool:
