@@ -990,6 +990,18 @@ class ModuleFacts:
             found = self._families[id(cls)] = tuple(out)
         return found
 
+    def local_bases(self, cls: ClassInfo) -> list[ClassInfo]:
+        """The bases of a class defined in this file, and theirs: their constructors run first."""
+        out: list[ClassInfo] = []
+        todo = [cls]
+        while todo:
+            for expr in todo.pop().bases:
+                base = self.local_class(expr)
+                if base is not None and base is not cls and base not in out:
+                    out.append(base)
+                    todo.append(base)
+        return out
+
     def local_class(self, expr: cst.BaseExpression) -> ClassInfo | None:
         """The class defined at this file's top level that ``expr`` names, if any."""
         if isinstance(expr, cst.Name) and expr.value not in self.module_scope.imports:

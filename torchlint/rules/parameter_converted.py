@@ -103,25 +103,12 @@ def _parameter_before(facts: ModuleFacts, cls: ClassInfo, k: int, init_methods: 
             continue
         if (other.method is a.method and j < k) or (later and other.method.name in init_methods):
             return True
-    for base in _local_bases(facts, cls):
+    for base in facts.local_bases(cls):
         construction = init_time_methods(base)
         for other in base.assigns(a.name):
             if other.method.name in construction and _parameter_source(facts, other.method, other.value):
                 return True
     return False
-
-
-def _local_bases(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
-    """The bases of a class defined in the file, and theirs: their constructors run first."""
-    out: list[ClassInfo] = []
-    todo = [cls]
-    while todo:
-        for expr in todo.pop().bases:
-            base = facts.local_class(expr)
-            if base is not None and base is not cls and base not in out:
-                out.append(base)
-                todo.append(base)
-    return out
 
 
 def _deletes_parameters(facts: ModuleFacts, cls: ClassInfo) -> set[str]:

@@ -1085,7 +1085,7 @@ def _registered_later(
     (``nn.Sequential(*self.layers)``, a registering helper)."""
     mine_store = next((u for u in mine if u.store and a.node in u.ancestors), None)
     mine_branches = branch_conditions(facts, mine_store.ancestors) if mine_store is not None else set()
-    bases = _ancestors(facts, relatives[0])
+    bases = facts.local_bases(relatives[0])
     for c in relatives:
         for other in c.assigns(a.name):
             value = other.value
@@ -1107,19 +1107,6 @@ def _registered_later(
         if _kept_elsewhere(u):
             return True
     return False
-
-
-def _ancestors(facts: ModuleFacts, cls: ClassInfo) -> list[ClassInfo]:
-    """The bases of ``cls`` defined in this file, and theirs."""
-    found: list[ClassInfo] = []
-    todo = [cls]
-    while todo:
-        for base in todo.pop().bases:
-            local = facts.local_class(base)
-            if local is not None and local is not cls and local not in found:
-                found.append(local)
-                todo.append(local)
-    return found
 
 
 def _runs_before(other: AttrAssign, a: AttrAssign, in_base: bool) -> bool:
