@@ -44,6 +44,10 @@ _HF_NOT_MODEL_SUFFIXES = ("Config", "Tokenizer", "TokenizerFast", "Output", "Pro
 _TORCH_NN_NOT_MODULE_PACKAGES = {"utils", "attention", "functional", "init"}
 # names a ``from pkg import *`` of the project plausibly brings (it re-exports its own imports)
 _STAR_TORCH_NAMES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional"}
+# PyTorch's hooks that move or convert a module's tensors
+MOVING_OVERRIDES = frozenset({"_apply", "to", "cuda", "cpu", "type"})
+_STATE_REGISTRARS = {"register_buffer", "register_parameter", "register_module", "add_module"}
+_STATE_MAKERS = {"torch.nn.Parameter", "torch.nn.parameter.Parameter", "torch.nn.ParameterList", "torch.nn.ParameterDict"}
 _STDLIB_ROOTS = {
     "abc", "argparse", "collections", "contextlib", "dataclasses", "enum", "functools", "io",
     "json", "logging", "multiprocessing", "os", "pathlib", "queue", "threading", "typing",
@@ -196,6 +200,20 @@ class ClassInfo:
 
     def assigns(self, name: str) -> list[AttrAssign]:
         return [a for a in self.attr_assigns if a.name == name]
+
+    def reached(self, names: set[str]) -> set[str]:
+        """``names`` and every method of the class they reach through ``self.method()`` calls."""
+        names = set(names)
+        changed = True
+        while changed:
+            changed = False
+            for call in self.self_calls:
+                fn, func = call.function, call.node.func
+                if fn and fn.method and fn.method.name in names and isinstance(func, cst.Attribute):
+                    if func.attr.value in self.methods and func.attr.value not in names:
+                        names.add(func.attr.value)
+                        changed = True
+        return names
 
     def uses(self) -> list[AttrUse]:
         """Every ``self.<attr>`` in the class's own methods, and every local name they read, each
@@ -872,6 +890,7 @@ class ModuleFacts:
         self._subclasses: dict[int, list[ClassInfo]] | None = None  # by id of the local base
         self._families: dict[int, tuple[ClassInfo, ...]] = {}
         self._resolving: set[int] = set()
+        self._construction: dict[int, frozenset[str]] = {}
         for cls in self.classes:
             self._resolve_module_status(cls)
 
@@ -989,6 +1008,73 @@ class ModuleFacts:
                     out.extend(down)
             found = self._families[id(cls)] = tuple(out)
         return found
+
+    def construction_methods(self, cls: ClassInfo) -> frozenset[str]:
+        """The methods that run while the instance is built: ``__init__``, the builders, and every
+        method they reach through ``self.method()`` calls.
+
+        A builder builds state (registers a buffer, parameter or module, or assigns a layer, an
+        ``nn.Parameter`` or a parameter container to the instance) or calls a builder; no method
+        that runs after construction calls it; and it does not rebuild what ``__init__`` sets up.
+        That is construction run from elsewhere: a base class's ``__init__`` in another file
+        (mmdet's ``_init_layers``, and the ``_init_cls_convs`` it calls) or the user's set-up code
+        (``model.register_stats(path)``, Lightning's ``setup``). Not ``forward``, a dunder or a
+        PyTorch hook such as ``_apply``; not ``set_window_size`` or ``reset_classifier``, which
+        rebuild what ``__init__`` built (a ``None`` placeholder in ``__init__`` builds nothing)."""
+        key = id(cls)
+        if key not in self._construction:
+            init = cls.reached({"__init__"})
+            self._construction[key] = frozenset(cls.reached(init | self._builders(cls, init)))
+        return self._construction[key]
+
+    def _builders(self, cls: ClassInfo, init: set[str]) -> set[str]:
+        """The builder methods of ``construction_methods``."""
+        builds: set[str] = set()
+        names: dict[str, set[str]] = {}  # per method, the attributes it assigns or registers
+        made: set[str] = set()  # what ``__init__`` (and what it calls) sets to something
+        callers: dict[str, set[str]] = {}  # per method, the methods that call it
+        for call in cls.self_calls:
+            func = call.node.func
+            method = call.function.method.name if call.function and call.function.method else None
+            if not isinstance(func, cst.Attribute) or method is None:
+                continue
+            callers.setdefault(func.attr.value, set()).add(method)
+            if func.attr.value in _STATE_REGISTRARS and call.node.args:
+                key = call.node.args[0].value
+                name = key.evaluated_value if isinstance(key, cst.SimpleString) else None
+                builds.add(method)
+                names.setdefault(method, set()).add(name if isinstance(name, str) else "")
+                made |= {name} if method in init and isinstance(name, str) else set()
+        for a in cls.attr_assigns:
+            names.setdefault(a.method.name, set()).add(a.name)
+            if a.method.name in init and not (isinstance(a.value, cst.Name) and a.value.value == "None"):
+                made.add(a.name)
+            if isinstance(a.value, cst.Call) and self._builds_state(a.value.func, a.method.scope):
+                builds.add(a.method.name)
+
+        def eligible(m: str) -> bool:
+            return (
+                m in cls.methods and m not in init and m != "forward" and m not in MOVING_OVERRIDES
+                and not m.startswith("__") and not names.get(m, set()) & made
+            )
+
+        builders = {m for m in builds if eligible(m)}
+        grown = True
+        while grown:  # a method that calls a builder builds too
+            more = {c for b in builders for c in callers.get(b, ()) if c not in builders and eligible(c)}
+            builders |= more
+            grown = bool(more)
+        pruned = True
+        while pruned:  # called after construction: it runs again at runtime
+            runtime = {b for b in builders if not callers.get(b, set()) <= init | builders}
+            builders -= runtime
+            pruned = bool(runtime)
+        return builders
+
+    def _builds_state(self, func: cst.BaseExpression, scope: Scope) -> bool:
+        """``nn.Linear``, ``MyBlock``, ``nn.ModuleList``, ``nn.Parameter``: a call that makes a
+        layer or a parameter."""
+        return self.is_module_class_expr(func, scope) or self.qualname(func, scope) in _STATE_MAKERS
 
     def local_bases(self, cls: ClassInfo) -> list[ClassInfo]:
         """The bases of a class defined in this file, and theirs: their constructors run first."""

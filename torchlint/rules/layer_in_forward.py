@@ -23,9 +23,8 @@ from torchlint.rules.parameter_converted import PARAMETER
 from torchlint.rules.unregistered_tensor import (
     FACTORIES,
     SAME_DEVICE_METHODS,
-    init_time_methods,
 )
-from torchlint.screen import TreeInfo, ast_nodes, methods
+from torchlint.screen import TreeInfo, methods
 
 _ALWAYS = {
     "Linear", "Bilinear", "LazyLinear", "Embedding", "EmbeddingBag", "PReLU",
@@ -111,7 +110,7 @@ def _reached_from_forward(
     forward = cls.methods.get("forward")
     if forward is None:
         return [], set()
-    init = {methods[n] for n in init_time_methods(cls) if n in methods}
+    init = {methods[n] for n in facts.construction_methods(cls) if n in methods}
     reached, unguarded = [forward], {forward}
     for fn in reached:
         for call in calls.get(fn, []):
@@ -181,7 +180,7 @@ class _ParameterOwners:
         return False
 
     def _builds_parameters(self, cls: ClassInfo) -> bool:
-        methods = {cls.methods[n] for n in init_time_methods(cls) if n in cls.methods}
+        methods = {cls.methods[n] for n in self.facts.construction_methods(cls) if n in cls.methods}
         for fn in methods:
             for call in self.calls.get(fn, []):
                 func = call.node.func

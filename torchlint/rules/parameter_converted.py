@@ -21,7 +21,6 @@ from torchlint.facts import (
     walk,
 )
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
-from torchlint.rules.unregistered_tensor import init_time_methods
 from torchlint.screen import TreeInfo, ast_nodes
 
 PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
@@ -54,7 +53,7 @@ class ParameterConverted(Rule):
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
             registered = _rewrapped_or_registered(facts, cls)
-            init_methods = init_time_methods(cls)
+            init_methods = facts.construction_methods(cls)
             deleted = _deletes_parameters(facts, cls)
             for k, a in enumerate(cls.attr_assigns):
                 if not isinstance(a.node, (cst.Assign, cst.AnnAssign)) or a.value is None:
@@ -104,7 +103,7 @@ def _parameter_before(facts: ModuleFacts, cls: ClassInfo, k: int, init_methods: 
         if (other.method is a.method and j < k) or (later and other.method.name in init_methods):
             return True
     for base in facts.local_bases(cls):
-        construction = init_time_methods(base)
+        construction = facts.construction_methods(base)
         for other in base.assigns(a.name):
             if other.method.name in construction and _parameter_source(facts, other.method, other.value):
                 return True

@@ -24,9 +24,7 @@ from torchlint.facts import (
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import (
     branch_conditions,
-    called_at_runtime,
     contradicts,
-    init_time_methods,
     registered_names,
 )
 from torchlint.screen import TreeInfo, ast_nodes, methods, plain_names
@@ -87,8 +85,7 @@ class UnregisteredContainer(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.module_classes():
-            init_methods = init_time_methods(cls)
-            init_methods |= _construction_hooks(facts, cls, init_methods)
+            init_methods = facts.construction_methods(cls)
             candidates = [
                 a
                 for a in cls.attr_assigns
@@ -119,36 +116,6 @@ class UnregisteredContainer(Rule):
                 if not any(u.method not in init_methods and not u.store for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
-
-
-def _construction_hooks(facts: ModuleFacts, cls: ClassInfo, init_methods: set[str]) -> set[str]:
-    """Methods that take nothing but the instance, assign a layer to it (``self.convs =
-    nn.ModuleList()``, ``self.cls = nn.Conv2d(...)``) or call such a method, and that no method
-    outside construction calls: construction code that a base class's ``__init__`` in another
-    file runs (``_init_layers()``), which this file cannot see being called."""
-    hooks = {
-        a.method.name
-        for a in cls.attr_assigns
-        if a.method.is_method
-        and len(a.method.params) == 1
-        and isinstance(a.value, cst.Call)
-        and facts.is_module_class_expr(a.value.func, a.method.scope)
-    }
-    calls = [
-        (call.function.method.name, call.node.func.attr.value)
-        for call in cls.self_calls
-        if call.function and call.function.method and isinstance(call.node.func, cst.Attribute)
-    ]
-    grown = True
-    while grown:
-        callers = {
-            caller for caller, callee in calls
-            if callee in hooks and caller in cls.methods and len(cls.methods[caller].params) == 1
-        }
-        grown = not callers <= hooks
-        hooks |= callers
-    hooks -= init_methods
-    return hooks - called_at_runtime(cls, init_methods | hooks)
 
 
 def _before_module_init(a: AttrAssign) -> bool:

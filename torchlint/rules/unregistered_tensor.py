@@ -22,6 +22,7 @@ from torchlint.facts import (
     CALLED,
     ClassInfo,
     FunctionInfo,
+    MOVING_OVERRIDES,
     ModuleFacts,
     Scope,
     find_arg,
@@ -112,7 +113,6 @@ _PASS_THROUGH = {"torch.as_tensor", "torch.clone", "torch.detach", "torch.flatte
 # the tensor holds probabilities: the result is indices, which work on any device's tensors
 _SAMPLERS = {"torch.multinomial"}
 TENSOR_REGISTRARS = frozenset({"register_buffer", "register_parameter"})
-MOVING_OVERRIDES = {"_apply", "to", "cuda", "cpu", "type"}
 _DTYPE_NAMES = {
     "float", "float16", "float32", "float64", "double", "half", "bfloat16", "long", "int", "int8",
     "int16", "int32", "int64", "uint8", "bool", "short", "complex64", "complex128", "cfloat",
@@ -120,66 +120,6 @@ _DTYPE_NAMES = {
 
 
 # --- what runs at construction time, and which classes share the instance ----------------------
-
-
-def init_time_methods(cls: ClassInfo) -> set[str]:
-    """``__init__``, the builder methods, and every method they reach through ``self.method()``
-    calls."""
-    init = _closure(cls, {"__init__"})
-    builders = _builders(cls, init)
-    return _closure(cls, init | builders) if builders else init
-
-
-_REGISTERS = {"register_buffer", "register_parameter", "register_module", "add_module"}
-_STATE_CONTAINERS = {"Parameter", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Sequential"}
-
-
-def _builders(cls: ClassInfo, init: set[str]) -> set[str]:
-    """Methods that register state (``self.register_buffer(...)``, ``self.head = nn.Linear(...)``,
-    ``self.w = nn.Parameter(...)``) that no method of the class calls and that ``__init__`` (with
-    what it calls) does not set up itself: construction run from elsewhere, a base class's
-    ``__init__`` (mmdet's ``_init_layers``) or the user's set-up code (``model.register_stats(path)``,
-    Lightning's ``setup``). Not a method that rebuilds state ``__init__`` made
-    (``set_window_size``, a re-registration after loading) nor a PyTorch hook such as ``_apply``."""
-    called: set[str] = set()
-    builds: dict[str, set[str]] = {}
-    names: dict[str, set[str]] = {}
-    for call in cls.self_calls:
-        func = call.node.func
-        if not isinstance(func, cst.Attribute):
-            continue
-        called.add(func.attr.value)
-        method = call.function.method.name if call.function and call.function.method else None
-        if func.attr.value in _REGISTERS and method and call.node.args:
-            key = call.node.args[0].value
-            name = key.evaluated_value if isinstance(key, cst.SimpleString) else None
-            builds.setdefault(method, set())
-            names.setdefault(method, set()).add(name if isinstance(name, str) else "")
-    for a in cls.attr_assigns:
-        names.setdefault(a.method.name, set()).add(a.name)
-        if isinstance(a.value, cst.Call) and _builds_state(a.value.func):
-            builds.setdefault(a.method.name, set())
-    made_by_init = set().union(*(names.get(m, set()) for m in init))
-    return {
-        m
-        for m in builds
-        if m not in called and m not in init and m != "forward" and m not in MOVING_OVERRIDES
-        and not m.startswith("__") and not names.get(m, set()) & made_by_init
-    }
-
-
-def _builds_state(func: cst.BaseExpression) -> bool:
-    """``nn.Parameter``, ``nn.ModuleList``, ``torch.nn.Linear``: a call that makes a parameter or a
-    layer (read from the spelling: the rules that use this have no qualified names here)."""
-    parts = []
-    while isinstance(func, cst.Attribute):
-        parts.append(func.attr.value)
-        func = func.value
-    if not isinstance(func, cst.Name):
-        return False
-    parts.append(func.value)
-    leaf, root = parts[0], parts[-1]
-    return leaf in _STATE_CONTAINERS or (len(parts) > 1 and root in ("nn", "torch") and leaf[:1].isupper())
 
 
 def called_at_runtime(cls: ClassInfo, init_methods: set[str]) -> set[str]:
@@ -202,22 +142,7 @@ def data_loading_methods(cls: ClassInfo) -> set[str]:
                 name = self_attr(arg.value, fn.instance)
                 if arg.keyword and arg.keyword.value in ("collate_fn", "worker_init_fn") and name in cls.methods:
                     names.add(name)
-    return _closure(cls, names) if names else names
-
-
-def _closure(cls: ClassInfo, names: set[str]) -> set[str]:
-    """``names`` and every method of the class they reach through ``self.method()`` calls."""
-    names = set(names)
-    changed = True
-    while changed:
-        changed = False
-        for call in cls.self_calls:
-            fn, func = call.function, call.node.func
-            if fn and fn.method and fn.method.name in names and isinstance(func, cst.Attribute):
-                if func.attr.value in cls.methods and func.attr.value not in names:
-                    names.add(func.attr.value)
-                    changed = True
-    return names
+    return cls.reached(names) if names else names
 
 
 def moves_own(facts: ModuleFacts, relatives: list[ClassInfo], name: str) -> bool:
@@ -508,6 +433,12 @@ def _scalar_like(facts: ModuleFacts, expr: cst.BaseExpression, a: AttrAssign, de
             _factory_in(facts, a, side) for side in (expr.left, expr.right)
         ):
             return True
+        if (
+            isinstance(expr.operator, cst.Power)
+            and _number_literal(expr.right)
+            and not _factory_in(facts, a, expr.left)
+        ):
+            return True  # ``config.hidden_size ** -0.5``: a power of a number
         return _scalar_like(facts, expr.left, a, depth) and _scalar_like(facts, expr.right, a, depth)
     if isinstance(expr, cst.Attribute) and a.method.cls is not None and depth < 3:
         attr = self_attr(expr, a.method.instance)
@@ -525,6 +456,13 @@ def _scalar_like(facts: ModuleFacts, expr: cst.BaseExpression, a: AttrAssign, de
     if isinstance(expr, cst.Name):
         return expr.value in ("True", "False") or _names_a_number(facts, expr.value, a)
     return False
+
+
+def _number_literal(expr: cst.BaseExpression) -> bool:
+    """``2``, ``-0.5``: a numeric literal, signed or not."""
+    if isinstance(expr, cst.UnaryOperation):
+        expr = expr.expression
+    return isinstance(expr, (cst.Integer, cst.Float))
 
 
 def _names_a_number(facts: ModuleFacts, name: str, a: AttrAssign) -> bool:
@@ -820,10 +758,10 @@ class UnregisteredTensor(Rule):
                 continue
             relatives = facts.family(cls)
             holder = state_holder(facts, relatives)
-            construction = set().union(*(init_time_methods(c) for c in relatives))
+            construction = set().union(*(facts.construction_methods(c) for c in relatives))
             registered, keys = registrations(facts, relatives, TENSOR_REGISTRARS, construction)
             uses = facts.attr_uses(relatives, with_locals=True)
-            init_methods = init_time_methods(cls)
+            init_methods = facts.construction_methods(cls)
             reported: set[str] = set()
             for a, factory in candidates:
                 if a.name in reported or moves_own(facts, relatives, a.name) or any(
@@ -849,7 +787,7 @@ class UnregisteredTensor(Rule):
 def _trainable_lists(facts: ModuleFacts, cls: ClassInfo) -> Iterator[AttrAssign]:
     """``self.ws = [torch.randn(d, d, requires_grad=True) for _ in range(n)]`` (or a literal list
     or tuple of such tensors) at construction, an attribute nothing else assigns."""
-    init_methods = init_time_methods(cls)
+    init_methods = facts.construction_methods(cls)
     relatives = None
     for a in cls.attr_assigns:
         value = a.value
@@ -871,7 +809,7 @@ def _trainable_lists(facts: ModuleFacts, cls: ClassInfo) -> Iterator[AttrAssign]
 
 def _candidates(facts: ModuleFacts, cls: ClassInfo) -> list[tuple[AttrAssign, Factory]]:
     """``self.x = <torch factory chain>`` statements in construction-time methods."""
-    init_methods = init_time_methods(cls)
+    init_methods = facts.construction_methods(cls)
     out = []
     for a in cls.attr_assigns:
         if isinstance(a.node, (cst.Assign, cst.AnnAssign)) and a.method.name in init_methods:
@@ -974,7 +912,7 @@ def _judge(
         ), False
     if not data - {MOVED, UNKNOWN} or data == {MOVED, DEVICE}:
         return None  # moved at every use; or a host lookup table the data is brought to and back
-    if _is_scalar(facts, factory, a) and not {MUTATED, DEVICE} & kinds and not __import__("os").environ.get("TL_NOSCALAR"):
+    if _is_scalar(facts, factory, a) and not {MUTATED, DEVICE} & kinds:
         return None  # a 0-dim CPU scalar combines with GPU data; its .device is still the CPU
     if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
         return (
@@ -1277,7 +1215,7 @@ def _rebuilt(
         return True
     for c in relatives:
         own = c is relatives[0]
-        construction = init_methods if own else init_time_methods(c)
+        construction = init_methods if own else facts.construction_methods(c)
         for other in c.assigns(a.name):
             if other is a:
                 continue
