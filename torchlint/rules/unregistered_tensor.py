@@ -912,6 +912,8 @@ def _judge(
         ), False
     if not data - {MOVED, UNKNOWN} or data == {MOVED, DEVICE}:
         return None  # moved at every use; or a host lookup table the data is brought to and back
+    if _placed_beside_argument(a, factory):
+        return None
     if _is_scalar(facts, factory, a) and not {MUTATED, DEVICE} & kinds:
         return None  # a 0-dim CPU scalar combines with GPU data; its .device is still the CPU
     if MUTATED in kinds and not data - {MUTATED, MOVED, UNKNOWN}:
@@ -930,6 +932,26 @@ def _judge(
         f"{attr} is a plain tensor attribute: {lost} and left behind by .to(device)/.cuda() (a "
         f"device-mismatch error on GPU); use self.register_buffer({a.name!r}, ...)"
     ), False
+
+
+def _placed_beside_argument(a: AttrAssign, factory: Factory) -> bool:
+    """``torch.tensor([...], device=next(model.parameters()).device)``, ``device=ref.device``: a
+    constant made on the device of a module or tensor the constructor receives, as a wrapper
+    built around a model already in place does (an export or inference wrapper)."""
+    arg, _ = find_arg(factory.call, "device")
+    value = arg.value if arg else None
+    if not (isinstance(value, cst.Attribute) and value.attr.value == "device"):
+        return False
+    owner = value.value
+    if isinstance(owner, cst.Call) and isinstance(owner.func, cst.Name) and owner.func.value == "next" and owner.args:
+        owner = owner.args[0].value  # next(model.parameters()), next(iter(model.buffers()))
+        if isinstance(owner, cst.Call) and isinstance(owner.func, cst.Name) and owner.func.value == "iter" and owner.args:
+            owner = owner.args[0].value
+        if not (isinstance(owner, cst.Call) and isinstance(owner.func, cst.Attribute)
+                and owner.func.attr.value in ("parameters", "buffers")):
+            return False
+        owner = owner.func.value
+    return isinstance(owner, cst.Name) and owner.value in a.method.params[1:]
 
 
 def _state_key_read(relatives: list[ClassInfo], name: str) -> bool:
