@@ -1156,7 +1156,36 @@ def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
         if len(roots) == 2 and None not in roots:
             sizes_in.add(roots[0])
             sizes_out.add(roots[1])
+    same = _equal_at_every_call(facts, cls, init, sizes_in | sizes_out)
+    sizes_in, sizes_out = {same.get(p, p) for p in sizes_in}, {same.get(p, p) for p in sizes_out}
     return sizes_in != sizes_out  # a size goes in that never comes out (``dim -> hidden -> dim`` keeps it)
+
+
+def _equal_at_every_call(facts: ModuleFacts, cls: ClassInfo, init: FunctionInfo, names: set[str]) -> dict[str, str]:
+    """Constructor parameters that every construction of the class in the file passes the same
+    value (``PreActBlock(planes, planes)`` for ``(in_planes, planes)``), each mapped to one of
+    them: the sizes the block is built with are equal wherever it is built."""
+    if len(names) < 2:
+        return {}
+    positional = init.params[1:]
+    calls = [c.node for c in facts.calls if facts.local_class(c.node.func) is cls]
+    values: dict[str, list[str]] = {n: [] for n in names}
+    for call in calls:
+        bound: dict[str, cst.BaseExpression] = {}
+        for i, arg in enumerate(call.args):
+            if arg.star:
+                return {}
+            name = arg.keyword.value if arg.keyword else positional[i] if i < len(positional) else None
+            if name in values:
+                bound[name] = arg.value
+        if set(bound) != names:
+            return {}  # a size left to its default, or passed through ``*args``
+        for name, value in bound.items():
+            values[name].append(facts.module.code_for_node(value))
+    if not calls:
+        return {}
+    groups: dict[tuple[str, ...], str] = {}
+    return {n: groups.setdefault(tuple(v), n) for n, v in sorted(values.items())}
 
 
 def _size_param(node: cst.BaseExpression, params: set[str]) -> str | None:
