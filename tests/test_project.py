@@ -274,3 +274,36 @@ def test_residual_structure_across_files(cli, tmp_path):
     assert idx.forward_kind("net.blocks.GoodResBlock") == "skip"
     assert idx.forward_kind("net.blocks.ChainResBlock") == "sequential"
     assert "net.blocks.ResidualLayer" in idx.branch_classes
+
+
+def test_names_a_project_wildcard_import_brings(cli, tmp_path):
+    """``from .common import *`` brings what ``common.py`` imports (torch, nn, einops'
+    rearrange): the tensor only passed through ``rearrange`` is judged as with explicit imports."""
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": "[project]\nname = 'zoo'\n",
+            "zoo/__init__.py": "",
+            "zoo/common.py": """\
+                import torch
+                import torch.nn as nn
+                from einops import rearrange
+            """,
+            "zoo/film.py": """\
+                from .common import *
+
+
+                class FiLM(nn.Module):
+                    def __init__(self, channels, cond_dim):
+                        super().__init__()
+                        self.to_scale = nn.Linear(cond_dim, channels)
+                        self.base_gain = torch.ones(channels)
+
+                    def forward(self, x, cond):
+                        gain = rearrange(self.base_gain, "c -> 1 c 1 1")
+                        return x * gain * rearrange(self.to_scale(cond), "b c -> b c 1 1")
+            """,
+        },
+    )
+    assert codes(cli, "zoo/film.py", cwd=tmp_path) == [("film.py", 8, "TL101")]
+    assert codes(cli, "--no-project", "zoo/film.py", cwd=tmp_path) == []

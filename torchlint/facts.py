@@ -885,6 +885,7 @@ class ModuleFacts:
         self.functions: list[FunctionInfo] = []
         self.calls: list[CallInfo] = []
         self._qualname_cache: dict[int, str | None] = {}
+        self._star_names: dict[str, str | None] = {}  # names a project wildcard import brings
         _Collector(self).walk(module)
         self._classes_by_name = {c.name: c for c in self.classes if c.scope is self.module_scope}
         self._subclasses: dict[int, list[ClassInfo]] | None = None  # by id of the local base
@@ -949,15 +950,29 @@ class ModuleFacts:
                 if s.kind == "module" and name in self._classes_by_name_safe():
                     return f"{self.module_name}.{name}" if self.module_name else None
                 return None
-            if s.kind == "module":
+            if s.kind == "module" and s.star_imports and not hasattr(builtins, name):
                 for star in s.star_imports:
-                    if star.startswith("torch") and not hasattr(builtins, name):
+                    if star.startswith("torch"):
                         return f"{star}.{name}"
-                if s.star_imports and name in _STAR_TORCH_NAMES:
-                    return _STAR_TORCH_NAMES[name]
+                found = self._star_imported(name, s.star_imports)
+                if found or name in _STAR_TORCH_NAMES:
+                    return found or _STAR_TORCH_NAMES[name]
             first = False
             s = s.parent
         return None
+
+    def _star_imported(self, name: str, stars: list[str]) -> str | None:
+        """What a ``from <project module> import *`` brings under ``name``, read from the project
+        index (the module's own imports, as Python would re-export them)."""
+        if name not in self._star_names:
+            index = self.project_index()
+            found = None
+            for star in stars if index is not None else ():
+                found = index.imported_name(f"{star}.{name}")
+                if found:
+                    break
+            self._star_names[name] = found
+        return self._star_names[name]
 
     def _classes_by_name_safe(self) -> dict[str, ClassInfo]:
         return getattr(self, "_classes_by_name", {})

@@ -507,6 +507,23 @@ class ProjectIndex:
                 return found
         return None
 
+    def imported_name(self, qualname: str, hops: int = 0) -> str | None:
+        """What a name of a project module stands for when that module imports it (``from einops
+        import rearrange`` in ``common.py`` for ``common.rearrange``), also through its own
+        wildcard imports: the qualified name, or None."""
+        module, _, name = qualname.rpartition(".")
+        entry = self.files.get(module)
+        if entry is None or hops > 10 or name in entry.classes:
+            return None
+        target = entry.imports.get(name)
+        if target:
+            return self.imported_name(target, hops + 1) or target
+        for star in entry.star_imports:
+            found = self.imported_name(f"{star}.{name}", hops + 1)
+            if found:
+                return found
+        return None
+
     def forward_kind(self, qualname: str, hops: int = 0) -> str:
         """What the forward a class runs does with its input: ``"skip"``, ``"none"``,
         ``"sequential"`` (an nn.Sequential subclass that inherits Sequential's chain), or ``""``."""
