@@ -113,9 +113,34 @@ class UnregisteredContainer(Rule):
                     continue
                 if _local_container(a) is not None and _local_kept(facts, a) or _before_module_init(a) or _hides_one(a):
                     continue
-                if not any(u.method not in init_methods and not u.store for u in mine):
+                if not any(u.method not in init_methods and not u.store or _feeds_hooks(u) for u in mine):
                     continue
                 yield Hit(a.node, _message(a, held), cls, _fix(kinds, a, held, mine, methods))
+
+
+_HOOK_REGISTRARS = {
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook",
+}
+
+
+def _feeds_hooks(u: AttrUse) -> bool:
+    """A loop over the container that registers forward or backward hooks (``for layer, adapter in
+    zip(blocks, self.adapters): layer.register_forward_hook(make_hook(adapter))``): the elements
+    run at every forward, through the hooks."""
+    for node in u.ancestors:
+        if isinstance(node, cst.For) and any(n is u.node for n in _nodes(node.iter)):
+            return any(
+                isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in _HOOK_REGISTRARS
+                for n in _nodes(node.body)
+            )
+    return False
+
+
+def _nodes(root: cst.CSTNode) -> list[cst.CSTNode]:
+    found: list[cst.CSTNode] = []
+    walk(root, found.append)
+    return found
 
 
 def _before_module_init(a: AttrAssign) -> bool:
@@ -1378,7 +1403,8 @@ def _module_attributes_read(info: TreeInfo) -> set[str]:
 
 def _read_outside_init(info: TreeInfo) -> set[str]:
     """The attributes read (``<name>.<attr>`` not as a target) in a function not named
-    ``__init__``: a candidate is reported only when a method after construction uses it."""
+    ``__init__``, or iterated by a loop that registers hooks (``_feeds_hooks``): a candidate is
+    reported only when its elements are used after construction."""
     found: set[str] = set()
     seen: set[int] = set()  # the nodes of functions already read (a nested function's are)
     for fn in info.functions:
@@ -1387,6 +1413,11 @@ def _read_outside_init(info: TreeInfo) -> set[str]:
                 seen.add(id(n))
                 if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name):
                     found.add(n.attr)
+    for loop in info.nodes:
+        if isinstance(loop, ast.For) and any(
+            isinstance(n, ast.Call) and _callee_leaf(n) in _HOOK_REGISTRARS for n in info.subtree(loop)
+        ):
+            found |= {n.attr for n in ast.walk(loop.iter) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
     return found
 
 
