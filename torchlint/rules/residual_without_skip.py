@@ -78,6 +78,9 @@ _DOC_JOIN = re.compile(r"shortcut|skip|identity|\badd|\bsum|residual connection"
 _DOC_LATENT = re.compile(r"\b(latent|encoder|decoder|bottom|compress\w*|autoencoder|u-?net|code)\b", re.I)
 
 
+_RESIDUAL_WORDS = ("residual", "resblock", "resnetblock", "resunit")
+
+
 def name_tokens(name: str) -> list[str]:
     """``SEResNetBottleneck_v2`` -> ``["se", "res", "net", "bottleneck", "v", "2"]``."""
     return [t.lower() for part in re.split(r"[_\W]+", name) for t in _TOKEN.findall(part)]
@@ -94,14 +97,14 @@ def residual_marker(name: str) -> str | None:
         return None
     for i, t in enumerate(tokens):
         after = tokens[i + 1 :]
-        if t in ("residual", "resblock", "resnetblock", "resunit"):
+        if t in _RESIDUAL_WORDS:
             kind = "residual"
         elif t in ("res", "resnet") and any(u in BLOCK_WORDS for u in after):
             kind = "residual"
         elif t in ("skip", "shortcut") and after[:1] and after[0] in ("connection", "block", "add"):
             kind = "residual"
-        elif t == "bottleneck":
-            kind = "bottleneck"
+        elif t == "bottleneck" and not any(u in _RESIDUAL_WORDS for u in after):
+            kind = "bottleneck"  # ``BottleneckResidual`` is told by its last word
         else:
             continue
         return None if any(u in OTHER_MEANINGS for u in after) else kind
@@ -922,11 +925,15 @@ class ResidualWithoutSkip(Rule):
         one that may return an nn.Sequential."""
         if any(residual_marker(f.name) == "residual" for f in info.functions):
             return True
-        return any(residual_marker(c.name) is not None or _may_say_residual(c) for c in info.based_classes)
+        return any(
+            residual_marker(c.name) is not None or _may_say_residual(c) or _may_build_skip_layer(info, c)
+            for c in info.based_classes
+        )
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.classes:
-            if not cls.is_module or not meant_residual(cls) or only_a_branch(cls):
+            unused = _unused_skip_layer(facts, cls)
+            if not cls.is_module or not (meant_residual(cls) or unused) or only_a_branch(cls):
                 continue
             inherited = "" if cls.methods.get("forward") else _inherited_forward(facts, cls)
             if sequential_base(facts, cls) or inherited == "sequential":
@@ -951,11 +958,12 @@ class ResidualWithoutSkip(Rule):
                 and not _changes_shape(facts, cls)
                 and not used_as_branch(facts, cls)
             ):
+                built = f" (self.{unused} is built for the skip path and never used)" if unused else ""
                 yield Hit(
                     cls.node.name,
                     f"{cls.name} is meant to be a residual block but forward() never combines its input "
                     "with the body's output (no add, cat or torch.add of the input): the skip connection "
-                    "is missing, so it trains as a plain deep stack",
+                    f"is missing, so it trains as a plain deep stack{built}",
                     cls,
                 )
         yield from self._factories(facts)
@@ -1124,14 +1132,16 @@ def _computes(facts: ModuleFacts, cls: ClassInfo) -> bool:
 # Layers whose first two arguments are the input and output sizes.
 SIZED_LAYERS = {"Linear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"}
 PROJECTION_TOKENS = {"shortcut", "skip", "downsample", "residual", "res", "identity", "short", "match", "nin", "sc"}
+_SKIP_PATH_WORDS = {"shortcut", "skip"}  # words that name nothing but the skip path
 
 
-def _changes_shape(facts: ModuleFacts, cls: ClassInfo) -> bool:
+def _changes_shape(facts: ModuleFacts, cls: ClassInfo, forward: FunctionInfo | None = None) -> bool:
     """Whether the block maps one size to another (its layers on the input go from one
     constructor parameter to another, ``Conv2d(in_ch, out_ch)``, and not back) with nothing to project the input (no shortcut,
     downsample or skip layer, no ``nn.Identity`` alternative): its output cannot be added to
-    its input, so it is not meant to have a skip."""
-    init, forward = cls.methods.get("__init__"), cls.methods.get("forward")
+    its input, so it is not meant to have a skip. ``forward``: the method whose input is meant
+    (a unit that forward calls), else the class's forward."""
+    init, forward = cls.methods.get("__init__"), forward or cls.methods.get("forward")
     if init is None or forward is None or has_projection(facts, cls):
         return False
     flow = InputFlow(facts, forward, main_inputs(forward)[:1])
@@ -1196,6 +1206,32 @@ def _size_param(node: cst.BaseExpression, params: set[str]) -> str | None:
         return node.attr.value  # self.in_channels, set from the parameter
     if isinstance(node, cst.BinaryOperation):
         return _size_param(node.left, params) or _size_param(node.right, params)
+    return None
+
+
+def _unused_skip_layer(facts: ModuleFacts, cls: ClassInfo) -> str | None:
+    """A layer built for the skip path that nothing uses after construction: an attribute named
+    only for it (``self.shortcut``, ``self.skip_conv``), or named as a projection and
+    ``nn.Identity()`` in one case (``self.downsample = Proj(...) if changes else nn.Identity()``),
+    that no method of the class's family in the file reads outside construction."""
+    construction = facts.construction_methods(cls)
+    for a in cls.attr_assigns:
+        if a.method.name not in construction or a.value is None:
+            continue
+        calls = [n for n in _walk(a.value) if isinstance(n, cst.Call)]
+        if not any(facts.is_module_class_expr(n.func, a.method.scope) for n in calls):
+            continue
+        words = set(a.name.lower().split("_"))
+        identity_or_layer = isinstance(a.value, cst.IfExp) and any(
+            facts.qualname(n.func, a.method.scope) == "torch.nn.Identity" for n in calls
+        )
+        if not (words & _SKIP_PATH_WORDS or identity_or_layer and words & PROJECTION_TOKENS):
+            continue
+        relatives = facts.family(cls)
+        if not any(
+            u.name == a.name and not u.store and u.method not in construction for u in facts.attr_uses(relatives)
+        ):
+            return a.name
     return None
 
 
@@ -1272,6 +1308,26 @@ def _plain_layers(facts: ModuleFacts, fn: FunctionInfo, call: cst.Call) -> bool:
         if not (q and q.startswith("torch.nn.")) or q in SEQUENTIALS:
             return False
     return True
+
+
+def _may_build_skip_layer(info: TreeInfo, cls: ast.ClassDef) -> bool:
+    """The screen's reading of ``_unused_skip_layer``: an attribute assigned with a name of the
+    skip path, or a conditional expression that calls something."""
+    for node in info.subtree(cls):
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        for t in targets:
+            if not isinstance(t, ast.Attribute):
+                continue
+            if {"shortcut", "skip"} & set(t.attr.lower().split("_")):
+                return True
+            if isinstance(value, ast.IfExp) and any(isinstance(n, ast.Call) for n in ast.walk(value)):
+                return True
+    return False
 
 
 def _may_say_residual(cls: ast.ClassDef) -> bool:

@@ -1,4 +1,5 @@
-"""TL302 unused-skip-tensor: the block's input, kept aside in forward for a skip, never read again.
+"""TL302 unused-skip-tensor: the block's input, kept aside in forward (or a method forward calls)
+for a skip, never read again.
 
 Decided by data flow and structure, not by the local's name: a local that holds the block's input
 (``inp = x.clone()``), another stage of it kept under a skip's name (``attn_residual = h``), or a
@@ -68,14 +69,24 @@ class UnusedSkipTensor(Rule):
     @staticmethod
     def screen(info: TreeInfo) -> bool:
         """In a forward-like method of a class with a base, a local that may keep its input."""
-        return any(_FORWARD.match(m.name) and _keeps_an_input(info, m) for c in info.based_classes for m in methods(c))
+        for c in info.based_classes:
+            called = {
+                n.func.attr for n in info.subtree(c)
+                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+            }
+            if any((_FORWARD.match(m.name) or m.name in called) and _keeps_an_input(info, m) for m in methods(c)):
+                return True
+        return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
+        forward_like: dict[int, set[str]] = {}
         for fn in facts.functions:
             method = fn.method  # the function itself, or the method it is nested in
             if not (isinstance(fn.node, cst.FunctionDef) and method and fn.cls and fn.cls.is_module):
                 continue
-            if not _FORWARD.match(method.name):
+            if id(fn.cls) not in forward_like:
+                forward_like[id(fn.cls)] = fn.cls.reached({m for m in fn.cls.methods if _FORWARD.match(m)})
+            if method.name not in forward_like[id(fn.cls)]:
                 continue
             if not any(isinstance(v, (cst.Name, cst.Call, cst.IfExp, cst.BinaryOperation)) for a in fn.assignments.values() for _, v in a):
                 continue
@@ -127,7 +138,8 @@ def _meant_to_join(facts: ModuleFacts, cls: ClassInfo, fn: FunctionInfo, flow: I
     joins = _Combinations(SkipFinder(facts, cls), flow)
     joins.visit_Return = lambda node: None  # returning (h, cache) is not a join here
     joins.walk(fn.node.body)
-    return joins.found or not _changes_shape(facts, cls)
+    unit = fn.method if fn.method and not _FORWARD.match(fn.method.name) else None
+    return joins.found or not _changes_shape(facts, cls, unit)
 
 
 def _dead_kept_inputs(fn: FunctionInfo, flow: InputFlow) -> Iterator[tuple[str, cst.CSTNode, str, bool]]:
