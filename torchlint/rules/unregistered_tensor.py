@@ -899,7 +899,11 @@ def _judge(
     data = kinds - harmless  # UNKNOWN: passed to a function of the project, which may move it
     attr = f"self.{a.name}"
     reparametrised = any(_reparametrised(facts, u) for u in runtime)
-    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data or reparametrised)):
+    uniform_scale = (
+        not init_uses and MUTATED not in kinds and _uniform(facts, a) and _ndim(facts, a, factory) != 0
+        and any(_scales_data(u) and u.method in _forward_methods(relatives) for u in runtime)
+    )
+    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data or reparametrised or uniform_scale)):
         drawn = ", and a reloaded model draws new random values" if random else ""
         return (
             f"{attr} is a plain tensor, not an nn.Parameter: the optimizer never updates it "
@@ -1169,6 +1173,52 @@ def _reparametrised(facts: ModuleFacts, use: AttrUse) -> bool:
         return parent.attr.value in _REPARAMETRISATIONS and isinstance(grand, cst.Call) and grand.func is parent
     if isinstance(parent, cst.Arg) and isinstance(grand, cst.Call) and grand.args and grand.args[0] is parent:
         return facts.qualname(grand.func) in _REPARAMETRISING
+    return False
+
+
+_UNIFORM = {"torch.ones", "torch.zeros", "torch.full"}
+
+
+def _reshaping_index(index: cst.BaseSlice) -> bool:
+    """``:``, ``None``, ``...``: an index that only reshapes."""
+    if isinstance(index, cst.Slice):
+        return index.lower is None and index.upper is None and index.step is None
+    value = index.value if isinstance(index, cst.Index) else None
+    return isinstance(value, cst.Ellipsis) or isinstance(value, cst.Name) and value.value == "None"
+
+
+def _uniform(facts: ModuleFacts, a: AttrAssign) -> bool:
+    """``torch.ones(dim)``, ``init_values * torch.ones(dim)``, ``torch.full((dim,), 0.1)``: the same
+    value in every element, as assigned (no chain that changes the values)."""
+    value = a.value
+    if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
+        sides = [value.left, value.right]
+        calls = [v for v in sides if isinstance(v, cst.Call)]
+        if len(calls) != 1 or not any(_scalar_like(facts, v, a) or isinstance(v, cst.Name) for v in sides if v is not calls[0]):
+            return False
+        value = calls[0]
+    return isinstance(value, cst.Call) and facts.qualname(value.func, a.method.scope) in _UNIFORM
+
+
+def _forward_methods(relatives: list[ClassInfo]) -> set[str]:
+    """``forward`` and the methods it reaches through ``self.method()``, in the class's family."""
+    return set().union(*(c.reached({"forward"}) for c in relatives))
+
+
+def _scales_data(use: AttrUse) -> bool:
+    """The read is an operand of ``*``, ``+`` or ``-`` (also after a move or a reshape: ``x *
+    self.gamma.to(x.device)``, ``self.gamma[:, None]``, or ``x *= self.g``): applied elementwise to
+    the data. A uniform vector used so is a learnable scale or bias; as a constant it would be a
+    plain number. Not an element picked by an index (``w * self.class_weights[target]``)."""
+    for node in reversed(use.ancestors):
+        if isinstance(node, cst.Subscript) and not all(_reshaping_index(e.slice) for e in node.slice):
+            return False
+        if isinstance(node, cst.BinaryOperation):
+            return isinstance(node.operator, (cst.Multiply, cst.Add, cst.Subtract))
+        if isinstance(node, cst.AugAssign):
+            return isinstance(node.operator, (cst.MultiplyAssign, cst.AddAssign, cst.SubtractAssign))
+        if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Arg)):
+            return False
     return False
 
 
