@@ -53,6 +53,11 @@ class SamplerEpochNotSet(Rule):
             if any(_is_evaluation(text) for text in names | {_code(a.value) for a in call.node.args}):
                 continue
             loop = _epoch_loop(body, names)
+            stored = {n.rsplit(".", 1)[1] for n in names if n.startswith("self.")}
+            if loop is None and call.cls is not None and stored:
+                if any(_sets_epoch_on_attribute(c.node, stored | {"sampler"}) for c in facts.calls):
+                    continue  # ``runner.train_sampler.set_epoch(e)`` in a callback of the file
+                body, loop = _epoch_loop_in_methods(facts, call.cls, names)
             if loop is None or _handed_to_unknown_helper(facts, body, loop, names):
                 continue
             if _sets_epoch(facts, body, loop, names):
@@ -87,6 +92,17 @@ def _epoch_loop(body: Body, names: set[str]) -> Loop | None:
                 if any(_reads(inner.iter, n) for n in names):
                     return loop
     return None
+
+
+def _epoch_loop_in_methods(facts: ModuleFacts, cls, names: set[str]) -> tuple[Body | None, Loop | None]:
+    """For a sampler stored on the instance (``self.train_sampler``): the epoch loop of another
+    method of the class (``fit`` running ``for epoch in range(...)``)."""
+    for fn in cls.methods.values():
+        body = body_of(facts, fn)
+        loop = _epoch_loop(body, names) if body is not None else None
+        if loop is not None:
+            return body, loop
+    return None, None
 
 
 def _handed_to_unknown_helper(facts: ModuleFacts, body: Body, loop: Loop, names: set[str]) -> bool:
@@ -142,6 +158,14 @@ def _sets_epoch_on(call: cst.Call, names: set[str] | None) -> bool:
     else:
         return False
     return names is None or any(_reads(owner, n) for n in names)
+
+
+def _sets_epoch_on_attribute(call: cst.Call, attrs: set[str]) -> bool:
+    """``<anything>.<attr>.set_epoch(...)`` for one of ``attrs``."""
+    func = call.func
+    if not (isinstance(func, cst.Attribute) and func.attr.value == "set_epoch"):
+        return False
+    return any(isinstance(n, cst.Attribute) and n.attr.value in attrs for n in m.findall(func.value, m.Attribute()))
 
 
 def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
