@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts
+from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, walk
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
     Body,
@@ -149,14 +149,71 @@ class MissingZeroGrad(Rule):
                 steps = [e for e in events if e.call is not None and optimizer_step(facts, e.node, body)]
                 if not steps or not any(is_backward(facts, e) for e in events):
                     continue
-                if any(clears_gradients(facts, e) for e in events):
-                    continue
+                clears = [e for e in events if clears_gradients(facts, e)]
+                if clears:
+                    steps = _steps_no_clear_names(facts, clears, steps)
                 for step in steps:
                     if _fresh_each_iteration(facts, step.node, events, body):
                         continue
                     if id(step.node) not in reported:
                         reported.add(id(step.node))
-                        yield Hit(step.node, _message(step.call))
+                        yield Hit(step.node, _message(step.call, [e.node for e in clears]))
+
+
+def _steps_no_clear_names(facts: ModuleFacts, clears: list[Event], steps: list[Event]) -> list[Event]:
+    """In a loop that steps two or more optimizers and clears only with ``X.zero_grad()``: the
+    steps whose optimizer, and the model it was built over (``optG = Adam(netG.parameters())``),
+    no clear names. A GAN loop that zeroes the discriminator and never the generator. Any other
+    clear, or an optimizer built out of sight, clears everything as far as the rule can tell."""
+    named: set[str] = set()
+    for e in clears:
+        owner = receiver(e.node) if isinstance(e.node, cst.Call) and method_name(e.node) == "zero_grad" else None
+        if owner is None:
+            return []
+        named.add(_code(owner))
+    stepped = {_code(_stepped(s.node)) for s in steps}
+    if len(stepped) < 2:
+        return []
+    left = []
+    for step in steps:
+        opt = _code(_stepped(step.node))
+        models = _optimized_models(facts, opt)
+        covered = {opt} | models
+        if models and not any(c == n or c.startswith(n + ".") or n.startswith(c + ".") for c in covered for n in named):
+            left.append(step)
+    return left
+
+
+def _stepped(step: cst.Call) -> cst.BaseExpression:
+    """``opt.step()`` -> ``opt``; ``scaler.step(opt)`` -> ``opt``."""
+    return step.args[0].value if step.args else receiver(step)
+
+
+def _optimized_models(facts: ModuleFacts, opt: str) -> set[str]:
+    """The models an optimizer bound to ``opt`` is built over, where every binding of that name in
+    the file is a call on ``model.parameters()`` (``optG = optim.Adam(netG.parameters(), ...)``);
+    else none."""
+    models: set[str] = set()
+    found = False
+
+    def visit(node: cst.CSTNode) -> None:
+        nonlocal found
+        if not isinstance(node, cst.Assign) or not any(_code(t.target) == opt for t in node.targets):
+            return
+        found = True
+        value = node.value
+        first = value.args[0].value if isinstance(value, cst.Call) and value.args else None
+        if isinstance(first, cst.Call) and method_name(first) == "parameters" and receiver(first) is not None:
+            models.add(_code(receiver(first)))
+        else:
+            models.add("")  # built some other way: unknown
+
+    walk(facts.module, visit)
+    return set() if not found or "" in models else models
+
+
+def _code(node: cst.CSTNode | None) -> str:
+    return cst.Module([]).code_for_node(node) if node is not None else ""
 
 
 def _fresh_each_iteration(facts: ModuleFacts, step: cst.Call, events: list[Event], body: Body) -> bool:
@@ -182,11 +239,12 @@ def _fresh_each_iteration(facts: ModuleFacts, step: cst.Call, events: list[Event
     )
 
 
-def _message(call: CallInfo) -> str:
-    stepped = call.node.args[0].value if call.node.args else receiver(call.node)
-    opt = cst.Module([]).code_for_node(stepped)
+def _message(call: CallInfo, clears: list[cst.CSTNode]) -> str:
+    opt = _code(_stepped(call.node))
+    others = ", ".join(dict.fromkeys(_code(c) for c in clears))
+    cleared = f"clears only other gradients ({others})" if clears else "never clears the gradients"
     return (
-        f"{opt} is stepped in a loop that calls backward() but never clears the gradients: "
+        f"{opt} is stepped in a loop that calls backward() but {cleared}: "
         f"backward() adds to .grad, so every step applies the sum of all past gradients; "
         f"call {opt}.zero_grad() in each iteration (before backward(), or after step())"
     )
