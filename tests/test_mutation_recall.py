@@ -1,5 +1,6 @@
 """The measuring scripts of benchmarks/: each mutation kind changes our own small sources as a user
-would expect, and score_labels joins findings with labels (no corpus, no torch)."""
+would expect, score_labels joins findings with labels, and blind_set scores a set against its
+truth (no corpus, no torch)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def _load(name: str):
 
 mutation_recall = _load("mutation_recall")
 score_labels = _load("score_labels")
+blind_set = _load("blind_set")
 
 
 def mutants(kind: str, source: str) -> list[str]:
@@ -297,3 +299,43 @@ def test_a_tensor_spanning_lines_keeps_parsing_out_of_its_call():
     memory, table = mutants("buffer-to-attr", source)
     assert "self.memory = (torch.rand(n, 4)\n" in memory
     assert "self.table = torch.zeros(\n" in table
+
+
+def test_blind_set_hits_misses_and_false_alarms(tmp_path, capsys):
+    files = {
+        "bugs/a_dropout.py": """\
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+
+            class Net(nn.Module):
+                def forward(self, x):
+                    return F.dropout(x, 0.1)
+        """,
+        "bugs/b_missed.py": "x = 1\n",
+        "clean/c_alarm.py": """\
+            import torch.nn as nn
+            import torch.nn.functional as F
+
+
+            class Head(nn.Module):
+                def forward(self, x):
+                    return F.dropout(x, 0.2)
+        """,
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(textwrap.dedent(text))
+    truth = [
+        {"file": "bugs/a_dropout.py", "bug": "TL201", "line": 7},
+        {"file": "bugs/b_missed.py", "bug": "TL101", "line": 1, "spelling": "none"},
+        {"file": "clean/c_alarm.py", "bug": None, "line": None},
+    ]
+    (tmp_path / "TRUTH.jsonl").write_text("".join(json.dumps(t) + "\n" for t in truth))
+    assert blind_set.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "TL201      1     1   1.000" in out
+    assert "TL101      1     0   0.000" in out
+    assert "miss: bugs/b_missed.py:1 TL101" in out
+    assert "false alarms in the 1 files without a bug: 1" in out
+    assert "false alarm: clean/c_alarm.py:7 TL201" in out
