@@ -165,7 +165,12 @@ def _sets_epoch_on_attribute(call: cst.Call, attrs: set[str]) -> bool:
     func = call.func
     if not (isinstance(func, cst.Attribute) and func.attr.value == "set_epoch"):
         return False
-    return any(isinstance(n, cst.Attribute) and n.attr.value in attrs for n in m.findall(func.value, m.Attribute()))
+    owner = func.value
+    while isinstance(owner, (cst.Attribute, cst.Subscript, cst.Call)):
+        if isinstance(owner, cst.Attribute) and owner.attr.value in attrs:
+            return True
+        owner = owner.func if isinstance(owner, cst.Call) else owner.value
+    return False
 
 
 def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
