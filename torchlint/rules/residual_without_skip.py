@@ -916,7 +916,7 @@ SKIPISH_TOKENS = SKIP_STREAM_TOKENS | {"downsample", "short", "stride", "expansi
 class ResidualWithoutSkip(Rule):
     code = "TL301"
     name = "residual-without-skip"
-    summary = "a residual block (by name or docstring) whose input is never added back to its output"
+    summary = "a residual block (by name, docstring, or a skip-path layer it builds and never uses) whose input is never added back to its output"
     needles = ("Res", "res", "RES", "Skip", "skip", "Shortcut", "shortcut", "Bottleneck", "bottleneck")
 
     @staticmethod

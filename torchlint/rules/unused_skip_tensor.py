@@ -63,7 +63,7 @@ def skip_named(name: str) -> bool:
 class UnusedSkipTensor(Rule):
     code = "TL302"
     name = "unused-skip-tensor"
-    summary = "the block's input kept for the skip connection (identity = x) in forward and never read"
+    summary = "the block's input kept for the skip connection (identity = x) in forward, or a method it calls, and never read"
     needles = ("forward",)
 
     @staticmethod
