@@ -179,10 +179,10 @@ def _check(args: argparse.Namespace) -> int:
             raise ConfigError("--add-noqa cannot be used with --fix or --diff")
         return _add_noqa(add_noqa.add_noqa_paths(args.paths, selection, project))
     if args.diff:
-        return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, write=False), unsafe)
+        return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, False, results_cache, jobs), unsafe)
     fixed = 0
     if args.fix:
-        results = fixes.fix_paths(args.paths, selection, project, unsafe)
+        results = fixes.fix_paths(args.paths, selection, project, unsafe, True, results_cache, jobs)
         _tell_problems(results)
         findings = sorted(f for r in results for f in r.remaining)
         fixed = sum(r.fixed for r in results)
