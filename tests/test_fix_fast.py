@@ -26,6 +26,7 @@ MIXED = HEAD + (
     "        y = F.dropout(x, 0.5, training=True)\n        return F.dropout(y, 0.1)\n"
 )
 CLEAN = HEAD + "class Fine(nn.Module):\n    def forward(self, x):\n        return F.dropout(x, 0.5, training=self.training)\n"
+CHILD = "import torch.nn.functional as F\n\nfrom pkg.base import Base\n\n\nclass Child(Base):\n    def forward(self, x):\n        return F.dropout(x, 0.5)\n"
 SCREENED_OUT = "import torch\n\nSCREENED_OUT_MARKER = torch.zeros(3)\n"
 NOTEBOOK = {
     "cells": [
@@ -37,8 +38,9 @@ NOTEBOOK = {
 
 
 def make_project(root: Path) -> Path:
-    """A small project: fixable files (one latin-1 with CRLF line ends, one with a BOM), a clean
-    one, one no screen passes, one that does not parse, a notebook."""
+    """A small project: fixable files (one latin-1 with CRLF line ends, one with a BOM, one whose
+    class is a module through another file), a clean one, one no screen passes, one that does not
+    parse, a notebook."""
     pkg = root / "pkg"
     pkg.mkdir(parents=True)
     (root / "pyproject.toml").write_text("[project]\nname = 'p'\n")
@@ -48,6 +50,8 @@ def make_project(root: Path) -> Path:
     (pkg / "crlf.py").write_bytes(b"# -*- coding: latin-1 -*-\r\n# caf\xe9\r\n" + SAFE.replace("\n", "\r\n").encode("latin-1"))
     (pkg / "bom.py").write_bytes(b"\xef\xbb\xbf" + SAFE.encode())
     (pkg / "clean.py").write_text(CLEAN)
+    (pkg / "base.py").write_text("import torch.nn as nn\n\n\nclass Base(nn.Module):\n    pass\n")
+    (pkg / "child.py").write_text(CHILD)  # a module through the project index only
     (pkg / "plain.py").write_text(SCREENED_OUT)
     (pkg / "broken.py").write_text("def f(:\n")
     (root / "nb.ipynb").write_text(json.dumps(NOTEBOOK, indent=1))
@@ -113,7 +117,7 @@ def test_same_fixes_and_output_with_or_without_cache_in_one_or_two_processes(tmp
     assert after["pkg/crlf.py"].startswith(b"# -*- coding: latin-1 -*-\r\n# caf\xe9\r\n")
     assert after["pkg/crlf.py"].endswith(b"F.dropout(x, 0.5, training=self.training)\r\n")
     assert after["pkg/bom.py"].startswith(b"\xef\xbb\xbf")
-    assert b"training=self.training" in after["nb.ipynb"]
+    assert b"training=self.training" in after["nb.ipynb"] and b"training=self.training" in after["pkg/child.py"]
     assert ("training=True" in after["pkg/mixed.py"].decode()) == ("--unsafe-fixes" not in flags)
 
 
@@ -127,7 +131,7 @@ def restore(root: Path) -> None:
 
 def test_a_second_fix_changes_nothing_and_reads_no_file_through_libcst(project, capsys, monkeypatch):
     first = run(capsys, project, "--fix", "--jobs", "1")
-    assert first[0] == 1 and "(5 fixed, 2 remaining)" in first[1]
+    assert first[0] == 1 and "(6 fixed, 2 remaining)" in first[1]
     fixed = files(project)
     parsed = spy_parse(monkeypatch)
     second = run(capsys, project, "--fix", "--jobs", "1")
@@ -153,8 +157,8 @@ def test_a_cached_fixable_script_is_not_checked_again_before_its_fix(project, ca
     checked = spy_checks(monkeypatch)
     status, out, _ = run(capsys, project, "--fix", "--jobs", "1")
     # each script: one check, of its fixed text; a notebook is checked before its fix too
-    assert Counter(checked) == {"safe.py": 1, "mixed.py": 1, "crlf.py": 1, "bom.py": 1, "nb.ipynb": 2}
-    assert "(5 fixed, 2 remaining)" in out
+    assert Counter(checked) == {"safe.py": 1, "mixed.py": 1, "crlf.py": 1, "bom.py": 1, "child.py": 1, "nb.ipynb": 2}
+    assert "(6 fixed, 2 remaining)" in out
 
 
 def test_a_file_no_screen_passes_is_not_parsed(project, capsys, monkeypatch):

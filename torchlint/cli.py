@@ -169,7 +169,7 @@ def _check(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else _cores()
     project = None
     if settings.project_index and not args.no_project:
-        project = index.loader(root, cache_dir, use_cache=not args.no_cache, jobs=jobs)
+        project = index.loader(root, cache_dir, use_cache=not args.no_cache, jobs=jobs, save=not args.diff)
     results_cache = None
     if not args.no_cache:
         results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)

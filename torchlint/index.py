@@ -483,11 +483,13 @@ class ProjectIndex:
 
     @functools.cached_property
     def digest(self) -> str:
-        """Changes when any file of the project changes (what cached results that used the
-        index are checked against)."""
+        """Changes when what the index records of any file changes (what cached results that
+        used the index are checked against); an edit the index does not see, in a function's
+        body or by a fix, leaves the other files' results valid."""
         h = hashlib.blake2b(digest_size=16)
         for module in sorted(self.files):
-            h.update(f"{module}\0{self.files[module].path}\0{self.files[module].digest}\n".encode())
+            e = self.files[module]
+            h.update(repr((module, e.path, e.classes, e.imports, e.star_imports)).encode())
         return h.hexdigest()
 
     def find_class(self, qualname: str, hops: int = 0) -> tuple[FileEntry, ClassEntry] | None:
@@ -573,10 +575,11 @@ def _cache_file(root: Path, cache_dir: Path | None) -> Path:
     return (cache_dir or cache.default_dir(root)) / f"index-{__version__}-{SCHEMA}.json"
 
 
-def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> ProjectIndex:
+def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1, save: bool = True) -> ProjectIndex:
     """The index of a project, reusing cached entries of files whose size and mtime (or, failing
-    that, content) are unchanged, and writing the refreshed cache back atomically. The files to
-    scan are scanned in ``jobs`` processes when there are enough of them."""
+    that, content) are unchanged, and writing the refreshed cache back atomically (unless not
+    ``save``: ``--diff`` writes nothing). The files to scan are scanned in ``jobs`` processes
+    when there are enough of them."""
     root = root.resolve()
     cache_path = _cache_file(root, cache_dir)
     cached: dict[str, dict] = {}
@@ -602,7 +605,7 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, job
         records[str(path)] = {"stamp": stamp, "entry": entry} if entry is not None else None
     fresh = {key: record for key, record in records.items() if record is not None}
     files = {record["entry"]["module"]: _entry_from_dict(record["entry"]) for record in fresh.values()}
-    if use_cache and (stale or len(fresh) != len(cached)):
+    if use_cache and save and (stale or len(fresh) != len(cached)):
         cache.write_atomically(cache_path, json.dumps(fresh))
     return ProjectIndex(root, files)
 
@@ -642,22 +645,23 @@ class Loader:
     """A zero-argument function that builds the index on its first call and then keeps it. It
     pickles without the index (a process started afresh builds its own from the cache)."""
 
-    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> None:
-        self.root, self.cache_dir, self.use_cache, self.jobs = root, cache_dir, use_cache, jobs
+    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1, save: bool = True) -> None:
+        self.root, self.cache_dir, self.use_cache, self.jobs, self.save = root, cache_dir, use_cache, jobs, save
         self._index: ProjectIndex | None = None
 
     def __call__(self) -> ProjectIndex:
         if self._index is None:
-            self._index = build(self.root, self.cache_dir, self.use_cache, self.jobs)
+            self._index = build(self.root, self.cache_dir, self.use_cache, self.jobs, self.save)
         return self._index
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_index": None}
 
 
-def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> Loader:
-    """``jobs``: the processes the build may scan files in (the CLI's ``--jobs``)."""
-    return Loader(root, cache_dir, use_cache, jobs)
+def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1, save: bool = True) -> Loader:
+    """``jobs``: the processes the build may scan files in (the CLI's ``--jobs``); ``save``:
+    whether it writes its cache back."""
+    return Loader(root, cache_dir, use_cache, jobs, save)
 
 
 def loader_for(path: Path) -> Callable[[], ProjectIndex]:
