@@ -19,7 +19,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -476,7 +476,7 @@ def only_branches(files, canonical=lambda q: q) -> set[str]:
 class ProjectIndex:
     """Classes and imports of every file under a root, answering cross-file questions."""
 
-    def __init__(self, root: Path, files: dict[str, FileEntry]) -> None:
+    def __init__(self, root: Path, files: Mapping[str, FileEntry]) -> None:
         self.root = root
         self.files = files  # module name -> entry
         self._module_cache: dict[str, tuple[bool | None, str]] = {}
@@ -579,8 +579,11 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, job
     """The index of a project, reusing cached entries of files whose size and mtime (or, failing
     that, content) are unchanged, and writing the refreshed cache back atomically (unless not
     ``save``: ``--diff`` writes nothing). The files to scan are scanned in ``jobs`` processes
-    when there are enough of them."""
+    when there are enough of them. Without the cache, each file is scanned when the index is
+    first asked about it (``LazyFiles``)."""
     root = root.resolve()
+    if not use_cache:
+        return ProjectIndex(root, LazyFiles(_python_files(root)))
     cache_path = _cache_file(root, cache_dir)
     cached: dict[str, dict] = {}
     if use_cache:
@@ -639,6 +642,43 @@ def _scan_file(item: tuple[Path, dict | None]) -> dict | None:
     except (SyntaxError, ValueError, RecursionError):
         entry = FileEntry(module_name(path), str(path), digest)
     return asdict(entry)
+
+
+class LazyFiles(Mapping[str, FileEntry]):
+    """The entries of a project's files by module name, each file scanned when it is first
+    asked for: a run that asks the index about a few classes scans their files alone. The same
+    mapping as ``build`` makes from a full scan: of files with one module name the last readable
+    one, in the order of ``_python_files``."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths: dict[str, list[Path]] = {}
+        for path in paths:
+            self._paths.setdefault(module_name(path), []).append(path)
+        self._entries: dict[str, FileEntry | None] = {}
+
+    def __getitem__(self, module: str) -> FileEntry:
+        if module not in self._entries:
+            self._entries[module] = self._scan(module)
+        entry = self._entries[module]
+        if entry is None:
+            raise KeyError(module)
+        return entry
+
+    def _scan(self, module: str) -> FileEntry | None:
+        for path in reversed(self._paths.get(module, ())):
+            record = _scan_file((path, None))
+            if record is not None:
+                return _entry_from_dict(record)
+        return None
+
+    def __contains__(self, module: object) -> bool:
+        return isinstance(module, str) and self.get(module) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (module for module in self._paths if module in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 class Loader:
