@@ -71,8 +71,9 @@ def project(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def pool_for_any_size(monkeypatch):
-    """A pool for any amount of source, so that ``--jobs 2`` really runs workers here."""
-    monkeypatch.setattr(engine, "_BYTES_PER_POOL", 1)
+    """A pool after the first file whatever is left, so that ``--jobs 2`` really runs workers here."""
+    monkeypatch.setattr(engine, "_POOL_AFTER_SECONDS", 0)
+    monkeypatch.setattr(engine, "_MEASURE_SECONDS", 0)
 
 
 def run(capsys, root: Path, *args: str) -> tuple[int, str, str]:

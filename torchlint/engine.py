@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import re
 import sys
+import time
 import tokenize
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -363,13 +364,44 @@ def map_files(
     project: Callable[[], object] | None,
     jobs: int,
 ) -> Iterable[R]:
-    """``work(item, selection, project)`` for each item, in order: in a pool of ``jobs`` processes
-    when the files the items stand for (``paths``) are worth one, else in this process."""
-    if jobs > 1 and _worth_workers(paths):
-        if project is not None:
-            project()  # built once here; the workers inherit it
-        return _in_processes(work, items, selection, project, jobs)
-    return (work(item, selection, project) for item in items)
+    """``work(item, selection, project)`` for each item (``paths``: the file each stands for), in
+    order: in this process first, then, once the files left would take it more than
+    ``_POOL_AFTER_SECONDS`` at its pace so far, in a pool of ``jobs`` processes forked from it."""
+    if jobs <= 1 or len(items) < 2:
+        return (work(item, selection, project) for item in items)
+    return _here_then_pool(work, items, paths, selection, project, jobs)
+
+
+# A pool of workers costs about this much (starting them, each warming up as this process did):
+# the files are checked here until the rest, at this process's pace, would take longer, which a
+# small run never does. The pace is measured over at least _MEASURE_SECONDS.
+_POOL_AFTER_SECONDS = 1.0
+_MEASURE_SECONDS = 0.2
+
+
+def _here_then_pool(
+    work: Callable, items: list, paths: list[Path], selection: Selection, project: Callable[[], object] | None, jobs: int
+) -> Iterator:
+    sizes = [_size(path) for path in paths]
+    left = total = sum(sizes)
+    start = time.perf_counter()
+    for i, item in enumerate(items):
+        elapsed = time.perf_counter() - start
+        done = total - left
+        if elapsed >= _MEASURE_SECONDS and done and len(items) - i > 1 and left * elapsed / done > _POOL_AFTER_SECONDS:
+            if project is not None:
+                project()  # the workers inherit the index and what it has scanned
+            yield from _in_processes(work, items[i:], selection, project, jobs)
+            return
+        yield work(item, selection, project)
+        left -= sizes[i]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def cache_digest(data: bytes) -> str:
@@ -427,23 +459,6 @@ def _in_processes(
     chunksize = max(1, min(16, len(items) // (jobs * 8)))
     with process_pool(jobs, initializer=_start_worker, initargs=(work, selection, project)) as pool:
         yield from pool.map(_work, items, chunksize=chunksize)
-
-
-# Less source than this is checked in one process: starting the workers would cost more.
-_BYTES_PER_POOL = 256 * 1024
-
-
-def _worth_workers(paths: list[Path]) -> bool:
-    """Whether a pool of processes finishes these files sooner than this one process."""
-    total = 0
-    for path in paths:
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue
-        if total >= _BYTES_PER_POOL:
-            return len(paths) > 1
-    return False
 
 
 def process_pool(jobs: int, **kwargs) -> ProcessPoolExecutor:
