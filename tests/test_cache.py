@@ -102,6 +102,14 @@ def test_a_change_to_a_base_class_in_another_file_is_seen(project, checked, caps
     assert "child.py" not in out
 
 
+def test_an_edit_the_index_does_not_see_keeps_the_other_files_results(project, checked, capsys):
+    first = run(capsys, ".")
+    checked.clear()
+    (project / "pkg" / "base.py").write_text(BASE + "\n\ndef helper(x):\n    return x + 1\n")
+    assert run(capsys, ".") == first
+    assert checked == ["base.py"]
+
+
 def test_no_cache_writes_nothing(project, capsys):
     run(capsys, "--no-cache", ".")
     assert not (project / ".torchlint_cache").exists()

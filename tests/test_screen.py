@@ -79,7 +79,25 @@ def test_index_built_in_processes_is_the_same(tmp_path):
     from torchlint import index
 
     root = Path(__file__).resolve().parent.parent
-    one = index.build(root, tmp_path / "one", use_cache=False, jobs=1)
-    two = index.build(root, tmp_path / "two", use_cache=False, jobs=2)
+    one = index.build(root, tmp_path / "one", jobs=1)
+    two = index.build(root, tmp_path / "two", jobs=2)
     assert len(one.files) > index._FILES_PER_POOL
     assert one.files == two.files
+
+
+def test_index_scanned_on_demand_is_the_same(tmp_path, monkeypatch):
+    """Without the cache, a file is scanned when the index is first asked about it: asking
+    about one class scans its file alone, and the whole mapping is the full scan's."""
+    from torchlint import index
+
+    root = Path(__file__).resolve().parent.parent
+    full = index.build(root, tmp_path, jobs=1)
+    scanned = []
+    real = index.scan
+    monkeypatch.setattr(index, "scan", lambda source, module, *args: scanned.append(module) or real(source, module, *args))
+    lazy = index.build(root, use_cache=False)
+    assert lazy.is_module("torchlint.engine.Selection") == full.is_module("torchlint.engine.Selection") == (False, "")
+    assert scanned == ["torchlint.engine"]
+    assert "torchlint.engine" in lazy.files and "no.such.module" not in lazy.files
+    assert dict(lazy.files) == full.files
+    assert (lazy.digest, lazy.branch_classes) == (full.digest, full.branch_classes)

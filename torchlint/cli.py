@@ -169,7 +169,7 @@ def _check(args: argparse.Namespace) -> int:
     jobs = args.jobs if args.jobs is not None else _cores()
     project = None
     if settings.project_index and not args.no_project:
-        project = index.loader(root, cache_dir, use_cache=not args.no_cache, jobs=jobs)
+        project = index.loader(root, cache_dir, use_cache=not args.no_cache, jobs=jobs, save=not args.diff)
     results_cache = None
     if not args.no_cache:
         results_cache = cache.ResultCache(cache_dir, lambda: project().digest if project is not None else None)
@@ -179,10 +179,10 @@ def _check(args: argparse.Namespace) -> int:
             raise ConfigError("--add-noqa cannot be used with --fix or --diff")
         return _add_noqa(add_noqa.add_noqa_paths(args.paths, selection, project))
     if args.diff:
-        return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, write=False), unsafe)
+        return _diff(fixes.fix_paths(args.paths, selection, project, unsafe, False, results_cache, jobs), unsafe)
     fixed = 0
     if args.fix:
-        results = fixes.fix_paths(args.paths, selection, project, unsafe)
+        results = fixes.fix_paths(args.paths, selection, project, unsafe, True, results_cache, jobs)
         _tell_problems(results)
         findings = sorted(f for r in results for f in r.remaining)
         fixed = sum(r.fixed for r in results)

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import re
 import sys
+import time
 import tokenize
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import libcst as cst
 from libcst.metadata import CodeRange
@@ -38,6 +39,9 @@ from torchlint.rules import ALL_RULES, PARSE_ERROR_CODE, PARSE_ERROR_NAME, Fix, 
 
 if TYPE_CHECKING:
     from torchlint.cache import ResultCache
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Directories never descended into, as ruff's defaults.
 SKIP_DIRS = {
@@ -313,30 +317,19 @@ def check_paths(
 ) -> list[Finding]:
     """Every finding under the given paths, sorted by path, line, column and code.
 
-    Files found in ``cache`` unchanged are not checked again; the others are checked in ``jobs``
-    processes (in this one for ``jobs=1`` or less source than a pool pays for), their results collected as they
-    come and sorted at the end, so the output does not depend on the order they finish in. No
-    file's content is kept after its check: memory grows with the largest file, not their number."""
+    Files found in ``cache`` unchanged are not checked again; the others are checked as
+    ``map_files`` runs them, their results collected as they come and sorted at the end, so the
+    output does not depend on the order they finish in. No file's content is kept after its
+    check: memory grows with the largest file, not their number."""
     findings: list[Finding] = []
     todo: list[tuple[Path, str]] = []
-    for path in discover(paths, selection):
-        key = selection.for_file(path).settings_key(str(path), project is not None)
-        if cache is not None:
-            try:
-                cached = cache.get(path, cache_digest(path.read_bytes()), key)
-            except OSError:
-                cached = None
-            if cached is not None:
-                findings.extend(cached)
-                continue
-        todo.append((path, key))
-    if jobs > 1 and _worth_workers([path for path, _ in todo]):
-        if project is not None:
-            project()  # built once here; the workers inherit it
-        results = _in_processes([path for path, _ in todo], selection, project, jobs)
-    else:
-        results = (_check_one(path, selection, project) for path, _ in todo)
-    for (path, key), (result, digest, used_index) in zip(todo, results):
+    for path, key, _, cached in cached_files(paths, selection, project, cache):
+        if cached is not None:
+            findings.extend(cached)
+        else:
+            todo.append((path, key))
+    todo_paths = [path for path, _ in todo]
+    for (path, key), (result, digest, used_index) in zip(todo, map_files(_check_one, todo_paths, todo_paths, selection, project, jobs)):
         findings.extend(result)
         if cache is not None and digest is not None:
             cache.put(path, digest, key, used_index, result)
@@ -345,9 +338,87 @@ def check_paths(
     return sorted(findings)
 
 
+def cached_files(
+    paths: Sequence[str], selection: Selection, project: Callable[[], object] | None, cache: ResultCache | None
+) -> Iterator[tuple[Path, str, str | None, list[Finding] | None]]:
+    """Each file under the paths with the settings key its cache entry has, its content digest
+    (None without a cache, or when it cannot be read) and its cached findings (None: not cached)."""
+    for path in discover(paths, selection):
+        key = selection.for_file(path).settings_key(str(path), project is not None)
+        digest = cached = None
+        if cache is not None:
+            try:
+                digest = cache_digest(path.read_bytes())
+            except OSError:
+                pass
+            else:
+                cached = cache.get(path, digest, key)
+        yield path, key, digest, cached
+
+
+def map_files(
+    work: Callable[[T, Selection, Callable[[], object] | None], R],
+    items: list[T],
+    paths: list[Path],
+    selection: Selection,
+    project: Callable[[], object] | None,
+    jobs: int,
+) -> Iterable[R]:
+    """``work(item, selection, project)`` for each item (``paths``: the file each stands for), in
+    order: in this process first, then, once the files left would take it more than
+    ``_POOL_AFTER_SECONDS`` at its pace so far, in a pool of ``jobs`` processes forked from it."""
+    if jobs <= 1 or len(items) < 2:
+        return (work(item, selection, project) for item in items)
+    return _here_then_pool(work, items, paths, selection, project, jobs)
+
+
+# A pool of workers costs about this much (starting them, each warming up as this process did):
+# the files are checked here until the rest, at this process's pace, would take longer, which a
+# small run never does. The pace is measured over at least _MEASURE_SECONDS.
+_POOL_AFTER_SECONDS = 1.0
+_MEASURE_SECONDS = 0.2
+
+
+def _here_then_pool(
+    work: Callable, items: list, paths: list[Path], selection: Selection, project: Callable[[], object] | None, jobs: int
+) -> Iterator:
+    sizes = [_size(path) for path in paths]
+    left = total = sum(sizes)
+    start = time.perf_counter()
+    for i, item in enumerate(items):
+        elapsed = time.perf_counter() - start
+        done = total - left
+        if elapsed >= _MEASURE_SECONDS and done and len(items) - i > 1 and left * elapsed / done > _POOL_AFTER_SECONDS:
+            if project is not None:
+                project()  # the workers inherit the index and what it has scanned
+            yield from _in_processes(work, items[i:], selection, project, jobs)
+            return
+        yield work(item, selection, project)
+        left -= sizes[i]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 def cache_digest(data: bytes) -> str:
     """The content digest the results cache and the project index key files by."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class TrackedProject:
+    """A project index loader that remembers whether it was called (whether a check's findings
+    depend on the index)."""
+
+    def __init__(self, project: Callable[[], object]) -> None:
+        self.project, self.used = project, False
+
+    def __call__(self) -> object:
+        self.used = True
+        return self.project()
 
 
 def _check_one(
@@ -355,60 +426,39 @@ def _check_one(
 ) -> tuple[list[Finding], str | None, bool]:
     """One file's findings, the digest of the content they are for (None: unreadable), and
     whether the check consulted the project index."""
-    used: list[bool] = []
-
-    def tracked() -> object:
-        used.append(True)
-        return project()
-
+    tracked = TrackedProject(project) if project is not None else None
     try:
         data = path.read_bytes()
     except OSError as e:
         return _read_error(path, selection, SourceError(f"cannot read: {e.strerror or e}")), None, False
     try:
-        findings = check_bytes(path, data, selection, apply_noqa, tracked if project is not None else None)
+        findings = check_bytes(path, data, selection, apply_noqa, tracked)
     except Exception as e:
         raise InternalError(f"while checking {path}: {type(e).__name__}: {e}") from e
-    return findings, cache_digest(data), bool(used)
+    return findings, cache_digest(data), tracked is not None and tracked.used
 
 
-_worker_state: tuple[Selection, Callable[[], object] | None] | None = None
+_worker_state: tuple[Callable, Selection, Callable[[], object] | None] | None = None
 
 
-def _start_worker(selection: Selection, project: Callable[[], object] | None) -> None:
+def _start_worker(work: Callable, selection: Selection, project: Callable[[], object] | None) -> None:
     global _worker_state
-    _worker_state = (selection, project)
+    _worker_state = (work, selection, project)
 
 
-def _work(path: Path) -> tuple[list[Finding], str | None, bool]:
+def _work(item):
     assert _worker_state is not None
-    return _check_one(path, *_worker_state)
+    work, selection, project = _worker_state
+    return work(item, selection, project)
 
 
 def _in_processes(
-    todo: list[Path], selection: Selection, project: Callable[[], object] | None, jobs: int
-) -> Iterator[tuple[list[Finding], str | None, bool]]:
-    """The results of ``_check_one`` for each file, in order, from a pool of processes."""
-    chunksize = max(1, min(16, len(todo) // (jobs * 8)))
-    with process_pool(jobs, initializer=_start_worker, initargs=(selection, project)) as pool:
-        yield from pool.map(_work, todo, chunksize=chunksize)
-
-
-# Less source than this is checked in one process: starting the workers would cost more.
-_BYTES_PER_POOL = 256 * 1024
-
-
-def _worth_workers(paths: list[Path]) -> bool:
-    """Whether a pool of processes finishes these files sooner than this one process."""
-    total = 0
-    for path in paths:
-        try:
-            total += path.stat().st_size
-        except OSError:
-            continue
-        if total >= _BYTES_PER_POOL:
-            return len(paths) > 1
-    return False
+    work: Callable, items: list, selection: Selection, project: Callable[[], object] | None, jobs: int
+) -> Iterator:
+    """``work(item, selection, project)`` for each item, in order, from a pool of processes."""
+    chunksize = max(1, min(16, len(items) // (jobs * 8)))
+    with process_pool(jobs, initializer=_start_worker, initargs=(work, selection, project)) as pool:
+        yield from pool.map(_work, items, chunksize=chunksize)
 
 
 def process_pool(jobs: int, **kwargs) -> ProcessPoolExecutor:

@@ -420,6 +420,15 @@ def walk(node: cst.CSTNode, enter, leave=None) -> None:
         leave(node)
 
 
+def find_all(node: cst.CSTNode, kinds: type | tuple[type, ...]) -> list[cst.CSTNode]:
+    """The expressions and statements of these kinds at or below ``node``, in ``walk``'s order:
+    the nodes ``libcst.matchers.findall`` finds with a matcher of node types alone (``m.Name() |
+    m.Attribute()``), without importing the matchers, which cost more than all the rules."""
+    found: list[cst.CSTNode] = []
+    walk(node, lambda n: found.append(n) if isinstance(n, kinds) else None)
+    return found
+
+
 class Walker:
     """A read-only visitor with LibCST's hooks (``on_visit``/``on_leave``, ``visit_<Node>``
     returning False to skip the children, ``leave_<Node>``) that walks the tree's fields

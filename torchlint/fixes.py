@@ -18,7 +18,9 @@ import tokenize
 from collections.abc import Callable, Iterable, Sequence
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -29,12 +31,19 @@ from torchlint.engine import (
     InternalError,
     Selection,
     SourceError,
+    TrackedProject,
+    _check_one,
+    cache_digest,
+    cached_files,
     check_file,
     check_source,
     decode,
-    discover,
+    map_files,
     module_name_for,
 )
+
+if TYPE_CHECKING:
+    from torchlint.cache import ResultCache
 
 # Fixes can enable or uncover other fixes; a file still changing after this many passes is left
 # as it is after the last one, and the user is told to run --fix again.
@@ -90,8 +99,9 @@ def choose(findings: Iterable[Finding], unsafe: bool) -> tuple[list[Finding], li
 @dataclass
 class FixResult:
     """What fixing one file did. ``remaining``: the findings left (all of them when the file was
-    not fixed); ``before``/``after``: its decoded text; ``problem``: why it was not fixed, or what
-    is left to fix, for a one-line message."""
+    not fixed); ``before``/``after``: its decoded text (both empty for a file no fix applies to);
+    ``problem``: why it was not fixed, or what is left to fix, for a one-line message; ``digest``:
+    the content digest of the file on disk that ``remaining`` describes (None: not known)."""
 
     path: Path
     remaining: list[Finding]
@@ -99,6 +109,7 @@ class FixResult:
     before: str = ""
     after: str = ""
     problem: str | None = None
+    digest: str | None = None
 
     @property
     def fixed(self) -> int:
@@ -125,11 +136,13 @@ def fix_file(
     project: Callable[[], object] | None = None,
     unsafe: bool = False,
     write: bool = True,
+    known: tuple[str, list[Finding]] | None = None,
 ) -> FixResult:
     """Apply every fix that applies to one file, pass after pass, and write the result back in
     the file's own encoding (BOM kept) when ``write``. A result that does not parse, or cannot be
-    encoded or written, leaves the file untouched. A notebook goes through
-    ``fix_notebook``."""
+    encoded or written, leaves the file untouched. ``known``: a content digest and that content's
+    findings (from the cache or a check), used for the first pass when the file still has that
+    content. A notebook goes through ``fix_notebook``."""
     selection = selection.for_file(path)
     if selection.language(path) == "ipynb":
         return fix_notebook(path, selection, project, unsafe, write)
@@ -140,26 +153,29 @@ def fix_file(
         return FixResult(path, check_file(path, selection, project=project))
     encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     codes, module_name = selection.codes_for(str(path)), module_name_for(path)
+    digest = cache_digest(data)
 
     def check(text: str) -> list[Finding]:
         return check_source(text, str(path), codes, module_name, project=project, target_version=selection.target_version)
 
+    findings = known[1] if known is not None and known[0] == digest else None
     try:
-        text, fixed, findings, first, problem = fix_text(before, check, unsafe)
+        text, fixed, findings, first, problem = fix_text(before, check, unsafe, findings=findings)
     except FixFailed as e:
-        return _untouched(path, e.findings, before, e.problem)
+        return _untouched(path, e.findings, before, e.problem, digest)
     if text == before:
-        return FixResult(path, findings, Counter(), before, text, problem)
+        return FixResult(path, findings, Counter(), before, text, problem, digest)
     try:
         encoded = text.encode(encoding)
     except UnicodeEncodeError:
-        return _untouched(path, first, before, f"the fixed code cannot be encoded as {encoding}")
-    if write:
-        try:
-            write_atomically(path, encoded)
-        except OSError as e:
-            return _untouched(path, first, before, f"cannot write: {e.strerror or e}")
-    return FixResult(path, findings, fixed, before, text, problem)
+        return _untouched(path, first, before, f"the fixed code cannot be encoded as {encoding}", digest)
+    if not write:
+        return FixResult(path, findings, fixed, before, text, problem)
+    try:
+        write_atomically(path, encoded)
+    except OSError as e:
+        return _untouched(path, first, before, f"cannot write: {e.strerror or e}", digest)
+    return FixResult(path, findings, fixed, before, text, problem, cache_digest(encoded))
 
 
 class _DoesNotParse(Exception):
@@ -179,14 +195,15 @@ def fix_text(
     check: Callable[[str], list[Finding]],
     unsafe: bool,
     add_imports: Callable[[str, Iterable[tuple[str, str | None]]], str] | None = None,
+    findings: list[Finding] | None = None,
 ) -> tuple[str, Counter[str], list[Finding], list[Finding], str | None]:
     """Apply the fixes ``check`` finds, pass after pass: the text, how many were fixed by code, the
     findings that remain, those of the first pass, and what is left to say (or None).
-    ``add_imports`` puts the imports fixes need in (default: ``with_imports``). FixFailed when
-    the fixed text does not parse."""
+    ``add_imports`` puts the imports fixes need in (default: ``with_imports``); ``findings``: those
+    of ``text`` when they are known already. FixFailed when the fixed text does not parse."""
     fixed, first, problem = Counter(), None, None
     for done in range(MAX_PASSES + 1):
-        findings = check(text)
+        findings = check(text) if done or findings is None else findings
         first = findings if first is None else first
         chosen, _ = choose(findings, unsafe)
         if not chosen:
@@ -217,8 +234,8 @@ def _fixed_text(text: str, chosen: Sequence[Finding], add_imports=with_imports) 
     return fixed
 
 
-def _untouched(path: Path, findings: list[Finding], text: str, problem: str) -> FixResult:
-    return FixResult(path, findings, Counter(), text, text, problem)
+def _untouched(path: Path, findings: list[Finding], text: str, problem: str, digest: str | None = None) -> FixResult:
+    return FixResult(path, findings, Counter(), text, text, problem, digest)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -247,15 +264,51 @@ def fix_paths(
     project: Callable[[], object] | None = None,
     unsafe: bool = False,
     write: bool = True,
+    cache: ResultCache | None = None,
+    jobs: int = 1,
 ) -> list[FixResult]:
-    """``fix_file`` for every file under the given paths (``write=False`` for ``--diff``)."""
-    results = []
-    for path in discover(paths, selection):
-        try:
-            results.append(fix_file(path, selection, project, unsafe, write))
-        except Exception as e:
-            raise InternalError(f"while fixing {path}: {type(e).__name__}: {e}") from e
-    return results
+    """What ``--fix`` (``write=False``: ``--diff``) does to every file under the given paths, in
+    their order, run as ``check_paths`` runs a check: a file whose findings in ``cache`` have no fix
+    to apply is neither parsed nor touched; the others are checked (the screen first) and, when
+    a fix applies, go through ``fix_file``, in ``jobs`` processes when they are worth a pool.
+    ``cache`` is read; with ``write`` it also gets each checked file's entry, a fixed file's for
+    its new content."""
+    results: dict[Path, FixResult] = {}
+    todo: list[tuple[Path, str, str | None, list[Finding] | None]] = []
+    for path, key, digest, cached in cached_files(paths, selection, project, cache):
+        results[path] = FixResult(path, cached or [])
+        if cached is None or any(fixable(f, unsafe) for f in cached):
+            todo.append((path, key, digest, cached))
+    work = partial(_fix_one, unsafe=unsafe, write=write)
+    items = [(path, digest, cached) for path, _, digest, cached in todo]
+    done = map_files(work, items, [path for path, *_ in todo], selection, project, jobs)
+    for (path, key, _, _), (result, used_index) in zip(todo, done):
+        results[path] = result
+        if write and cache is not None and result.digest is not None:
+            cache.put(path, result.digest, key, used_index, result.remaining)
+    if write and cache is not None:
+        cache.save()
+    return list(results.values())
+
+
+def _fix_one(
+    item: tuple[Path, str | None, list[Finding] | None], selection: Selection, project: Callable[[], object] | None,
+    unsafe: bool, write: bool,
+) -> tuple[FixResult, bool]:
+    """A file under ``--fix``: its findings (those given with their content digest, else a check),
+    then ``fix_file`` when one of them has a fix to apply; and whether the project index was
+    consulted."""
+    path, digest, findings = item
+    tracked = TrackedProject(project) if project is not None else None
+    if findings is None:
+        findings, digest, used_index = _check_one(path, selection, tracked)
+        if not any(fixable(f, unsafe) for f in findings):
+            return FixResult(path, findings, digest=digest), used_index
+    try:
+        result = fix_file(path, selection, tracked, unsafe, write, (digest, findings) if digest else None)
+    except Exception as e:
+        raise InternalError(f"while fixing {path}: {type(e).__name__}: {e}") from e
+    return result, tracked is not None and tracked.used
 
 
 # --- a notebook ------------------------------------------------------------------------------
@@ -266,7 +319,8 @@ def fix_notebook(path: Path, selection: Selection, project, unsafe: bool, write:
     back into its cells and written into the notebook's text."""
     codes = selection.codes_for(str(path))
     try:
-        nb = notebook.read(path)
+        data = path.read_bytes()
+        nb = notebook.load(notebook.decode(data))
     except (OSError, notebook.NotebookError):
         return NotebookFixResult(path, check_file(path, selection, project=project))
 
@@ -275,28 +329,34 @@ def fix_notebook(path: Path, selection: Selection, project, unsafe: bool, write:
 
     before = nb.with_sources({})
     cells = {c.number: c.source for c in nb.cells}
+
+    def untouched(findings: list[Finding], problem: str | None) -> NotebookFixResult:
+        located = sorted(nb.to_cells(f) for f in findings)
+        return NotebookFixResult(path, located, Counter(), before, before, problem, cache_digest(data), cells, cells)
+
     try:
         text, fixed, findings, first, problem = fix_text(nb.source, check, unsafe, imports_in_first_cell)
     except FixFailed as e:
-        return NotebookFixResult(path, [nb.to_cells(f) for f in e.findings], Counter(), before, before, e.problem, cells, cells)
+        return untouched(e.findings, e.problem)
     if text == nb.source:
-        return NotebookFixResult(path, [nb.to_cells(f) for f in findings], Counter(), before, before, problem, cells, cells)
-    untouched = [nb.to_cells(f) for f in first]
+        return untouched(findings, problem)
     try:
         sources = nb.split(text)
     except notebook.NotebookError as e:
-        return NotebookFixResult(path, untouched, Counter(), before, before, str(e), cells, cells)
+        return untouched(first, str(e))
     after = nb.with_sources(sources)
     fixed_notebook = notebook.load(after)
     if fixed_notebook.source != text:  # the masks of the new sources differ: check them as they are
         findings = check(fixed_notebook.source)
     remaining = sorted(fixed_notebook.to_cells(f) for f in findings)
-    if write:
-        try:
-            write_atomically(path, after.encode("utf-8"))
-        except OSError as e:
-            return NotebookFixResult(path, untouched, Counter(), before, before, f"cannot write: {e.strerror or e}", cells, cells)
-    return NotebookFixResult(path, remaining, fixed, before, after, problem, cells, sources)
+    if not write:
+        return NotebookFixResult(path, remaining, fixed, before, after, problem, None, cells, sources)
+    encoded = after.encode("utf-8")
+    try:
+        write_atomically(path, encoded)
+    except OSError as e:
+        return untouched(first, f"cannot write: {e.strerror or e}")
+    return NotebookFixResult(path, remaining, fixed, before, after, problem, cache_digest(encoded), cells, sources)
 
 
 def imports_in_first_cell(module: str, imports: Iterable[tuple[str, str | None]]) -> str:

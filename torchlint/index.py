@@ -19,7 +19,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -476,18 +476,20 @@ def only_branches(files, canonical=lambda q: q) -> set[str]:
 class ProjectIndex:
     """Classes and imports of every file under a root, answering cross-file questions."""
 
-    def __init__(self, root: Path, files: dict[str, FileEntry]) -> None:
+    def __init__(self, root: Path, files: Mapping[str, FileEntry]) -> None:
         self.root = root
         self.files = files  # module name -> entry
         self._module_cache: dict[str, tuple[bool | None, str]] = {}
 
     @functools.cached_property
     def digest(self) -> str:
-        """Changes when any file of the project changes (what cached results that used the
-        index are checked against)."""
+        """Changes when what the index records of any file changes (what cached results that
+        used the index are checked against); an edit the index does not see, in a function's
+        body or by a fix, leaves the other files' results valid."""
         h = hashlib.blake2b(digest_size=16)
         for module in sorted(self.files):
-            h.update(f"{module}\0{self.files[module].path}\0{self.files[module].digest}\n".encode())
+            e = self.files[module]
+            h.update(repr((module, e.path, e.classes, e.imports, e.star_imports)).encode())
         return h.hexdigest()
 
     def find_class(self, qualname: str, hops: int = 0) -> tuple[FileEntry, ClassEntry] | None:
@@ -590,11 +592,15 @@ def _cache_file(root: Path, cache_dir: Path | None) -> Path:
     return (cache_dir or cache.default_dir(root)) / f"index-{__version__}-{SCHEMA}.json"
 
 
-def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> ProjectIndex:
+def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1, save: bool = True) -> ProjectIndex:
     """The index of a project, reusing cached entries of files whose size and mtime (or, failing
-    that, content) are unchanged, and writing the refreshed cache back atomically. The files to
-    scan are scanned in ``jobs`` processes when there are enough of them."""
+    that, content) are unchanged, and writing the refreshed cache back atomically (unless not
+    ``save``: ``--diff`` writes nothing). The files to scan are scanned in ``jobs`` processes
+    when there are enough of them. Without the cache, each file is scanned when the index is
+    first asked about it (``LazyFiles``)."""
     root = root.resolve()
+    if not use_cache:
+        return ProjectIndex(root, LazyFiles(_python_files(root)))
     cache_path = _cache_file(root, cache_dir)
     cached: dict[str, dict] = {}
     if use_cache:
@@ -619,7 +625,7 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, job
         records[str(path)] = {"stamp": stamp, "entry": entry} if entry is not None else None
     fresh = {key: record for key, record in records.items() if record is not None}
     files = {record["entry"]["module"]: _entry_from_dict(record["entry"]) for record in fresh.values()}
-    if use_cache and (stale or len(fresh) != len(cached)):
+    if use_cache and save and (stale or len(fresh) != len(cached)):
         cache.write_atomically(cache_path, json.dumps(fresh))
     return ProjectIndex(root, files)
 
@@ -655,26 +661,64 @@ def _scan_file(item: tuple[Path, dict | None]) -> dict | None:
     return asdict(entry)
 
 
+class LazyFiles(Mapping[str, FileEntry]):
+    """The entries of a project's files by module name, each file scanned when it is first
+    asked for: a run that asks the index about a few classes scans their files alone. The same
+    mapping as ``build`` makes from a full scan: of files with one module name the last readable
+    one, in the order of ``_python_files``."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths: dict[str, list[Path]] = {}
+        for path in paths:
+            self._paths.setdefault(module_name(path), []).append(path)
+        self._entries: dict[str, FileEntry | None] = {}
+
+    def __getitem__(self, module: str) -> FileEntry:
+        if module not in self._entries:
+            self._entries[module] = self._scan(module)
+        entry = self._entries[module]
+        if entry is None:
+            raise KeyError(module)
+        return entry
+
+    def _scan(self, module: str) -> FileEntry | None:
+        for path in reversed(self._paths.get(module, ())):
+            record = _scan_file((path, None))
+            if record is not None:
+                return _entry_from_dict(record)
+        return None
+
+    def __contains__(self, module: object) -> bool:
+        return isinstance(module, str) and self.get(module) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return (module for module in self._paths if module in self)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class Loader:
     """A zero-argument function that builds the index on its first call and then keeps it. It
     pickles without the index (a process started afresh builds its own from the cache)."""
 
-    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> None:
-        self.root, self.cache_dir, self.use_cache, self.jobs = root, cache_dir, use_cache, jobs
+    def __init__(self, root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1, save: bool = True) -> None:
+        self.root, self.cache_dir, self.use_cache, self.jobs, self.save = root, cache_dir, use_cache, jobs, save
         self._index: ProjectIndex | None = None
 
     def __call__(self) -> ProjectIndex:
         if self._index is None:
-            self._index = build(self.root, self.cache_dir, self.use_cache, self.jobs)
+            self._index = build(self.root, self.cache_dir, self.use_cache, self.jobs, self.save)
         return self._index
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_index": None}
 
 
-def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1) -> Loader:
-    """``jobs``: the processes the build may scan files in (the CLI's ``--jobs``)."""
-    return Loader(root, cache_dir, use_cache, jobs)
+def loader(root: Path, cache_dir: Path | None = None, use_cache: bool = True, jobs: int = 1, save: bool = True) -> Loader:
+    """``jobs``: the processes the build may scan files in (the CLI's ``--jobs``); ``save``:
+    whether it writes its cache back."""
+    return Loader(root, cache_dir, use_cache, jobs, save)
 
 
 def loader_for(path: Path) -> Callable[[], ProjectIndex]:

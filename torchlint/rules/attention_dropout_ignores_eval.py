@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from torchlint.edits import render
-from torchlint.facts import FunctionInfo, ModuleFacts, find_arg
-from torchlint.lazy import matchers as m
+from torchlint.facts import FunctionInfo, ModuleFacts, find_all, find_arg
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.dropout_ignores_eval import gated_on_training, is_zero
 from torchlint.screen import TreeInfo
@@ -69,7 +68,7 @@ def caller_decides(expr: cst.BaseExpression, params: set[str]) -> bool:
     if isinstance(expr, cst.Name):
         return expr.value in params
     if isinstance(expr, cst.IfExp) and (is_zero(expr.body) or is_zero(expr.orelse)):
-        return any(n.value in params for n in m.findall(expr.test, m.Name()))
+        return any(n.value in params for n in find_all(expr.test, cst.Name))
     return False
 
 

@@ -14,6 +14,7 @@ from torchlint.facts import (
     FunctionInfo,
     ModuleFacts,
     Walker,
+    find_all,
     find_arg,
     references_attr,
     self_attr,
@@ -178,7 +179,7 @@ def reads_training(expr: cst.BaseExpression, fn: FunctionInfo, instance: str) ->
     """Whether ``expr`` reads ``self.training``, directly or through a local assigned from it."""
     if references_attr(expr, instance, "training"):
         return True
-    names = {n.value for n in m.findall(expr, m.Name())}
+    names = {n.value for n in find_all(expr, cst.Name)}
     return any(
         a is not None and references_attr(a, instance, "training")
         for name in names

@@ -12,11 +12,11 @@ from torchlint.facts import (
     FunctionInfo,
     Guard,
     ModuleFacts,
+    find_all,
     find_arg,
     is_false,
     self_attr,
 )
-from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 from torchlint.rules.dropout_ignores_eval import (
     _returns_early_unless_training,
@@ -92,8 +92,11 @@ def _frozen(facts: ModuleFacts, cls: ClassInfo, call: cst.Call, instance: str) -
                     return True
         if name and any(_no_grad_parameter(a.value) for a in member.assigns(name)):
             return True
-        own = m.findall(member.node, m.Call(func=m.Attribute(attr=m.Name("parameters") | m.Name("named_parameters"))))
-        for node in m.findall(member.node, m.Assign() | m.Call()):
+        own = any(
+            isinstance(c.func, cst.Attribute) and c.func.attr.value in ("parameters", "named_parameters")
+            for c in find_all(member.node, cst.Call)
+        )
+        for node in find_all(member.node, (cst.Assign, cst.Call)):
             owner = _switched_off(node)
             if owner is None:
                 continue
@@ -117,7 +120,7 @@ def _stays_in_eval(train: FunctionInfo) -> bool:
     return any(
         isinstance(stmt, cst.Assign) and is_false(stmt.value)
         and any(isinstance(t.target, cst.Attribute) and t.target.attr.value == "training" for t in stmt.targets)
-        for stmt in m.findall(train.node, m.Assign())
+        for stmt in find_all(train.node, cst.Assign)
     )
 
 

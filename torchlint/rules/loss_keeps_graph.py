@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from torchlint.edits import render
-from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
-from torchlint.lazy import matchers as m
+from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name, find_all
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.screen import TreeInfo, ast_nodes
 
@@ -215,7 +214,7 @@ def _aliases(scope: _Scope, key: str) -> set[str]:
 
 
 def _mentions(node: cst.CSTNode, keys: set[str]) -> bool:
-    return any(dotted_name(n) in keys for n in m.findall(node, m.Name() | m.Attribute()))
+    return any(dotted_name(n) in keys for n in find_all(node, (cst.Name, cst.Attribute)))
 
 
 def _only_reported(walk: _Walk, scope: _Scope, acc: _Accumulation, aliases: set[str]) -> bool:
@@ -342,7 +341,7 @@ class _Walk(Walker):
             self._augassign(node)
         elif isinstance(node, (cst.For, cst.WithItem)):
             target = node.target if isinstance(node, cst.For) else (node.asname.name if node.asname else None)
-            for name in m.findall(target, m.Name()) if target is not None else ():
+            for name in find_all(target, cst.Name) if target is not None else ():
                 self._record(name.value, None)
         elif isinstance(node, cst.Call):
             self._call(node)
@@ -369,7 +368,7 @@ class _Walk(Walker):
         for target in targets:
             key = dotted_name(target)
             if key is None:
-                for name in m.findall(target, m.Name()):
+                for name in find_all(target, cst.Name):
                     if not isinstance(target, (cst.Subscript, cst.Attribute)):
                         self._record(name.value, None)
                 continue

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from torchlint.edits import render, with_keyword
-from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name
-from torchlint.lazy import matchers as m
+from torchlint.facts import CallInfo, ModuleFacts, Walker, dotted_name, find_all
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.unregistered_tensor import FACTORIES
 
@@ -267,17 +266,17 @@ class _Walk(Walker):
         if isinstance(func, cst.Attribute) and func.attr.value in ("append", "extend", "add"):
             key = _key(func.value)
             if key and node.args:
-                found = {k for n in m.findall(node.args[0].value, m.Name() | m.Attribute()) if (k := _key(n))}
+                found = {k for n in find_all(node.args[0].value, (cst.Name, cst.Attribute)) if (k := _key(n))}
                 self.scope.containers.setdefault(key, set()).update(found)
             return
         if not self._is_optimizer(node):
             return
         for arg in node.args:
-            for n in m.findall(arg.value, m.Name() | m.Attribute()):
+            for n in find_all(arg.value, (cst.Name, cst.Attribute)):
                 key = _key(n)
                 if key:
                     self.scope.optimized.add(key)
-            for el in m.findall(arg.value, m.Call() | m.BinaryOperation() | m.Subscript()):
+            for el in find_all(arg.value, (cst.Call, cst.BinaryOperation, cst.Subscript)):
                 grad = self.trace(el)
                 if grad.state == NON_LEAF and grad.where is not None:
                     self.direct.append(grad.where)

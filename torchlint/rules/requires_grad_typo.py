@@ -16,9 +16,9 @@ from torchlint.facts import (
     ModuleFacts,
     Scope,
     Walker,
+    find_all,
     self_attr,
 )
-from torchlint.lazy import matchers as m
 from torchlint.rules import Hit, Rule
 
 TYPOS = {
@@ -296,15 +296,15 @@ def _param_is_module(facts: ModuleFacts, fn: FunctionInfo, name: str, access: cs
     def checks(test: cst.BaseExpression) -> bool:
         return _isinstance_module(facts, fn, test, name)
 
-    for stmt in m.findall(node.body, m.If() | m.Assert()):
+    for stmt in find_all(node.body, (cst.If, cst.Assert)):
         if isinstance(stmt, cst.Assert):
             if checks(stmt.test):
                 return True
         elif isinstance(stmt.test, cst.UnaryOperation) and isinstance(stmt.test.operator, cst.Not):
-            if checks(stmt.test.expression) and m.findall(stmt.body, m.Raise()):
+            if checks(stmt.test.expression) and find_all(stmt.body, cst.Raise):
                 return True
         elif access is not None and checks(stmt.test):
-            if any(x is access for x in m.findall(stmt.body, m.Attribute())):
+            if any(x is access for x in find_all(stmt.body, cst.Attribute)):
                 return True
     return False
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ModuleFacts, find_arg, is_true
-from torchlint.lazy import matchers as m
+from torchlint.facts import ModuleFacts, find_all, find_arg, is_true
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
     Body,
@@ -174,11 +173,11 @@ def _sets_epoch_on_attribute(call: cst.Call, attrs: set[str]) -> bool:
 
 
 def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
-    return bool(m.findall(tree, m.MatchIfTrue(lambda n: n is node)))
+    return any(n is node for n in find_all(tree, cst.CSTNode))
 
 
 def _reads(tree: cst.CSTNode, dotted: str) -> bool:
-    return any(_code(n) == dotted for n in m.findall(tree, m.Name() | m.Attribute()))
+    return any(_code(n) == dotted for n in find_all(tree, (cst.Name, cst.Attribute)))
 
 
 def _code(node: cst.CSTNode) -> str:

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import libcst as cst
 
 from torchlint.edits import render, with_keyword
-from torchlint.facts import ModuleFacts, find_arg
-from torchlint.lazy import matchers as m
+from torchlint.facts import ModuleFacts, find_all, find_arg
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.screen import TreeInfo
 
@@ -62,7 +61,7 @@ def _fix(facts: ModuleFacts, call: cst.Call) -> Fix | None:
 
 def _reads_weights_only(test: cst.BaseExpression) -> bool:
     """Whether a condition reads a flag named like ``weights_only`` (``if not weights_only:``)."""
-    names = m.findall(test, m.Name() | m.Attribute())
+    names = find_all(test, (cst.Name, cst.Attribute))
     return any(
         "weights_only" in (n.value if isinstance(n, cst.Name) else n.attr.value) for n in names
     )
