@@ -1188,8 +1188,10 @@ def _reshaping_index(index: cst.BaseSlice) -> bool:
 
 
 def _uniform(facts: ModuleFacts, a: AttrAssign) -> bool:
-    """``torch.ones(dim)``, ``init_values * torch.ones(dim)``, ``torch.full((dim,), 0.1)``: the same
-    value in every element, as assigned (no chain that changes the values)."""
+    """``torch.ones(dim)``, ``init_values * torch.ones(1, 1, dim)``, ``torch.full((dim,), 0.1)``:
+    one value in every element of a per-channel vector (one size that is not 1), as assigned (no
+    chain that changes the values). Not ``torch.ones(out, inp)`` or ``torch.ones(w.shape)``: a
+    mask the size of a weight, which pruning code changes in place."""
     value = a.value
     if isinstance(value, cst.BinaryOperation) and isinstance(value.operator, cst.Multiply):
         sides = [value.left, value.right]
@@ -1197,7 +1199,15 @@ def _uniform(facts: ModuleFacts, a: AttrAssign) -> bool:
         if len(calls) != 1 or not any(_scalar_like(facts, v, a) or isinstance(v, cst.Name) for v in sides if v is not calls[0]):
             return False
         value = calls[0]
-    return isinstance(value, cst.Call) and facts.qualname(value.func, a.method.scope) in _UNIFORM
+    if not (isinstance(value, cst.Call) and facts.qualname(value.func, a.method.scope) in _UNIFORM):
+        return False
+    positional = [arg.value for arg in value.args if arg.keyword is None]
+    sizes = positional[:1] if value.func and facts.qualname(value.func, a.method.scope) == "torch.full" else positional
+    if len(sizes) == 1 and isinstance(sizes[0], (cst.Tuple, cst.List)):
+        sizes = [e.value for e in sizes[0].elements]
+    if any(isinstance(n, (cst.StarredElement, cst.Attribute, cst.Call)) for n in sizes):
+        return False  # ``*shape``, ``w.shape``, ``x.size(0)``: sized like another tensor
+    return sum(1 for n in sizes if not (isinstance(n, cst.Integer) and n.value == "1")) == 1
 
 
 def _forward_methods(relatives: list[ClassInfo]) -> set[str]:
@@ -1214,6 +1224,9 @@ def _scales_data(use: AttrUse) -> bool:
         if isinstance(node, cst.Subscript) and not all(_reshaping_index(e.slice) for e in node.slice):
             return False
         if isinstance(node, cst.BinaryOperation):
+            other = node.right if any(a is node.left for a in use.ancestors) or node.left is use.node else node.left
+            if self_attr(other, _instance(use)) is not None:
+                return False  # ``self.bias * self.bias_mask``: applied to a weight, not to the data
             return isinstance(node.operator, (cst.Multiply, cst.Add, cst.Subtract))
         if isinstance(node, cst.AugAssign):
             return isinstance(node.operator, (cst.MultiplyAssign, cst.AddAssign, cst.SubtractAssign))
