@@ -902,6 +902,9 @@ def _judge(
     uniform_scale = (
         not init_uses and MUTATED not in kinds and _uniform(facts, a) and _ndim(facts, a, factory) != 0
         and any(_scales_data(u) and u.method in _forward_methods(relatives) for u in runtime)
+    ) or (
+        not init_uses and MUTATED not in kinds and _zero_scalar(facts, a)
+        and any(_scales_data(u, multiply_only=True) and u.method in _forward_methods(relatives) for u in runtime)
     )
     if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data or reparametrised or uniform_scale)):
         drawn = ", and a reloaded model draws new random values" if random else ""
@@ -1215,7 +1218,20 @@ def _forward_methods(relatives: list[ClassInfo]) -> set[str]:
     return set().union(*(c.reached({"forward"}) for c in relatives))
 
 
-def _scales_data(use: AttrUse) -> bool:
+def _zero_scalar(facts: ModuleFacts, a: AttrAssign) -> bool:
+    """``torch.tensor(0.)``, ``torch.zeros(1)``, as assigned: a scalar zero. Data multiplied by it
+    is zero unless it is learned (ReZero's and EDM's gains start at zero)."""
+    value = a.value
+    if not isinstance(value, cst.Call) or not value.args or value.args[0].keyword is not None:
+        return False
+    q = facts.qualname(value.func, a.method.scope)
+    first = value.args[0].value
+    if q in ("torch.tensor", "torch.as_tensor"):
+        return isinstance(first, (cst.Integer, cst.Float)) and float(first.evaluated_value) == 0.0
+    return q == "torch.zeros" and len(value.args) == 1 and isinstance(first, cst.Integer) and first.value == "1"
+
+
+def _scales_data(use: AttrUse, multiply_only: bool = False) -> bool:
     """The read is an operand of ``*``, ``+`` or ``-`` (also after a move or a reshape: ``x *
     self.gamma.to(x.device)``, ``self.gamma[:, None]``, or ``x *= self.g``): applied elementwise to
     the data. A uniform vector used so is a learnable scale or bias; as a constant it would be a
@@ -1227,9 +1243,10 @@ def _scales_data(use: AttrUse) -> bool:
             other = node.right if any(a is node.left for a in use.ancestors) or node.left is use.node else node.left
             if self_attr(other, _instance(use)) is not None:
                 return False  # ``self.bias * self.bias_mask``: applied to a weight, not to the data
-            return isinstance(node.operator, (cst.Multiply, cst.Add, cst.Subtract))
+            return isinstance(node.operator, cst.Multiply if multiply_only else (cst.Multiply, cst.Add, cst.Subtract))
         if isinstance(node, cst.AugAssign):
-            return isinstance(node.operator, (cst.MultiplyAssign, cst.AddAssign, cst.SubtractAssign))
+            kinds = cst.MultiplyAssign if multiply_only else (cst.MultiplyAssign, cst.AddAssign, cst.SubtractAssign)
+            return isinstance(node.operator, kinds)
         if isinstance(node, (cst.BaseSmallStatement, cst.BaseCompoundStatement, cst.Arg)):
             return False
     return False
