@@ -420,6 +420,11 @@ def walk(node: cst.CSTNode, enter, leave=None) -> None:
         leave(node)
 
 
+def code_of(node: cst.CSTNode) -> str:
+    """The source of a node on its own (one line for an expression), to compare or show it."""
+    return cst.Module([]).code_for_node(node)
+
+
 def find_all(node: cst.CSTNode, kinds: type | tuple[type, ...]) -> list[cst.CSTNode]:
     """The expressions and statements of these kinds at or below ``node``, in ``walk``'s order:
     the nodes ``libcst.matchers.findall`` finds with a matcher of node types alone (``m.Name() |

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, walk
+from torchlint.facts import CallInfo, FunctionInfo, ModuleFacts, code_of, walk
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
     Body,
@@ -170,13 +170,13 @@ def _steps_no_clear_names(facts: ModuleFacts, clears: list[Event], steps: list[E
         owner = receiver(e.node) if isinstance(e.node, cst.Call) and method_name(e.node) == "zero_grad" else None
         if owner is None:
             return []
-        named.add(_code(owner))
-    stepped = {_code(_stepped(s.node)) for s in steps}
+        named.add(code_of(owner))
+    stepped = {code_of(_stepped(s.node)) for s in steps}
     if len(stepped) < 2:
         return []
     left = []
     for step in steps:
-        opt = _code(_stepped(step.node))
+        opt = code_of(_stepped(step.node))
         models = _optimized_models(facts, opt)
         covered = {opt} | models
         if models and not any(c == n or c.startswith(n + ".") or n.startswith(c + ".") for c in covered for n in named):
@@ -198,22 +198,18 @@ def _optimized_models(facts: ModuleFacts, opt: str) -> set[str]:
 
     def visit(node: cst.CSTNode) -> None:
         nonlocal found
-        if not isinstance(node, cst.Assign) or not any(_code(t.target) == opt for t in node.targets):
+        if not isinstance(node, cst.Assign) or not any(code_of(t.target) == opt for t in node.targets):
             return
         found = True
         value = node.value
         first = value.args[0].value if isinstance(value, cst.Call) and value.args else None
         if isinstance(first, cst.Call) and method_name(first) == "parameters" and receiver(first) is not None:
-            models.add(_code(receiver(first)))
+            models.add(code_of(receiver(first)))
         else:
             models.add("")  # built some other way: unknown
 
     walk(facts.module, visit)
     return set() if not found or "" in models else models
-
-
-def _code(node: cst.CSTNode | None) -> str:
-    return cst.Module([]).code_for_node(node) if node is not None else ""
 
 
 def _fresh_each_iteration(facts: ModuleFacts, step: cst.Call, events: list[Event], body: Body) -> bool:
@@ -240,8 +236,8 @@ def _fresh_each_iteration(facts: ModuleFacts, step: cst.Call, events: list[Event
 
 
 def _message(call: CallInfo, clears: list[cst.CSTNode]) -> str:
-    opt = _code(_stepped(call.node))
-    others = ", ".join(dict.fromkeys(_code(c) for c in clears))
+    opt = code_of(_stepped(call.node))
+    others = ", ".join(dict.fromkeys(code_of(c) for c in clears))
     cleared = f"clears only other gradients ({others})" if clears else "never clears the gradients"
     return (
         f"{opt} is stepped in a loop that calls backward() but {cleared}: "

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ModuleFacts, find_all, find_arg, is_true
+from torchlint.facts import ModuleFacts, code_of, find_all, find_arg, is_true
 from torchlint.rules import Hit, Rule
 from torchlint.rules.loops import (
     Body,
@@ -49,7 +49,7 @@ class SamplerEpochNotSet(Rule):
             if event is None:
                 continue
             names = _names_around(body, event)
-            if any(_is_evaluation(text) for text in names | {_code(a.value) for a in call.node.args}):
+            if any(_is_evaluation(text) for text in names | {code_of(a.value) for a in call.node.args}):
                 continue
             loop = _epoch_loop(body, names)
             stored = {n.rsplit(".", 1)[1] for n in names if n.startswith("self.")}
@@ -77,14 +77,14 @@ def _names_around(body: Body, sampler: Event) -> set[str]:
         value = event.node.value
         if _contains(value, sampler.node) or (isinstance(value, cst.Call) and any(_reads(value, n) for n in names)):
             for t in event.node.targets:
-                names.add(_code(t.target))
+                names.add(code_of(t.target))
     return names
 
 
 def _epoch_loop(body: Body, names: set[str]) -> Loop | None:
     """A loop over epochs: one that mentions an epoch, or one around a loop over the loader."""
     for loop in body.loops:
-        if "epoch" in _code(_loop_header(loop)).lower():
+        if "epoch" in code_of(_loop_header(loop)).lower():
             return loop
         for inner in body.loops:
             if inner is not loop and isinstance(inner, cst.For) and _contains(loop.body, inner):
@@ -177,10 +177,8 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
 
 
 def _reads(tree: cst.CSTNode, dotted: str) -> bool:
-    return any(_code(n) == dotted for n in find_all(tree, (cst.Name, cst.Attribute)))
+    return any(code_of(n) == dotted for n in find_all(tree, (cst.Name, cst.Attribute)))
 
 
-def _code(node: cst.CSTNode) -> str:
-    return cst.Module([]).code_for_node(node)
 
 

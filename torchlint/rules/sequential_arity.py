@@ -19,6 +19,7 @@ import libcst as cst
 from torchlint.facts import (
     CallInfo,
     ClassInfo,
+    code_of,
     FunctionInfo,
     ModuleFacts,
     Scope,
@@ -164,14 +165,14 @@ def _not_a_module(facts: ModuleFacts, element: cst.BaseExpression, scope: Scope)
         return None  # a local variable: its value is unknown
     if facts.is_module_class_expr(element, scope):
         return (
-            f"the class {_text(element)} in nn.Sequential, not an instance: Sequential raises TypeError "
-            f"when built; call it: {_text(element)}(...)"
+            f"the class {code_of(element)} in nn.Sequential, not an instance: Sequential raises TypeError "
+            f"when built; call it: {code_of(element)}(...)"
         )
     q = facts.qualname(element, scope)
     leaf = q.rsplit(".", 1)[-1] if q else ""
     if q and q.rsplit(".", 1)[0] in FUNCTION_NAMESPACES and leaf[:1].islower():
         return (
-            f"the function {_text(element)} in nn.Sequential: Sequential only accepts nn.Module instances "
+            f"the function {code_of(element)} in nn.Sequential: Sequential only accepts nn.Module instances "
             "and raises TypeError when built; use the module form (nn.ReLU(), nn.Flatten(), ...)"
         )
     if isinstance(element, cst.Name) and _module_level_function(facts, element.value):
@@ -355,8 +356,6 @@ def _module_level_function(facts: ModuleFacts, name: str) -> bool:
     return bool(defs) and all(isinstance(d, cst.FunctionDef) and not d.decorators for d in defs)
 
 
-def _text(node: cst.CSTNode) -> str:
-    return cst.Module([]).code_for_node(node)
 
 
 # --- the screen ---------------------------------------------------------------------------------

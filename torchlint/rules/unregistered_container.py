@@ -16,6 +16,7 @@ from torchlint.facts import (
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
+    find_all,
     find_arg,
     self_attr,
     target_names,
@@ -129,18 +130,12 @@ def _feeds_hooks(u: AttrUse) -> bool:
     zip(blocks, self.adapters): layer.register_forward_hook(make_hook(adapter))``): the elements
     run at every forward, through the hooks."""
     for node in u.ancestors:
-        if isinstance(node, cst.For) and any(n is u.node for n in _nodes(node.iter)):
+        if isinstance(node, cst.For) and any(n is u.node for n in find_all(node.iter, cst.CSTNode)):
             return any(
-                isinstance(n, cst.Call) and isinstance(n.func, cst.Attribute) and n.func.attr.value in _HOOK_REGISTRARS
-                for n in _nodes(node.body)
+                isinstance(n.func, cst.Attribute) and n.func.attr.value in _HOOK_REGISTRARS
+                for n in find_all(node.body, cst.Call)
             )
     return False
-
-
-def _nodes(root: cst.CSTNode) -> list[cst.CSTNode]:
-    found: list[cst.CSTNode] = []
-    walk(root, found.append)
-    return found
 
 
 def _before_module_init(a: AttrAssign) -> bool:
