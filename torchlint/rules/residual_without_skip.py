@@ -32,7 +32,7 @@ from torchlint.facts import (
     self_attr,
 )
 from torchlint.rules import Hit, Rule
-from torchlint.screen import TreeInfo
+from torchlint.screen import TreeInfo, ast_nodes
 
 SEQUENTIALS = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
 
@@ -932,8 +932,10 @@ class ResidualWithoutSkip(Rule):
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
         for cls in facts.classes:
+            if not cls.is_module or only_a_branch(cls):
+                continue
             unused = _unused_skip_layer(facts, cls)
-            if not cls.is_module or not (meant_residual(cls) or unused) or only_a_branch(cls):
+            if not (unused or meant_residual(cls)):
                 continue
             inherited = "" if cls.methods.get("forward") else _inherited_forward(facts, cls)
             if sequential_base(facts, cls) or inherited == "sequential":
@@ -1215,22 +1217,22 @@ def _unused_skip_layer(facts: ModuleFacts, cls: ClassInfo) -> str | None:
     ``nn.Identity()`` in one case (``self.downsample = Proj(...) if changes else nn.Identity()``),
     that no method of the class's family in the file reads outside construction."""
     construction = facts.construction_methods(cls)
+    read: set[str] | None = None
     for a in cls.attr_assigns:
-        if a.method.name not in construction or a.value is None:
+        words = set(a.name.lower().split("_"))
+        if a.method.name not in construction or a.value is None or not words & PROJECTION_TOKENS:
             continue
         calls = [n for n in _walk(a.value) if isinstance(n, cst.Call)]
-        if not any(facts.is_module_class_expr(n.func, a.method.scope) for n in calls):
-            continue
-        words = set(a.name.lower().split("_"))
         identity_or_layer = isinstance(a.value, cst.IfExp) and any(
             facts.qualname(n.func, a.method.scope) == "torch.nn.Identity" for n in calls
         )
-        if not (words & _SKIP_PATH_WORDS or identity_or_layer and words & PROJECTION_TOKENS):
+        if not (words & _SKIP_PATH_WORDS or identity_or_layer):
             continue
-        relatives = facts.family(cls)
-        if not any(
-            u.name == a.name and not u.store and u.method not in construction for u in facts.attr_uses(relatives)
-        ):
+        if not any(facts.is_module_class_expr(n.func, a.method.scope) for n in calls):
+            continue
+        if read is None:
+            read = {u.name for u in facts.attr_uses(facts.family(cls)) if not u.store and u.method not in construction}
+        if a.name not in read:
             return a.name
     return None
 
@@ -1311,8 +1313,8 @@ def _plain_layers(facts: ModuleFacts, fn: FunctionInfo, call: cst.Call) -> bool:
 
 
 def _may_build_skip_layer(info: TreeInfo, cls: ast.ClassDef) -> bool:
-    """The screen's reading of ``_unused_skip_layer``: an attribute assigned with a name of the
-    skip path, or a conditional expression that calls something."""
+    """The screen's reading of ``_unused_skip_layer``: an attribute named only for the skip path,
+    or named as a projection and assigned a conditional expression that calls something."""
     for node in info.subtree(cls):
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
@@ -1321,11 +1323,12 @@ def _may_build_skip_layer(info: TreeInfo, cls: ast.ClassDef) -> bool:
         else:
             continue
         for t in targets:
-            if not isinstance(t, ast.Attribute):
-                continue
-            if {"shortcut", "skip"} & set(t.attr.lower().split("_")):
+            words = set(t.attr.lower().split("_")) if isinstance(t, ast.Attribute) else set()
+            if words & _SKIP_PATH_WORDS:
                 return True
-            if isinstance(value, ast.IfExp) and any(isinstance(n, ast.Call) for n in ast.walk(value)):
+            if words & PROJECTION_TOKENS and isinstance(value, ast.IfExp) and any(
+                isinstance(n, ast.Call) for n in ast_nodes(value)
+            ):
                 return True
     return False
 

@@ -899,14 +899,15 @@ def _judge(
     data = kinds - harmless  # UNKNOWN: passed to a function of the project, which may move it
     attr = f"self.{a.name}"
     reparametrised = any(_reparametrised(facts, u) for u in runtime)
-    uniform_scale = (
-        not init_uses and MUTATED not in kinds and _uniform(facts, a) and _ndim(facts, a, factory) != 0
-        and any(_scales_data(u) and u.method in _forward_methods(relatives) for u in runtime)
-    ) or (
-        not init_uses and MUTATED not in kinds and _zero_scalar(facts, a)
-        and any(_scales_data(u, multiply_only=True) and u.method in _forward_methods(relatives) for u in runtime)
-    )
-    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data or reparametrised or uniform_scale)):
+    learnable_constant = False
+    if not init_uses and MUTATED not in kinds:
+        uniform, zero = _uniform(facts, a) and _ndim(facts, a, factory) != 0, _zero_scalar(facts, a)
+        if uniform or zero:
+            forward = _forward_methods(relatives)
+            learnable_constant = any(
+                u.method in forward and _scales_data(u, multiply_only=not uniform) for u in runtime
+            )
+    if requires_grad or (not frozen and (LAYER_WEIGHT in kinds or random and data or reparametrised or learnable_constant)):
         drawn = ", and a reloaded model draws new random values" if random else ""
         return (
             f"{attr} is a plain tensor, not an nn.Parameter: the optimizer never updates it "

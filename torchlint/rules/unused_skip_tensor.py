@@ -68,14 +68,18 @@ class UnusedSkipTensor(Rule):
 
     @staticmethod
     def screen(info: TreeInfo) -> bool:
-        """In a forward-like method of a class with a base, a local that may keep its input."""
+        """In a forward-like method of a class with a base, or one the file calls as an attribute
+        (a unit forward calls through ``self``), a local that may keep its input."""
+        called: set[str] | None = None  # names called as ``<name>.<attr>(...)`` in the file
         for c in info.based_classes:
-            called = {
-                n.func.attr for n in info.subtree(c)
-                if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
-            }
-            if any((_FORWARD.match(m.name) or m.name in called) and _keeps_an_input(info, m) for m in methods(c)):
-                return True
+            for m in methods(c):
+                if not _FORWARD.match(m.name):
+                    if called is None:
+                        called = {n.func.attr for n in info.calls if isinstance(n.func, ast.Attribute)}
+                    if m.name not in called:
+                        continue  # not a unit that forward may call through ``self``
+                if _keeps_an_input(info, m):
+                    return True
         return False
 
     def check(self, facts: ModuleFacts) -> Iterator[Hit]:
