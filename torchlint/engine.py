@@ -8,8 +8,10 @@ Every adapter (CLI, flake8, language server) calls ``check_source`` or ``check_p
 from __future__ import annotations
 
 import ast
+import contextlib
 import fnmatch
 import functools
+import gc
 import hashlib
 import io
 import multiprocessing
@@ -181,6 +183,23 @@ def module_name_for(path: Path) -> str | None:
     return ".".join(parts) or None
 
 
+@contextlib.contextmanager
+def _cycles_collected_once() -> Iterator[None]:
+    """Python's cycle collector paused while a file is checked, then run once over what the
+    check left. Parsing allocates millions of objects that live until the file is done, and the
+    collector, triggered every 700 allocations, traverses them again and again (about a sixth of
+    a cold run); one young-generation pass afterwards frees the check's reference cycles."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect(0)
+        gc.enable()
+
+
 def check_source(
     text: str,
     path: str = "<stdin>",
@@ -197,6 +216,15 @@ def check_source(
     the text changed. ``lazy_fixes``: render each fix's edits only when they are read (the
     rendered text and the tree stay alive with the findings until then). ``target_version``: the
     oldest torch the project supports (None: the latest)."""
+    with _cycles_collected_once():
+        return _check_source(text, path, codes, module_name, apply_noqa, project, tree, lazy_fixes, target_version)
+
+
+def _check_source(
+    text: str, path: str, codes: Iterable[str] | None, module_name: str | None, apply_noqa: bool,
+    project: Callable[[], object] | None, tree: DocumentTree | None, lazy_fixes: bool,
+    target_version: tuple[int, int] | None,
+) -> list[Finding]:
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
     rules = rules_for(text, codes, target_version)
