@@ -118,6 +118,39 @@ def test_plugin_directly(tmp_path, name):
     assert found == [(7, 12, "TL201"), (8, 15, "TL201")]  # flake8 adds 1 to the column
 
 
+def test_plugin_screens_with_flake8s_tree(tmp_path, monkeypatch):
+    """The screen reads the ``ast`` flake8 parsed: CPython's parser is not run again, and a
+    file no screen passes is not given to LibCST."""
+    import ast
+
+    import libcst
+
+    from torchlint.flake8 import Plugin
+
+    quiet = "import torch\nimport torch.nn as nn\n\n\nclass Net(nn.Module):\n    def forward(self, x):\n        return torch.relu(x)\n"
+    trees = [ast.parse(text) for text in (BAD, quiet)]
+
+    def unexpected(*args, **kwargs):
+        raise AssertionError("parsed again")
+
+    class NoParse:
+        """CPython's ``ast`` module as torchlint's modules see it, without ``parse``."""
+
+        parse = staticmethod(unexpected)
+
+        def __getattr__(self, name):
+            return getattr(ast, name)
+
+    from torchlint import facts, screen
+
+    monkeypatch.setattr(screen, "ast", NoParse())
+    monkeypatch.setattr(facts, "ast", NoParse())
+    found = [text.split()[0] for _, _, text, _ in Plugin(trees[0], BAD.splitlines(True), "m.py").run()]
+    assert found == ["TL201", "TL201"]
+    monkeypatch.setattr(libcst, "parse_module", unexpected)
+    assert list(Plugin(trees[1], quiet.splitlines(True), "m.py").run()) == []
+
+
 def test_plugin_reports_what_libcst_cannot_parse(tmp_path, monkeypatch):
     import ast
 

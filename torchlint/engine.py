@@ -210,27 +210,29 @@ def check_source(
     tree: DocumentTree | None = None,
     lazy_fixes: bool = False,
     target_version: tuple[int, int] | None = None,
+    syntax_tree: ast.Module | None = None,
 ) -> list[Finding]:
     """The findings of the given codes (default: every rule, and TL000) in one source text, sorted.
     ``tree``: the document's tree across edits (the language server), parsed again only where
     the text changed. ``lazy_fixes``: render each fix's edits only when they are read (the
     rendered text and the tree stay alive with the findings until then). ``target_version``: the
-    oldest torch the project supports (None: the latest)."""
+    oldest torch the project supports (None: the latest). ``syntax_tree``: CPython's ``ast`` of
+    the text, when the caller has parsed it already (flake8), so that it is not parsed again."""
     with _cycles_collected_once():
-        return _check_source(text, path, codes, module_name, apply_noqa, project, tree, lazy_fixes, target_version)
+        return _check_source(text, path, codes, module_name, apply_noqa, project, tree, lazy_fixes, target_version, syntax_tree)
 
 
 def _check_source(
     text: str, path: str, codes: Iterable[str] | None, module_name: str | None, apply_noqa: bool,
     project: Callable[[], object] | None, tree: DocumentTree | None, lazy_fixes: bool,
-    target_version: tuple[int, int] | None,
+    target_version: tuple[int, int] | None, syntax_tree: ast.Module | None,
 ) -> list[Finding]:
     codes = frozenset([*ALL_RULES, PARSE_ERROR_CODE]) if codes is None else frozenset(codes)
     report_errors = PARSE_ERROR_CODE in codes
     rules = rules_for(text, codes, target_version)
     if not rules and not report_errors:
         return []
-    info = screen.read(text) if not rules or screen.worth_screening(text) else None
+    info = screen.read(text, syntax_tree) if not rules or screen.worth_screening(text) else None
     if info is not None:
         rules = screen.passing(rules, info)
         if not rules:
@@ -246,7 +248,7 @@ def _check_source(
     try:
         facts = ModuleFacts(
             module, module_name, project, is_package=Path(path).name == "__init__.py",
-            syntax_tree=info.tree if info is not None else None,
+            syntax_tree=info.tree if info is not None else syntax_tree,
         )
         hits = [(rule, hit) for rule in rules for hit in rule.check(facts)]
         if not hits:

@@ -33,6 +33,7 @@ class Plugin:
     extend_select: list[str] | None = None  # --torchlint-extend-select, as given
 
     def __init__(self, tree: ast.AST, lines: Sequence[str], filename: str = "stdin") -> None:
+        self.tree = tree
         self.lines = lines
         self.filename = filename
 
@@ -78,7 +79,10 @@ class Plugin:
         project = index.loader_for(path) if on_disk and settings.project_index else None
         # TL000 only when LibCST fails on what flake8 could parse: the file was not checked.
         codes = selection.codes_for(self.filename) | {PARSE_ERROR_CODE}
-        found = engine.check_source(text, self.filename, codes, module_name, False, project, target_version=selection.target_version)
+        tree = self.tree if isinstance(self.tree, ast.Module) else None  # flake8's parse of the same text
+        found = engine.check_source(
+            text, self.filename, codes, module_name, False, project, target_version=selection.target_version, syntax_tree=tree
+        )
         for f in found:
             # flake8 adds one to the column a plugin yields
             yield f.line, f.column - 1, f"{f.code} {f.message}", type(self)

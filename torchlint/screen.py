@@ -44,8 +44,11 @@ def enabled() -> bool:
     return not os.environ.get("TORCHLINT_NO_SCREEN")
 
 
-def read(text: str) -> TreeInfo | None:
-    """The file's ``TreeInfo``, or None when CPython cannot parse it."""
+def read(text: str, tree: ast.Module | None = None) -> TreeInfo | None:
+    """The file's ``TreeInfo``, or None when CPython cannot parse it. ``tree``: CPython's
+    ``ast`` of the text, when the caller has it (flake8 gives its plugins the one it parsed)."""
+    if tree is not None:
+        return TreeInfo(text, tree)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
