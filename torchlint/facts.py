@@ -188,7 +188,8 @@ class ClassInfo:
     module_status: bool | None = None  # filled after the walk
     module_evidence: str = ""
     module_inferred: bool = False  # a module only by evidence in its body: its bases are unknown
-    _uses: list[AttrUse] | None = field(default=None, repr=False)
+    _uses: list[AttrUse] | None = field(default=None, repr=False)  # with the local names read
+    _attr_uses: list[AttrUse] | None = field(default=None, repr=False)  # ``self.<attr>`` only
 
     @property
     def is_module(self) -> bool:
@@ -215,22 +216,36 @@ class ClassInfo:
                         changed = True
         return names
 
-    def uses(self) -> list[AttrUse]:
-        """Every ``self.<attr>`` in the class's own methods, and every local name they read, each
-        with its ancestors and context (computed once, on first request: most files never ask)."""
-        if self._uses is None:
-            self._uses = []
-            for stmt in self.node.body.body:
-                if not isinstance(stmt, cst.FunctionDef):
-                    continue
-                params = stmt.params.posonly_params or stmt.params.params
-                decorators = {d.decorator.value for d in stmt.decorators if isinstance(d.decorator, cst.Name)}
-                if not params or decorators & {"staticmethod", "classmethod"}:
-                    continue
-                collector = _UseCollector(params[0].name.value, stmt.name.value, True)
-                walk(stmt.body, collector.on_visit, collector.on_leave)
-                self._uses.extend(collector.uses)
-        return self._uses
+    def uses(self, with_locals: bool = True) -> list[AttrUse]:
+        """Every ``self.<attr>`` in the class's own methods, and with ``with_locals`` every local
+        name they read, each with its ancestors and context (computed once, on first request:
+        most files never ask, and most that do need no local names, the costlier part)."""
+        if self._uses is not None:
+            return self._uses if with_locals else [u for u in self._uses if not u.local]
+        if not with_locals:
+            if self._attr_uses is None:
+                self._attr_uses = self._collect_uses(False)
+            return self._attr_uses
+        found = self._collect_uses(True)
+        if self._attr_uses is not None:  # the same objects as those handed out already
+            known = {id(u.node): u for u in self._attr_uses}
+            found = [u if u.local else known.get(id(u.node), u) for u in found]
+        self._uses = found
+        return found
+
+    def _collect_uses(self, with_locals: bool) -> list[AttrUse]:
+        found: list[AttrUse] = []
+        for stmt in self.node.body.body:
+            if not isinstance(stmt, cst.FunctionDef):
+                continue
+            params = stmt.params.posonly_params or stmt.params.params
+            decorators = {d.decorator.value for d in stmt.decorators if isinstance(d.decorator, cst.Name)}
+            if not params or decorators & {"staticmethod", "classmethod"}:
+                continue
+            collector = _UseCollector(params[0].name.value, stmt.name.value, with_locals)
+            walk(stmt.body, collector.on_visit, collector.on_leave)
+            found.extend(collector.uses)
+        return found
 
 
 # --- uses of self.<attr> ------------------------------------------------------------------------
@@ -919,8 +934,7 @@ class ModuleFacts:
     def attr_uses(self, classes: Sequence[ClassInfo], with_locals: bool = False) -> list[AttrUse]:
         """Every ``self.<attr>`` in the methods of the given classes (a class's family, say), and
         with ``with_locals`` every local name those methods read."""
-        uses = [u for c in classes for u in c.uses()]
-        return uses if with_locals else [u for u in uses if not u.local]
+        return [u for c in classes for u in c.uses(with_locals)]
 
     # names
 

@@ -54,7 +54,7 @@ class ParameterConverted(Rule):
         for cls in facts.module_classes():
             registered = _rewrapped_or_registered(facts, cls)
             init_methods = facts.construction_methods(cls)
-            deleted = _deletes_parameters(facts, cls)
+            deleted: set[str] | None = None  # read only for a name a Parameter held before
             for k, a in enumerate(cls.attr_assigns):
                 if not isinstance(a.node, (cst.Assign, cst.AnnAssign)) or a.value is None:
                     continue
@@ -62,7 +62,11 @@ class ParameterConverted(Rule):
                 if converted and a.name not in registered:
                     yield Hit(a.node, _message(a.name, converted), cls, _fix(facts, converted))
                     continue
-                if a.name in deleted or not _parameter_before(facts, cls, k, init_methods):
+                if not _parameter_before(facts, cls, k, init_methods):
+                    continue
+                if deleted is None:
+                    deleted = _deletes_parameters(facts, cls)
+                if a.name in deleted:
                     continue
                 construction = a.method.name in init_methods
                 what = _reassigned_plain(facts, a, construction)

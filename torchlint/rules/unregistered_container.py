@@ -1087,7 +1087,7 @@ def _registered_later(
             if contradicts(mine_branches, theirs) or store is not None and _tested_elsewhere(store, mine_store, a.name):
                 continue
             return True
-    earlier = {id(u) for c in bases for u in c.uses()} if a.method.name == "__init__" and not _before_module_init(a) else set()
+    earlier = {id(u) for c in bases for u in c.uses(with_locals=False)} if a.method.name == "__init__" and not _before_module_init(a) else set()
     for u in mine:
         if u.store or u.method not in init_methods or u.method == "__init__" and id(u) in earlier:
             continue
