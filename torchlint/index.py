@@ -602,12 +602,10 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, job
     if not use_cache:
         return ProjectIndex(root, LazyFiles(_python_files(root)))
     cache_path = _cache_file(root, cache_dir)
-    cached: dict[str, dict] = {}
-    if use_cache:
-        try:
-            cached = json.loads(cache_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            cached = {}
+    try:
+        cached: dict[str, dict] = json.loads(cache_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cached = {}
     records: dict[str, dict | None] = {}  # in the files' order; None: to scan
     stale: list[tuple[Path, list[int]]] = []
     for path in _python_files(root):
@@ -625,7 +623,7 @@ def build(root: Path, cache_dir: Path | None = None, use_cache: bool = True, job
         records[str(path)] = {"stamp": stamp, "entry": entry} if entry is not None else None
     fresh = {key: record for key, record in records.items() if record is not None}
     files = {record["entry"]["module"]: _entry_from_dict(record["entry"]) for record in fresh.values()}
-    if use_cache and save and (stale or len(fresh) != len(cached)):
+    if save and (stale or len(fresh) != len(cached)):
         cache.write_atomically(cache_path, json.dumps(fresh))
     return ProjectIndex(root, files)
 

@@ -28,7 +28,6 @@ from torchlint.shapes import (
     CONVS,
     INSTANCE_NORMS,
     LAST,
-    SHAPE_FACTORIES,
     Dim,
     Feature,
     Layer,
