@@ -149,27 +149,30 @@ def _sets_epoch(facts: ModuleFacts, body: Body, loop: Loop, names: set[str]) -> 
 def _sets_epoch_on(call: cst.Call, names: set[str] | None) -> bool:
     """``x.set_epoch(...)`` or ``getattr/hasattr(x, "set_epoch")`` with ``x`` reading one of
     ``names`` (any ``x`` when ``names`` is None)."""
-    func = call.func
-    if isinstance(func, cst.Attribute) and func.attr.value == "set_epoch":
-        owner = func.value
-    elif call.args and any(isinstance(a.value, cst.SimpleString) and "set_epoch" in a.value.value for a in call.args[1:]):
-        owner = call.args[0].value
-    else:
-        return False
-    return names is None or any(_reads(owner, n) for n in names)
+    owner = _epoch_owner(call)
+    return owner is not None and (names is None or any(_reads(owner, n) for n in names))
 
 
 def _sets_epoch_on_attribute(call: cst.Call, attrs: set[str]) -> bool:
-    """``<anything>.<attr>.set_epoch(...)`` for one of ``attrs``."""
-    func = call.func
-    if not (isinstance(func, cst.Attribute) and func.attr.value == "set_epoch"):
-        return False
-    owner = func.value
+    """``x.set_epoch(...)`` (or ``getattr/hasattr(x, "set_epoch")``) with ``x`` reaching one of
+    ``attrs`` of anything (``runner.train_sampler``, ``self.loaders[0].sampler``)."""
+    owner = _epoch_owner(call)
     while isinstance(owner, (cst.Attribute, cst.Subscript, cst.Call)):
         if isinstance(owner, cst.Attribute) and owner.attr.value in attrs:
             return True
         owner = owner.func if isinstance(owner, cst.Call) else owner.value
     return False
+
+
+def _epoch_owner(call: cst.Call) -> cst.BaseExpression | None:
+    """What a call sets the epoch on: ``x`` in ``x.set_epoch(...)`` or ``getattr/hasattr(x,
+    "set_epoch")``; None for any other call."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "set_epoch":
+        return func.value
+    if call.args and any(isinstance(a.value, cst.SimpleString) and "set_epoch" in a.value.value for a in call.args[1:]):
+        return call.args[0].value
+    return None
 
 
 def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
@@ -178,7 +181,3 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
 
 def _reads(tree: cst.CSTNode, dotted: str) -> bool:
     return any(code_of(n) == dotted for n in find_all(tree, (cst.Name, cst.Attribute)))
-
-
-
-
