@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from torchlint.facts import ModuleFacts, children
+from torchlint.facts import ModuleFacts, children, code_of
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.loops import Body, Event, bodies, method_name, receiver
 from torchlint.screen import TreeInfo
@@ -50,7 +50,7 @@ class ClipBeforeUnscale(Rule):
                 elif method_name(event.node) == "unscale_":
                     scaler = None
                 elif scaler is not None and facts.call_qualname(event.call) in CLIPS:
-                    name = cst.Module([]).code_for_node(scaler)
+                    name = code_of(scaler)
                     short = facts.call_qualname(event.call).rsplit(".", 1)[1]
                     yield Hit(
                         event.node,
@@ -92,7 +92,7 @@ def _unscale_first(facts: ModuleFacts, body: Body, index: int, scaler: str) -> F
 
 
 def _code(expr: cst.CSTNode | None) -> str | None:
-    return None if expr is None else cst.Module([]).code_for_node(expr)
+    return None if expr is None else code_of(expr)
 
 
 def _statement_of(root: cst.CSTNode, node: cst.CSTNode) -> cst.SimpleStatementLine | None:

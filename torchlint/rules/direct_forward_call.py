@@ -9,7 +9,7 @@ from functools import partial
 import libcst as cst
 
 from torchlint.edits import render
-from torchlint.facts import ModuleFacts, Scope, self_attr
+from torchlint.facts import ModuleFacts, Scope, code_of, self_attr
 from torchlint.rules import Fix, Hit, NodeEdit, Rule
 from torchlint.rules.loops import Body, assigned_values, bodies
 from torchlint.screen import TreeInfo
@@ -36,7 +36,7 @@ class DirectForwardCall(Rule):
                 if not (isinstance(func, cst.Attribute) and func.attr.value == "forward"):
                     continue
                 if _is_module(facts, func.value, body, 0):
-                    target = cst.Module([]).code_for_node(func.value)
+                    target = code_of(func.value)
                     yield Hit(
                         call.node,
                         f"{target}.forward(...) bypasses nn.Module.__call__: its forward hooks and "

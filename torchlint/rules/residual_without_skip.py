@@ -29,6 +29,7 @@ from torchlint.facts import (
     ScopeWalker,
     Walker,
     children,
+    code_of,
     self_attr,
 )
 from torchlint.rules import Hit, Rule
@@ -1193,7 +1194,7 @@ def _equal_at_every_call(facts: ModuleFacts, cls: ClassInfo, init: FunctionInfo,
         if set(bound) != names:
             return {}  # a size left to its default, or passed through ``*args``
         for name, value in bound.items():
-            values[name].append(facts.module.code_for_node(value))
+            values[name].append(code_of(value))
     if not calls:
         return {}
     groups: dict[tuple[str, ...], str] = {}

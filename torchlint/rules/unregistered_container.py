@@ -16,6 +16,7 @@ from torchlint.facts import (
     ClassInfo,
     FunctionInfo,
     ModuleFacts,
+    code_of,
     find_all,
     find_arg,
     self_attr,
@@ -375,7 +376,7 @@ def _annotated_callables(param: cst.Param) -> bool:
 def _says_callables(annotation: cst.Annotation) -> bool:
     """``Sequence[Callable]``, ``list[Callable[[GraphModule], object]]``: functions (hooks,
     callbacks), not layers."""
-    return re.search(r"\bCallable\b", cst.Module([]).code_for_node(annotation.annotation)) is not None
+    return re.search(r"\bCallable\b", code_of(annotation.annotation)) is not None
 
 
 def _mentions_name(expr: cst.CSTNode, name: str) -> bool:
@@ -1412,7 +1413,7 @@ def _read_outside_init(info: TreeInfo) -> set[str]:
         if isinstance(loop, ast.For) and any(
             isinstance(n, ast.Call) and _callee_leaf(n) in _HOOK_REGISTRARS for n in info.subtree(loop)
         ):
-            found |= {n.attr for n in ast.walk(loop.iter) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+            found |= {n.attr for n in info.subtree(loop.iter) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
     return found
 
 

@@ -1203,10 +1203,11 @@ def _uniform(facts: ModuleFacts, a: AttrAssign) -> bool:
         if len(calls) != 1 or not any(_scalar_like(facts, v, a) or isinstance(v, cst.Name) for v in sides if v is not calls[0]):
             return False
         value = calls[0]
-    if not (isinstance(value, cst.Call) and facts.qualname(value.func, a.method.scope) in _UNIFORM):
+    q = facts.qualname(value.func, a.method.scope) if isinstance(value, cst.Call) else None
+    if q not in _UNIFORM:
         return False
     positional = [arg.value for arg in value.args if arg.keyword is None]
-    sizes = positional[:1] if value.func and facts.qualname(value.func, a.method.scope) == "torch.full" else positional
+    sizes = positional[:1] if q == "torch.full" else positional
     if len(sizes) == 1 and isinstance(sizes[0], (cst.Tuple, cst.List)):
         sizes = [e.value for e in sizes[0].elements]
     if any(isinstance(n, (cst.StarredElement, cst.Attribute, cst.Call)) for n in sizes):
